@@ -1,0 +1,180 @@
+"""The session events: one pydantic model per type, and their SSE framing.
+
+The runner turns SDK messages into these events *without* ``seq``, ``session_id`` and
+``ts``; the session's event log stamps those three when it appends, so ``seq`` is gapless
+per session and ``ts`` is the server clock.  Nothing else invents events.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "SESSION_STATES",
+    "DoneEvent",
+    "ErrorEvent",
+    "Event",
+    "EventBase",
+    "MessageEvent",
+    "PermissionRequestEvent",
+    "ResultEvent",
+    "SessionState",
+    "StatusEvent",
+    "TextDeltaEvent",
+    "ThinkingEvent",
+    "TodoItem",
+    "TodoUpdateEvent",
+    "ToolResultEvent",
+    "ToolUseEvent",
+    "event_adapter",
+    "format_sse",
+    "now_iso",
+    "parse_event",
+]
+
+SessionState = Literal["starting", "ready", "busy", "idle", "stopping", "stopped", "failed"]
+SESSION_STATES: tuple[SessionState, ...] = (
+    "starting",
+    "ready",
+    "busy",
+    "idle",
+    "stopping",
+    "stopped",
+    "failed",
+)
+
+
+def now_iso() -> str:
+    """The server clock as ISO 8601 with an explicit UTC offset."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class EventBase(BaseModel):
+    """Fields every event has.  ``seq``/``session_id``/``ts`` are 0/"" until stamped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = 0
+    session_id: str = ""
+    ts: str = ""
+
+
+class StatusEvent(EventBase):
+    type: Literal["status"] = "status"
+    state: SessionState
+    detail: str = ""
+
+
+class TextDeltaEvent(EventBase):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+    parent_tool_use_id: str | None = None
+
+
+class MessageEvent(EventBase):
+    type: Literal["message"] = "message"
+    role: Literal["assistant", "user", "system"] = "assistant"
+    text: str
+    parent_tool_use_id: str | None = None
+
+
+class ThinkingEvent(EventBase):
+    type: Literal["thinking"] = "thinking"
+    text: str
+    parent_tool_use_id: str | None = None
+
+
+class ToolUseEvent(EventBase):
+    type: Literal["tool_use"] = "tool_use"
+    tool_use_id: str
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+    parent_tool_use_id: str | None = None
+
+
+class ToolResultEvent(EventBase):
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    is_error: bool = False
+    output: str = ""
+    parent_tool_use_id: str | None = None
+
+
+class TodoItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    content: str
+    status: Literal["pending", "in_progress", "completed"] = "pending"
+    activeForm: str = ""  # noqa: N815  (the SDK's own field name)
+
+
+class TodoUpdateEvent(EventBase):
+    type: Literal["todo_update"] = "todo_update"
+    todos: list[TodoItem]
+
+
+class PermissionRequestEvent(EventBase):
+    type: Literal["permission_request"] = "permission_request"
+    request_id: str
+    tool_name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultEvent(EventBase):
+    type: Literal["result"] = "result"
+    cost_usd: float | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: int = 0
+    num_turns: int = 0
+    sdk_session_id: str | None = None
+    is_error: bool = False
+    #: tokens the gateway metered for the whole session so far (stamped by the server)
+    session_usage: dict[str, int] = Field(default_factory=dict)
+
+
+class ErrorEvent(EventBase):
+    type: Literal["error"] = "error"
+    message: str
+    code: str = "error"
+
+
+class DoneEvent(EventBase):
+    type: Literal["done"] = "done"
+
+
+Event = Annotated[
+    Union[
+        StatusEvent,
+        TextDeltaEvent,
+        MessageEvent,
+        ThinkingEvent,
+        ToolUseEvent,
+        ToolResultEvent,
+        TodoUpdateEvent,
+        PermissionRequestEvent,
+        ResultEvent,
+        ErrorEvent,
+        DoneEvent,
+    ],
+    Field(discriminator="type"),
+]
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Validate one event from JSON text or a dict (raises ``pydantic.ValidationError``)."""
+    if isinstance(data, dict):
+        return event_adapter.validate_python(data)
+    return event_adapter.validate_json(data)
+
+
+def format_sse(event: EventBase) -> bytes:
+    """SSE framing of DESIGN.md: ``id``, ``event`` and one ``data`` line."""
+    payload = event.model_dump(mode="json")
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.seq}\nevent: {payload['type']}\ndata: {body}\n\n".encode()

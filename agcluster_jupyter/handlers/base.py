@@ -1,0 +1,72 @@
+"""The base handler: services from route kwargs, JSON bodies, and the one error mapping."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ..errors import AgClusterError, BadRequest
+
+if TYPE_CHECKING:
+    from ..app import AgClusterApp
+    from ..sessions.manager import SessionManager
+
+__all__ = ["AUTH_RESOURCE", "AgClusterHandler"]
+
+#: the resource name every handler authorizes against (``@authorized``)
+AUTH_RESOURCE = "agcluster"
+
+
+class AgClusterHandler(APIHandler):  # type: ignore[misc]
+    """Every agcluster handler; errors become ``{message, reason, field?}``, never a traceback."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, manager: SessionManager, app: AgClusterApp) -> None:
+        self.manager = manager
+        self.agc = app
+
+    def get_json_object(self) -> dict[str, Any]:
+        """The request body as a JSON object, or a 400 that says what is wrong with it."""
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, AgClusterError):
+            if self._finished:
+                return
+            self.clear()
+            self.set_status(e.status, reason=e.reason)
+            self.set_header("Content-Type", "application/json")
+            reply: dict[str, Any] = {"message": e.message, "reason": e.reason}
+            if e.field:
+                reply["field"] = e.field
+            self.log.info("agcluster %s: %s", e.status, e.message)
+            self.finish(json.dumps(reply))
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.set_header("Content-Type", "application/json")
+        if isinstance(exc, web.HTTPError):
+            message = exc.log_message or self._reason
+        else:
+            # never leak internals; the log has the traceback
+            message = "internal error in agcluster; the server log has the details"
+        self.finish(json.dumps({"message": message, "reason": self._reason}))

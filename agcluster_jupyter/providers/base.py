@@ -1,0 +1,174 @@
+"""The provider interface: where a session's runner lives and how it is reached.
+
+A provider creates, stops, inspects and lists runners (by label, for recovery), hands out
+the runner channel (an ``httpx.AsyncClient`` speaking ``runner/protocol.py``) and the
+workspace file access.  ``local`` and ``docker`` share the host's workspace folder and
+reach the runner over a unix socket; ``fly`` and ``kubernetes`` reach it over TCP with a
+bearer token and reach files through the runner.
+
+Exceptions::
+
+    ProviderError                   anything a provider could not do
+    ├── ProviderUnavailable         the backend (engine, API) cannot be reached → 503
+    └── RunnerStartError            the runner did not come up healthy
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..config import AgentConfig
+
+__all__ = [
+    "LABEL_CONFIG",
+    "LABEL_OWNER",
+    "LABEL_SESSION",
+    "LABEL_VERSION",
+    "Provider",
+    "ProviderError",
+    "ProviderHealth",
+    "ProviderUnavailable",
+    "RunnerHandle",
+    "RunnerSpec",
+    "RunnerStartError",
+    "RunnerStatus",
+]
+
+LABEL_SESSION = "agcluster.session-id"
+LABEL_CONFIG = "agcluster.config-id"
+LABEL_OWNER = "agcluster.owner"
+LABEL_VERSION = "agcluster.version"
+
+
+class ProviderError(Exception):
+    """A provider could not do what was asked."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's backend cannot be reached; the message says which and how to fix it."""
+
+
+class RunnerStartError(ProviderError):
+    """The runner was created but never answered its health check."""
+
+
+class RunnerStatus(str, enum.Enum):
+    RUNNING = "running"
+    EXITED = "exited"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    ok: bool
+    isolated: bool
+    detail: str = ""
+
+
+@dataclass
+class RunnerSpec:
+    """Everything a provider needs to start one session's runner."""
+
+    session_id: str
+    config: AgentConfig
+    workspace: Path
+    #: per-session state kept on the server: the CLI config dir (for resume), tmp, home
+    state_dir: Path
+    #: per-session folder for the runner and gateway unix sockets
+    socket_dir: Path
+    session_token: str
+    #: where the runner's model calls go: ``unix:/path`` or an ``http(s)://`` URL
+    gateway: str
+    owner: str = ""
+    resume: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunnerHandle:
+    """A running (or once running) runner, as the session record keeps it."""
+
+    provider: str
+    session_id: str
+    #: the provider's own id: a pid, a container id, a pod or machine name
+    agent_id: str
+    #: ``unix:/path/runner.sock`` or ``http://host:port``
+    endpoint: str
+    #: bearer token for TCP endpoints
+    token: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "endpoint": self.endpoint,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], token: str = "") -> RunnerHandle:
+        return cls(
+            provider=data["provider"],
+            session_id=data["session_id"],
+            agent_id=data["agent_id"],
+            endpoint=data["endpoint"],
+            token=token,
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+def channel_for(handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
+    """An HTTP client for the runner API of ``handle`` (unix socket or TCP + bearer)."""
+    headers = {"Authorization": f"Bearer {handle.token}"} if handle.token else {}
+    if handle.endpoint.startswith("unix:"):
+        transport = httpx.AsyncHTTPTransport(uds=handle.endpoint.removeprefix("unix:"))
+        return httpx.AsyncClient(
+            transport=transport, base_url="http://runner", headers=headers, timeout=timeout
+        )
+    return httpx.AsyncClient(base_url=handle.endpoint, headers=headers, timeout=timeout)
+
+
+class Provider(abc.ABC):
+    """Where runners live.  Every method is async and bounded by a timeout."""
+
+    name: str = ""
+    #: whether sessions are isolated from the host (False only for ``local``)
+    isolated: bool = True
+
+    @abc.abstractmethod
+    async def health(self) -> ProviderHealth:
+        """Can this provider start runners right now?"""
+
+    @abc.abstractmethod
+    async def create(self, spec: RunnerSpec) -> RunnerHandle:
+        """Start a runner and return once its health check answers."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: RunnerHandle) -> None:
+        """Stop and remove the runner; the workspace stays."""
+
+    @abc.abstractmethod
+    async def status(self, handle: RunnerHandle) -> RunnerStatus:
+        """Is the runner still there?"""
+
+    @abc.abstractmethod
+    async def list_runners(self, labels: dict[str, str]) -> list[RunnerHandle]:
+        """Runners carrying all of ``labels`` (for recovery and orphan removal)."""
+
+    async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
+        """CPU and memory use, where the provider can tell; ``{}`` otherwise."""
+        return {}
+
+    def channel(self, handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
+        return channel_for(handle, timeout)
+
+    async def close(self) -> None:
+        """Release the provider's own resources (not the runners)."""

@@ -1,0 +1,1 @@
+"""The agent runner: one ``ClaudeSDKClient`` per session behind the runner channel."""
