@@ -1,0 +1,223 @@
+"""``AgClusterApp``: the server extension.  Every setting is a trait here, with help text.
+
+The shared services (preset registry, provider, gateway, session manager) are built once
+in ``initialize_settings`` and handed to every handler through route kwargs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default
+
+from ._version import __version__
+from .gateway import Gateway
+from .handlers import route_table
+from .presets import PresetRegistry
+from .providers.base import Provider
+from .providers.local import LocalProvider
+from .sessions.manager import ManagerSettings, SessionManager
+
+__all__ = ["AgClusterApp"]
+
+log = logging.getLogger(__name__)
+
+
+class AgClusterApp(ExtensionApp):  # type: ignore[misc]
+    name = "agcluster"
+    description = "Claude Agent SDK agents in isolated containers, driven from Jupyter"
+    load_other_extensions = True
+
+    provider = Enum(
+        ["auto", "local", "docker", "fly", "kubernetes"],
+        default_value="auto",
+        help="""Where agent runners live.  'auto' is docker when a Docker engine answers,
+        else local (no isolation, with a warning in health and launch responses).""",
+    ).tag(config=True)
+
+    anthropic_base_url = Unicode(
+        help="""Upstream of the gateway: the Anthropic Messages API (or any compatible
+        server).  Default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com.""",
+    ).tag(config=True)
+
+    @default("anthropic_base_url")
+    def _default_base_url(self) -> str:
+        return os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+
+    workspace_root = Unicode(
+        help="""Folder holding one workspace folder per session.  Default: 'agent-workspaces'
+        in the Jupyter root dir, so workspaces show up in the Jupyter file browser.""",
+    ).tag(config=True)
+
+    @default("workspace_root")
+    def _default_workspace_root(self) -> str:
+        root = getattr(self.serverapp, "root_dir", None) or os.getcwd()
+        return str(Path(root) / "agent-workspaces")
+
+    state_root = Unicode(
+        help="""Session records and event logs (JSONL).  Default: agcluster/ in the Jupyter
+        data dir.""",
+    ).tag(config=True)
+
+    @default("state_root")
+    def _default_state_root(self) -> str:
+        return str(Path(jupyter_data_dir()) / "agcluster")
+
+    agent_state_root = Unicode(
+        help="""The claude CLI's per-session config dir (kept so a relaunch resumes the
+        conversation), tmp and home.  The agent user must be able to reach it.  Default:
+        agent-state/ in state_root, or /var/tmp/agcluster-agent-state when the server runs
+        as root (root's data dir is closed to the unprivileged agent user).""",
+    ).tag(config=True)
+
+    @default("agent_state_root")
+    def _default_agent_state_root(self) -> str:
+        if os.geteuid() == 0:
+            return "/var/tmp/agcluster-agent-state"
+        return str(Path(self.state_root) / "agent-state")
+
+    socket_root = Unicode(
+        help="""Folder for the per-session unix sockets (runner and gateway).  Kept short:
+        unix socket paths are limited to 108 bytes.""",
+    ).tag(config=True)
+
+    @default("socket_root")
+    def _default_socket_root(self) -> str:
+        return str(Path(tempfile.gettempdir()) / f"agcluster-{os.geteuid()}")
+
+    preset_paths = List(
+        Unicode(),
+        help="""Extra folders of preset YAML files; later folders override earlier ones and
+        the built-in presets by id.""",
+    ).tag(config=True)
+
+    agent_image = Unicode(
+        f"agcluster-agent:{__version__}",
+        help="Container image of the agent runner (docker and kubernetes providers).",
+    ).tag(config=True)
+
+    agent_user = Unicode(
+        "nobody",
+        help="""Local provider, server running as root: the user the claude CLI runs as (it
+        must not run as root).""",
+    ).tag(config=True)
+
+    idle_timeout = Float(
+        3600.0,
+        help="""Seconds without activity after which a session is stopped (workspace kept).
+        A running turn is activity; reading files or listing sessions is not.  0 disables.""",
+    ).tag(config=True)
+
+    cleanup_interval = Float(
+        60.0, help="Seconds between runs of the idle reaper."
+    ).tag(config=True)
+
+    max_upload_bytes = Int(
+        50 * 1024 * 1024, help="Largest file one upload may carry (413 beyond it)."
+    ).tag(config=True)
+
+    max_sessions = Int(
+        20, help="Most sessions running at once (429 beyond it)."
+    ).tag(config=True)
+
+    warm_pool_size = Int(
+        0, help="Started runners kept ready so a launch is a claim (docker, kubernetes)."
+    ).tag(config=True)
+
+    token_budget = Int(
+        0,
+        help="""Default per-session token budget (input + output tokens) the gateway
+        enforces; 0 means none.  A config's own token_budget wins.""",
+    ).tag(config=True)
+
+    runner_start_timeout = Float(
+        60.0, help="Seconds a runner may take to answer its health check."
+    ).tag(config=True)
+
+    stop_sessions_on_shutdown = Bool(
+        True,
+        help="""On server shutdown stop every running session (True) or leave runners
+        running for the restarted server to re-adopt (False).""",
+    ).tag(config=True)
+
+    demo_mode = Bool(
+        False,
+        help="""Play the model with the built-in scripted model server (replies are
+        scripted, no API key needed).  For demos and offline trials.""",
+    ).tag(config=True)
+
+    # -- services --------------------------------------------------------------------------
+
+    def _server_key(self) -> str | None:
+        return self._key
+
+    def _make_provider(self) -> Provider:
+        choice = self.provider
+        if choice in {"auto", "local"}:
+            if choice == "auto":
+                log.warning(
+                    "agcluster: no container provider is available yet; using the local "
+                    "provider (no isolation)"
+                )
+            return LocalProvider(
+                agent_user=self.agent_user, start_timeout=self.runner_start_timeout
+            )
+        from .providers.unavailable import UnavailableProvider
+
+        return UnavailableProvider(choice)
+
+    def initialize_settings(self) -> None:
+        # the key lives in this process's memory only; runners get per-session tokens
+        self._key: str | None = os.environ.get("ANTHROPIC_API_KEY") or None
+        self._demo_server: Any = None
+        upstream = self.anthropic_base_url
+        if self.demo_mode:
+            from .testing.demo import start_demo_model
+
+            self._demo_server = start_demo_model()
+            upstream = self._demo_server.url
+            self._key = self._key or self._demo_server.api_key
+            log.warning("agcluster: DEMO MODE, the model is scripted (%s)", upstream)
+        self.presets = PresetRegistry([Path(p) for p in self.preset_paths])
+        self.gateway = Gateway(upstream, self._server_key)
+        settings = ManagerSettings(
+            state_root=Path(self.state_root),
+            agent_state_root=Path(self.agent_state_root),
+            socket_root=Path(self.socket_root),
+            workspace_root=Path(self.workspace_root),
+            idle_timeout=self.idle_timeout if self.idle_timeout > 0 else float("inf"),
+            cleanup_interval=self.cleanup_interval,
+            max_sessions=self.max_sessions,
+            owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
+            stop_on_shutdown=self.stop_sessions_on_shutdown,
+            default_token_budget=self.token_budget or None,
+        )
+        self.manager = SessionManager(
+            settings, self._make_provider(), self.gateway, server_key=self._server_key
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_table({"manager": self.manager, "app": self}))
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        await self.manager.start()
+        self.log.info(
+            "agcluster %s: provider %s, upstream %s, %d sessions recovered",
+            __version__,
+            self.manager.provider.name,
+            self.gateway.upstream,
+            len(self.manager.sessions),
+        )
+
+    async def stop_extension(self) -> None:
+        await self.manager.shutdown()
+        if self._demo_server is not None:
+            await asyncio.to_thread(self._demo_server.stop)

@@ -1,0 +1,249 @@
+"""Health, configs, launch, sessions, chat, interrupt, events, permissions, export."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from .._version import __version__
+from ..errors import BadRequest, NotFound
+from ..events import Event, format_sse
+from ..export import EXPORT_FORMATS, to_jsonl, to_markdown
+from .base import AgClusterHandler
+from .sse import start_sse, write_events
+
+__all__ = ["AGENT_ROUTES"]
+
+_ID = r"(?P<session_id>[A-Za-z0-9_-]+)"
+
+
+class HealthHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        health = await self.manager.provider_health()
+        body: dict[str, Any] = {
+            "status": "ok" if health["provider_ok"] else "degraded",
+            "version": __version__,
+            "provider": self.manager.provider.name,
+            "provider_ok": health["provider_ok"],
+            "provider_detail": health["detail"],
+            "isolated": health["isolated"],
+            "agent_image": self.agc.agent_image,
+            "demo_mode": self.agc.demo_mode,
+            "server_key": bool(self.manager.server_key()),
+            "sessions": len(self.manager.sessions),
+        }
+        if not health["isolated"]:
+            body["warning"] = health["detail"]
+        self.write_json(body)
+
+
+class ConfigsHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        configs = [c.summary() for c in self.agc.presets.list()]
+        self.write_json({"configs": configs, "total": len(configs)})
+
+
+class ConfigHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, config_id: str) -> None:
+        self.write_json(self.agc.presets.get(config_id).model_dump(mode="json"))
+
+
+class LaunchHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.get_json_object()
+        config = self.agc.presets.resolve_launch(body)
+        api_key = body.get("api_key")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise BadRequest("api_key must be a non-empty string", field="api_key")
+        name = body.get("name", "")
+        if not isinstance(name, str) or len(name) > 200:
+            raise BadRequest("name must be a string of at most 200 characters", field="name")
+        session = await self.manager.launch(config, api_key=api_key, name=name)
+        reply: dict[str, Any] = {
+            "session_id": session.id,
+            "agent_id": session.handle.agent_id if session.handle else None,
+            "config_id": session.record.config_id,
+            "status": session.state,
+            "provider": self.manager.provider.name,
+            "isolated": self.manager.provider.isolated,
+            "workspace": session.record.workspace,
+        }
+        if not self.manager.provider.isolated:
+            reply["warning"] = "no isolation: the local provider runs the agent on this machine"
+        self.write_json(reply, status=201)
+
+
+class SessionsHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        sessions = [s.details() for s in self.manager.list_sessions()]
+        self.write_json({"sessions": sessions, "total": len(sessions)})
+
+
+class SessionHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        resources: dict[str, Any] = {}
+        handle = session.handle
+        if handle is not None and session.state in {"ready", "busy", "idle"}:
+            try:
+                resources = await asyncio.wait_for(self.manager.provider.resources(handle), 5.0)
+            except Exception:  # noqa: BLE001 - resources are best effort
+                self.log.debug("resources of %s unavailable", session_id, exc_info=True)
+        self.write_json(session.details(resources))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        purge = self.get_query_argument("purge", "false").lower() in {"1", "true", "yes"}
+        await self.manager.stop(session_id, purge=purge)
+        self.write_json({"session_id": session_id, "stopped": True, "purged": purge})
+
+
+class ChatHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        body = self.get_json_object()
+        message = body.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise BadRequest("message must be a non-empty string", field="message")
+        before = session.log.last_seq
+        await self.manager.ensure_running(session)
+        self.manager.note_activity(session)
+        await session.start_turn(message)
+        events = session.log.follow(after=before)
+        if "text/event-stream" in self.request.headers.get("Accept", ""):
+            start_sse(self)
+            await write_events(self, events, until_done=True)
+            return
+        collected: list[Event] = []
+        async for event in events:
+            collected.append(event)
+            if event.type == "done":
+                break
+        text = "\n\n".join(
+            e.text
+            for e in collected
+            if e.type == "message" and e.role == "assistant" and not e.parent_tool_use_id
+        )
+        results = [e.model_dump(mode="json") for e in collected if e.type == "result"]
+        self.write_json(
+            {
+                "session_id": session.id,
+                "text": text,
+                "result": results[-1] if results else None,
+                "events": [e.model_dump(mode="json") for e in collected],
+            }
+        )
+
+
+class InterruptHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        interrupted = await session.interrupt()
+        self.write_json({"session_id": session_id, "interrupted": interrupted})
+
+
+class EventsHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument("after", "0")
+        try:
+            after = int(raw)
+        except ValueError:
+            raise BadRequest(
+                f"after / Last-Event-ID must be an event seq number, not {raw!r}", field="after"
+            ) from None
+        if after < 0:
+            raise BadRequest("after must be 0 or more", field="after")
+        follow = self.get_query_argument("follow", "true").lower() not in {"0", "false", "no"}
+        start_sse(self)
+        if follow:
+            await write_events(self, session.log.follow(after=after))
+        else:
+            for event in session.log.since(after):
+                self.write(format_sse(event))
+            self.finish()
+
+
+class PermissionHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, request_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        body = self.get_json_object()
+        decision = body.get("decision")
+        if decision not in {"allow", "deny"}:
+            raise BadRequest("decision must be 'allow' or 'deny'", field="decision")
+        message = body.get("message", "")
+        if not isinstance(message, str):
+            raise BadRequest("message must be a string", field="message")
+        await session.answer_permission(request_id, decision, message)
+        self.write_json({"request_id": request_id, "decision": decision})
+
+
+class ExportHandler(AgClusterHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)
+        fmt = self.get_query_argument("format", "md")
+        events = session.log.all()
+        stem = f"agent-{session.id[:8]}"
+        if fmt == "jsonl":
+            self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
+            body = to_jsonl(events)
+        elif fmt == "md":
+            self.set_header("Content-Type", "text/markdown; charset=utf-8")
+            body = to_markdown(events, title=session.record.name or stem)
+        else:
+            formats = ", ".join(EXPORT_FORMATS)
+            raise BadRequest(f"unknown export format {fmt!r}; use one of {formats}", field="format")
+        self.set_header("Content-Disposition", f'attachment; filename="{stem}.{fmt}"')
+        self.finish(body)
+
+
+class NotFoundHandler(AgClusterHandler):
+    """Anything else under the API root: a JSON 404 that lists where to look."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        raise NotFound(f"no agcluster endpoint {path!r}; see GET health, configs/, agents/sessions")
+
+    post = put = delete = patch = get
+
+
+AGENT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
+    (r"health/?", HealthHandler),
+    (r"configs/?", ConfigsHandler),
+    (r"configs/(?P<config_id>[^/]+)/?", ConfigHandler),
+    (r"agents/launch/?", LaunchHandler),
+    (r"agents/sessions/?", SessionsHandler),
+    (rf"agents/sessions/{_ID}/?", SessionHandler),
+    (rf"agents/{_ID}/chat/?", ChatHandler),
+    (rf"agents/{_ID}/interrupt/?", InterruptHandler),
+    (rf"agents/{_ID}/events/?", EventsHandler),
+    (rf"agents/{_ID}/permissions/(?P<request_id>[A-Za-z0-9_.:-]+)/?", PermissionHandler),
+    (rf"agents/{_ID}/export/?", ExportHandler),
+]

@@ -1,0 +1,61 @@
+"""Writing an event stream as SSE: framing, heartbeats, and a client that went away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from tornado.iostream import StreamClosedError
+from tornado.web import RequestHandler
+
+from ..events import Event, format_sse
+
+__all__ = ["HEARTBEAT_SECONDS", "start_sse", "write_events"]
+
+#: a comment line is sent when nothing else was for this long (proxies drop idle streams)
+HEARTBEAT_SECONDS = 15.0
+
+
+def start_sse(handler: RequestHandler) -> None:
+    handler.set_header("Content-Type", "text/event-stream; charset=utf-8")
+    handler.set_header("Cache-Control", "no-cache, no-transform")
+    handler.set_header("X-Accel-Buffering", "no")  # nginx (JupyterHub's proxy setups)
+
+
+async def write_events(
+    handler: RequestHandler,
+    events: AsyncIterator[Event],
+    *,
+    until_done: bool = False,
+    heartbeat: float = HEARTBEAT_SECONDS,
+) -> bool:
+    """Stream ``events`` as SSE; returns False when the client went away first."""
+    iterator = events.__aiter__()
+    pending: asyncio.Task[Event] | None = None
+    try:
+        await handler.flush()
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
+            if not done:
+                handler.write(b": heartbeat\n\n")
+                await handler.flush()
+                continue
+            task, pending = pending, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                return True
+            handler.write(format_sse(event))
+            await handler.flush()
+            if until_done and event.type == "done":
+                return True
+    except StreamClosedError:
+        return False
+    finally:
+        if pending is not None:
+            pending.cancel()
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

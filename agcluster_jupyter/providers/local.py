@@ -1,0 +1,294 @@
+"""The ``local`` provider: the runner as a subprocess of the server.  No isolation.
+
+The agent sees the host as the agent user does; only the workspace folder is set aside.
+It is for development, demos and machines without a container engine, and says so in
+health and launch responses.  When the server runs as root the runner drops the claude
+CLI to ``agent_user`` (the CLI must not run as root), so the workspace and the agent state
+must be reachable by that user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import signal
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .base import (
+    Provider,
+    ProviderHealth,
+    RunnerHandle,
+    RunnerSpec,
+    RunnerStartError,
+    RunnerStatus,
+)
+
+__all__ = ["LocalProvider", "unreachable_parent"]
+
+NO_ISOLATION = (
+    "local provider: agents run as subprocesses of the Jupyter server with no isolation "
+    "(they can read what the agent user can read on this machine)"
+)
+
+
+def unreachable_parent(path: Path, uid: int, gid: int) -> Path | None:
+    """The first folder on the way to ``path`` that ``uid``/``gid`` cannot enter, if any."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            return None
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            return folder
+    return None
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+class LocalProvider(Provider):
+    name = "local"
+    isolated = False
+
+    def __init__(
+        self,
+        *,
+        agent_user: str = "nobody",
+        start_timeout: float = 60.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.start_timeout = start_timeout
+        self.python = python
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        # the CLI refuses to run as root in bypassPermissions mode, and an agent should
+        # not be root anyway: drop to agent_user when we are root
+        self.agent_user: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            self.agent_user = pwd.getpwnam(agent_user)
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth(ok=True, isolated=False, detail=NO_ISOLATION)
+
+    def prepare_workspace(self, workspace: Path) -> None:
+        """Make the workspace the agent user's (only needed when the server is root)."""
+        if self.agent_user is None:
+            return
+        user = self.agent_user
+        blocked = unreachable_parent(workspace, user.pw_uid, user.pw_gid)
+        if blocked is not None:
+            raise RunnerStartError(
+                f"the agent user {user.pw_name!r} cannot enter {blocked}, so it cannot "
+                f"reach its workspace {workspace}; set AgClusterApp.workspace_root to a "
+                "folder it can reach (or make the parents world-traversable)"
+            )
+        _chown_tree(workspace, user.pw_uid, user.pw_gid)
+
+    def _command(self, spec: RunnerSpec, socket_path: Path) -> list[str]:
+        cmd = [
+            self.python,
+            "-m",
+            "agcluster_jupyter.runner",
+            "--listen",
+            f"unix:{socket_path}",
+            "--workspace",
+            str(spec.workspace),
+            "--state-dir",
+            str(spec.state_dir),
+            "--gateway",
+            spec.gateway,
+        ]
+        if spec.resume:
+            cmd += ["--resume", spec.resume]
+        if self.agent_user is not None:
+            cmd += ["--agent-user", self.agent_user.pw_name]
+        return cmd
+
+    def _env(self, spec: RunnerSpec) -> dict[str, str]:
+        # a clean environment: the server's own (which may hold ANTHROPIC_API_KEY) never
+        # reaches the runner or the CLI
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOME": str(spec.state_dir / "home"),
+            "PYTHONUNBUFFERED": "1",
+            "AGCLUSTER_CONFIG": spec.config.model_dump_json(),
+            "AGCLUSTER_SESSION_TOKEN": spec.session_token,
+        }
+        if "PYTHONPATH" in os.environ:
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        return env
+
+    async def create(self, spec: RunnerSpec) -> RunnerHandle:
+        await asyncio.to_thread(self.prepare_workspace, spec.workspace)
+        spec.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.agent_user is not None:
+            user = self.agent_user
+            blocked = unreachable_parent(spec.state_dir, user.pw_uid, user.pw_gid)
+            if blocked is not None:
+                raise RunnerStartError(
+                    f"the agent user {user.pw_name!r} cannot enter {blocked}, so the CLI "
+                    f"cannot keep its state in {spec.state_dir}; set "
+                    "AgClusterApp.agent_state_root to a folder it can reach"
+                )
+        spec.socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_path = spec.socket_dir / "runner.sock"
+        socket_path.unlink(missing_ok=True)
+        log_path = spec.state_dir / "runner.log"
+        with log_path.open("ab") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                *self._command(spec, socket_path),
+                env=self._env(spec),
+                cwd=str(spec.workspace),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                # its own process group: the server's signals don't reach it, and stop()
+                # can end the runner, the CLI and every tool process together
+                start_new_session=True,
+            )
+        handle = RunnerHandle(
+            provider=self.name,
+            session_id=spec.session_id,
+            agent_id=f"local-{proc.pid}",
+            endpoint=f"unix:{socket_path}",
+            extra={"pid": proc.pid, "log": str(log_path)},
+        )
+        self._procs[spec.session_id] = proc
+        try:
+            await self._wait_healthy(handle, proc, log_path)
+        except BaseException:
+            await self.stop(handle)
+            raise
+        return handle
+
+    async def _wait_healthy(
+        self, handle: RunnerHandle, proc: asyncio.subprocess.Process, log_path: Path
+    ) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        detail = ""
+        async with self.channel(handle, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                if proc.returncode is not None:
+                    raise RunnerStartError(
+                        f"the runner exited with code {proc.returncode}: {_tail(log_path)}"
+                    )
+                try:
+                    response = await client.get("/health")
+                    body: dict[str, Any] = response.json()
+                    if body.get("status") == "ok":
+                        return
+                    if body.get("status") == "failed":
+                        raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")
+                    detail = str(body.get("detail", ""))
+                except (httpx.HTTPError, ValueError):
+                    pass
+                await asyncio.sleep(0.05)
+        raise RunnerStartError(
+            f"the runner did not become healthy in {self.start_timeout:.0f} s {detail}".strip()
+        )
+
+    def _pid(self, handle: RunnerHandle) -> int:
+        return int(handle.extra.get("pid") or handle.agent_id.removeprefix("local-"))
+
+    async def stop(self, handle: RunnerHandle) -> None:
+        pid = self._pid(handle)
+        proc = self._procs.pop(handle.session_id, None)
+        try:
+            async with self.channel(handle, timeout=3.0) as client:
+                await client.post("/shutdown")
+        except httpx.HTTPError:
+            pass
+        if await self._wait_exit(pid, proc, 5.0):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            if await self._wait_exit(pid, proc, 3.0):
+                return
+
+    async def _wait_exit(
+        self, pid: int, proc: asyncio.subprocess.Process | None, timeout: float
+    ) -> bool:
+        if proc is not None:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+                return True
+            except asyncio.TimeoutError:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def status(self, handle: RunnerHandle) -> RunnerStatus:
+        proc = self._procs.get(handle.session_id)
+        if proc is not None:
+            return RunnerStatus.RUNNING if proc.returncode is None else RunnerStatus.EXITED
+        return RunnerStatus.RUNNING if _alive(self._pid(handle)) else RunnerStatus.MISSING
+
+    async def list_runners(self, labels: dict[str, str]) -> list[RunnerHandle]:
+        # local runners carry no labels; sessions re-adopt them from their records
+        return []
+
+    async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
+        return await asyncio.to_thread(_group_memory, self._pid(handle))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state not in {"Z", "X"}
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+
+
+def _group_memory(pgid: int) -> dict[str, Any]:
+    """Resident memory of every process in the runner's process group (Linux /proc)."""
+    rss = 0
+    count = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/statm", encoding="ascii") as fh:
+                rss += int(fh.read().split()[1]) * page
+            count += 1
+        except (OSError, IndexError, ValueError):
+            continue
+    return {"memory_bytes": rss, "processes": count} if count else {}
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no runner log)"
+    return json.dumps("\n".join(text.splitlines()[-lines:]))

@@ -1,0 +1,33 @@
+"""A stand-in for a provider this build cannot run yet: every call says so clearly (503)."""
+
+from __future__ import annotations
+
+from .base import Provider, ProviderHealth, ProviderUnavailable, RunnerHandle, RunnerSpec, RunnerStatus
+
+__all__ = ["UnavailableProvider"]
+
+
+class UnavailableProvider(Provider):
+    isolated = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.detail = (
+            f"the {name!r} provider is not available in this version of agcluster-jupyter; "
+            "use --AgClusterApp.provider=local"
+        )
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth(ok=False, isolated=True, detail=self.detail)
+
+    async def create(self, spec: RunnerSpec) -> RunnerHandle:
+        raise ProviderUnavailable(self.detail)
+
+    async def stop(self, handle: RunnerHandle) -> None:
+        return None
+
+    async def status(self, handle: RunnerHandle) -> RunnerStatus:
+        return RunnerStatus.MISSING
+
+    async def list_runners(self, labels: dict[str, str]) -> list[RunnerHandle]:
+        return []

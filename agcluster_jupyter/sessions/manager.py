@@ -1,0 +1,387 @@
+"""The session manager: launch, look up, stop, purge, reap idle sessions, recover.
+
+Layout on disk (``state_root`` is under the Jupyter data dir by default)::
+
+    {state_root}/sessions/{id}/session.json    the record (0600; never the API key)
+    {state_root}/sessions/{id}/events.jsonl    the event log
+    {state_root}/sessions/{id}/runner.log      the runner's own output
+    {agent_state_root}/{id}/                   the CLI's config dir, tmp and home
+    {socket_root}/{id[:16]}/                   runner.sock and gateway.sock
+    {workspace_root}/{id}/                     the workspace (outlives the session)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._version import __version__
+from ..config import AgentConfig
+from ..events import DoneEvent, ErrorEvent, StatusEvent
+from ..errors import BadRequest, LimitExceeded, NotFound, ServiceUnavailable
+from ..gateway import Gateway, GatewaySession, Usage, hash_token
+from ..providers.base import (
+    LABEL_CONFIG,
+    LABEL_OWNER,
+    LABEL_SESSION,
+    LABEL_VERSION,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    RunnerSpec,
+    RunnerStatus,
+)
+from .session import Session, SessionRecord
+from .state import ACTIVE_STATES
+
+__all__ = ["ManagerSettings", "SessionManager"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagerSettings:
+    state_root: Path
+    agent_state_root: Path
+    socket_root: Path
+    workspace_root: Path
+    idle_timeout: float = 3600.0
+    cleanup_interval: float = 60.0
+    max_sessions: int = 20
+    owner: str = ""
+    #: on server shutdown: stop every runner (True) or leave them for re-adoption
+    stop_on_shutdown: bool = True
+    default_token_budget: int | None = None
+
+
+class SessionManager:
+    def __init__(
+        self,
+        settings: ManagerSettings,
+        provider: Provider,
+        gateway: Gateway,
+        *,
+        server_key: Callable[[], str | None],
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.gateway = gateway
+        self.server_key = server_key
+        self.sessions: dict[str, Session] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._launching = 0
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def _record_dir(self, session_id: str) -> Path:
+        return self.settings.state_root / "sessions" / session_id
+
+    def _socket_dir(self, session_id: str) -> Path:
+        # unix socket paths must stay under 108 bytes
+        return self.settings.socket_root / session_id.replace("-", "")[:16]
+
+    def _agent_state_dir(self, session_id: str) -> Path:
+        return self.settings.agent_state_root / session_id
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for folder in (self.settings.state_root, self.settings.socket_root):
+            folder.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self._reaper = asyncio.create_task(self._reap_forever(), name="agcluster-reaper")
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        active = [s for s in self.sessions.values() if s.state in ACTIVE_STATES]
+        if self.settings.stop_on_shutdown:
+            await asyncio.gather(*(self.stop(s.id) for s in active), return_exceptions=True)
+        else:
+            for session in active:
+                await session.detach()
+                session.save()
+        for session in self.sessions.values():
+            session.log.close()
+        await self.gateway.close()
+        await self.provider.close()
+
+    # -- look-ups ---------------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"no agent session {session_id!r}; GET agents/sessions lists them")
+        return session
+
+    def list_sessions(self) -> list[Session]:
+        return sorted(self.sessions.values(), key=lambda s: s.record.created_at)
+
+    def note_activity(self, session: Session) -> None:
+        """A write by the user (chat, upload) keeps the session from being reaped."""
+        session.touch()
+
+    # -- launch ---------------------------------------------------------------------------------
+
+    async def launch(
+        self, config: AgentConfig, *, api_key: str | None = None, name: str = ""
+    ) -> Session:
+        if not (api_key or self.server_key()):
+            raise BadRequest(
+                "no Anthropic API key: pass api_key in the launch body, or start Jupyter "
+                "with ANTHROPIC_API_KEY set in its environment",
+                field="api_key",
+            )
+        active = sum(1 for s in self.sessions.values() if s.state in ACTIVE_STATES)
+        if active + self._launching >= self.settings.max_sessions:
+            raise LimitExceeded(
+                f"{active} sessions are running, the limit is {self.settings.max_sessions}; "
+                "stop one (DELETE agents/sessions/{id}) or raise AgClusterApp.max_sessions"
+            )
+        session_id = str(uuid.uuid4())
+        workspace = self.settings.workspace_root / session_id
+        token = secrets.token_urlsafe(32)
+        record = SessionRecord(
+            session_id=session_id,
+            name=name or config.name,
+            config_id=config.id,
+            config=config,
+            owner=self.settings.owner,
+            workspace=str(workspace),
+            token_hash=hash_token(token),
+        )
+        session = self._new_session(record, api_key)
+        workspace.mkdir(parents=True, exist_ok=True)
+        self.sessions[session_id] = session
+        session.save()
+        session.log.append(StatusEvent(state="starting", detail="launching the agent runner"))
+        self._launching += 1
+        try:
+            await self._start_runner(session, token)
+        finally:
+            self._launching -= 1
+        return session
+
+    def _new_session(self, record: SessionRecord, api_key: str | None) -> Session:
+        budget = record.config.token_budget or self.settings.default_token_budget
+        gateway_session = GatewaySession(
+            session_id=record.session_id,
+            token_hash=record.token_hash,
+            api_key=api_key,
+            token_budget=budget,
+            usage=Usage(record.input_tokens, record.output_tokens),
+        )
+        session = Session(
+            record,
+            provider=self.provider,
+            record_dir=self._record_dir(record.session_id),
+            gateway_session=gateway_session,
+        )
+        gateway_session.on_usage = lambda _usage: session.save()
+        return session
+
+    async def _start_runner(self, session: Session, token: str) -> None:
+        """Serve the session's gateway and start its runner (resuming any conversation)."""
+        socket_dir = self._socket_dir(session.id)
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir.chmod(0o755)
+        gateway_socket = socket_dir / "gateway.sock"
+        self.gateway.serve_unix(session.gateway_session, gateway_socket)
+        spec = RunnerSpec(
+            session_id=session.id,
+            config=session.record.config,
+            workspace=Path(session.record.workspace),
+            state_dir=self._agent_state_dir(session.id),
+            socket_dir=socket_dir,
+            session_token=token,
+            gateway=f"unix:{gateway_socket}",
+            owner=session.record.owner,
+            resume=session.record.sdk_session_id,
+            labels={
+                LABEL_SESSION: session.id,
+                LABEL_CONFIG: session.record.config_id,
+                LABEL_OWNER: session.record.owner,
+                LABEL_VERSION: __version__,
+            },
+        )
+        try:
+            handle = await self.provider.create(spec)
+        except ProviderUnavailable as exc:
+            self.gateway.stop_serving(session.id)
+            session.set_state("failed", str(exc))
+            raise ServiceUnavailable(str(exc)) from None
+        except ProviderError as exc:
+            self.gateway.stop_serving(session.id)
+            session.set_state("failed", str(exc))
+            raise ServiceUnavailable(f"the agent could not start: {exc}") from None
+        session.attach(handle)
+        session.touch()
+        session.set_state("ready", "the agent is ready")
+
+    async def ensure_running(self, session: Session) -> None:
+        """Start a stopped or failed session again; its conversation resumes."""
+        async with session.lock:
+            if session.state in {"ready", "idle", "busy"}:
+                return
+            if session.state not in {"stopped", "failed"}:
+                raise ServiceUnavailable(f"the session is {session.state}; try again shortly")
+            if not (session.gateway_session.api_key or self.server_key()):
+                raise BadRequest(
+                    "this session has no API key any more (a key given at launch is kept "
+                    "only in memory); start Jupyter with ANTHROPIC_API_KEY or launch anew",
+                    field="api_key",
+                )
+            await session.detach()
+            token = secrets.token_urlsafe(32)
+            session.record.token_hash = hash_token(token)
+            session.gateway_session.token_hash = session.record.token_hash
+            session.set_state("starting", "restarting the agent; the conversation resumes")
+            await self._start_runner(session, token)
+
+    # -- stop / purge ---------------------------------------------------------------------
+
+    async def stop(self, session_id: str, *, purge: bool = False, reason: str = "") -> None:
+        session = self.get_session(session_id)
+        async with session.lock:
+            handle = session.handle
+            if session.state in ACTIVE_STATES or session.state == "failed":
+                session.set_state("stopping", reason or "stopping the agent")
+                await session.detach()
+                if handle is not None:
+                    try:
+                        await asyncio.wait_for(self.provider.stop(handle), 60.0)
+                    except Exception:  # noqa: BLE001 - a stuck stop must not wedge the session
+                        log.exception("session %s: provider stop failed", session.id)
+                self.gateway.stop_serving(session.id)
+                if session.state == "busy":
+                    session.log.append(DoneEvent())
+                session.set_state("stopped", reason or "stopped; the workspace is kept")
+            if purge:
+                session.log.close()
+                del self.sessions[session.id]
+                await asyncio.to_thread(self._purge_files, session)
+
+    def _purge_files(self, session: Session) -> None:
+        for folder in (
+            Path(session.record.workspace),
+            self._record_dir(session.id),
+            self._agent_state_dir(session.id),
+            self._socket_dir(session.id),
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- idle reaper ------------------------------------------------------------------------
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cleanup_interval)
+            try:
+                await self.reap_idle()
+            except Exception:  # noqa: BLE001 - the reaper must survive anything
+                log.exception("idle reaper failed")
+
+    async def reap_idle(self, now: float | None = None) -> list[str]:
+        """Stop sessions idle longer than ``idle_timeout``; a running turn is activity."""
+        now = time.time() if now is None else now
+        reaped = []
+        for session in list(self.sessions.values()):
+            if session.state == "busy":
+                session.touch()  # a turn at work is activity, however long it runs
+                continue
+            if session.state not in {"ready", "idle"}:
+                continue
+            if now - session.record.last_active > self.settings.idle_timeout:
+                minutes = self.settings.idle_timeout / 60
+                await self.stop(session.id, reason=f"stopped after {minutes:g} min idle")
+                reaped.append(session.id)
+        return reaped
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Load every record; re-adopt runners still alive; mark the rest stopped."""
+        sessions_dir = self.settings.state_root / "sessions"
+        if not sessions_dir.is_dir():
+            return
+        for record_dir in sorted(sessions_dir.iterdir()):
+            path = record_dir / "session.json"
+            if not path.is_file():
+                continue
+            try:
+                record = SessionRecord.model_validate_json(path.read_text(encoding="utf-8"))
+            except (ValidationError, OSError) as exc:
+                log.warning("skipping unreadable session record %s: %s", path, exc)
+                continue
+            session = self._new_session(record, None)
+            session.log.load()
+            self.sessions[record.session_id] = session
+            await self._readopt(session)
+        await self._remove_orphans()
+
+    async def _readopt(self, session: Session) -> None:
+        handle = session.handle
+        if session.state not in ACTIVE_STATES and session.state != "stopping":
+            return
+        alive = False
+        if handle is not None:
+            try:
+                status = await asyncio.wait_for(self.provider.status(handle), 15.0)
+                alive = status is RunnerStatus.RUNNING
+            except Exception:  # noqa: BLE001
+                log.exception("session %s: status check failed during recovery", session.id)
+        if alive and handle is not None:
+            gateway_socket = self._socket_dir(session.id) / "gateway.sock"
+            self.gateway.serve_unix(session.gateway_session, gateway_socket)
+            session.attach(handle)
+            if session.state == "starting":
+                session.set_state("ready", "re-adopted after a server restart")
+            log.info("session %s: re-adopted %s", session.id, handle.agent_id)
+            return
+        was_busy = session.state == "busy"
+        if was_busy:
+            session.log.append(
+                ErrorEvent(message="the server restarted and the runner is gone", code="runner_lost")
+            )
+            session.log.append(DoneEvent())
+        session.record.state = "stopped"
+        session.record.state_detail = "the runner did not survive a server restart; chat resumes it"
+        session.save()
+        session.log.append(StatusEvent(state="stopped", detail=session.record.state_detail))
+
+    async def _remove_orphans(self) -> None:
+        try:
+            runners = await asyncio.wait_for(
+                self.provider.list_runners({LABEL_OWNER: self.settings.owner}), 30.0
+            )
+        except Exception:  # noqa: BLE001
+            log.exception("could not list runners to remove orphans")
+            return
+        for handle in runners:
+            known = self.sessions.get(handle.session_id)
+            if known is None or known.state not in ACTIVE_STATES:
+                log.info("removing orphan runner %s", handle.agent_id)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.provider.stop(handle), 60.0)
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def provider_health(self) -> dict[str, Any]:
+        try:
+            health = await asyncio.wait_for(self.provider.health(), 10.0)
+        except Exception as exc:  # noqa: BLE001 - health must always answer
+            return {"provider_ok": False, "isolated": self.provider.isolated, "detail": str(exc)}
+        return {"provider_ok": health.ok, "isolated": health.isolated, "detail": health.detail}
+

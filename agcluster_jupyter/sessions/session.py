@@ -1,0 +1,328 @@
+"""One agent session: its record, event log, runner handle and the relay between them.
+
+The relay is the only path from a runner into the session log: it follows the runner's
+``/events`` stream from the last ``rseq`` it appended, stamps each event into the log,
+and drives the state machine from ``status`` and ``done`` events.  It reconnects after a
+dropped stream and turns a vanished runner into an ``error`` + ``done`` and ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field, ValidationError
+
+from ..config import AgentConfig
+from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from ..events import (
+    DoneEvent,
+    ErrorEvent,
+    ResultEvent,
+    SessionState,
+    StatusEvent,
+    now_iso,
+    parse_event,
+)
+from ..gateway import GatewaySession, Usage
+from ..providers.base import Provider, RunnerHandle, RunnerStatus
+from ..workspace import LocalWorkspace
+from .eventlog import EventLog
+from .state import ACTIVE_STATES, can_transition
+
+__all__ = ["Session", "SessionRecord"]
+
+log = logging.getLogger(__name__)
+
+
+class SessionRecord(BaseModel):
+    """What survives a server restart (``session.json``, mode 0600; never the API key)."""
+
+    session_id: str
+    name: str
+    config_id: str
+    config: AgentConfig
+    owner: str = ""
+    created_at: str = Field(default_factory=now_iso)
+    last_active: float = Field(default_factory=time.time)
+    state: SessionState = "starting"
+    state_detail: str = ""
+    workspace: str
+    handle: dict[str, Any] | None = None
+    token_hash: str
+    #: bearer token for TCP runners (fly, kubernetes); empty for unix sockets
+    runner_token: str = ""
+    sdk_session_id: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    turns: int = 0
+
+
+class Session:
+    def __init__(
+        self,
+        record: SessionRecord,
+        *,
+        provider: Provider,
+        record_dir: Path,
+        gateway_session: GatewaySession,
+    ) -> None:
+        self.record = record
+        self.provider = provider
+        self.record_dir = record_dir
+        self.log = EventLog(record.session_id, record_dir / "events.jsonl")
+        self.gateway_session = gateway_session
+        self.lock = asyncio.Lock()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- identity and record ------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.record.session_id
+
+    @property
+    def state(self) -> SessionState:
+        return self.record.state
+
+    @property
+    def workspace(self) -> LocalWorkspace:
+        return LocalWorkspace(Path(self.record.workspace))
+
+    @property
+    def handle(self) -> RunnerHandle | None:
+        if self.record.handle is None:
+            return None
+        return RunnerHandle.from_json(self.record.handle, token=self.record.runner_token)
+
+    def save(self) -> None:
+        """Persist the record atomically (a torn write never replaces a good record)."""
+        self.record.input_tokens = self.gateway_session.usage.input_tokens
+        self.record.output_tokens = self.gateway_session.usage.output_tokens
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        path = self.record_dir / "session.json"
+        tmp = path.with_suffix(".json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self.record.model_dump_json(indent=1))
+        os.replace(tmp, path)
+
+    def touch(self) -> None:
+        self.record.last_active = time.time()
+
+    def usage(self) -> dict[str, int]:
+        return self.gateway_session.usage.to_json()
+
+    def details(self, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+        rec = self.record
+        handle = self.handle
+        return {
+            "session_id": rec.session_id,
+            "agent_id": handle.agent_id if handle else None,
+            "name": rec.name,
+            "state": rec.state,
+            "status": rec.state,
+            "state_detail": rec.state_detail,
+            "config_id": rec.config_id,
+            "owner": rec.owner,
+            "created_at": rec.created_at,
+            "last_active": _iso(rec.last_active),
+            "usage": self.usage(),
+            "token_budget": self.gateway_session.token_budget,
+            "turns": rec.turns,
+            "workspace": rec.workspace,
+            "sdk_session_id": rec.sdk_session_id,
+            "provider": handle.provider if handle else self.provider.name,
+            "isolated": self.provider.isolated,
+            "resource_limits": rec.config.resource_limits.model_dump(),
+            "last_seq": self.log.last_seq,
+            "resources": resources or {},
+        }
+
+    # -- state ----------------------------------------------------------------------------
+
+    def set_state(self, new: SessionState, detail: str = "", *, emit: bool = True) -> None:
+        old = self.record.state
+        if old == new:
+            return
+        if not can_transition(old, new):
+            log.debug("session %s: ignoring %s -> %s", self.id, old, new)
+            return
+        self.record.state = new
+        self.record.state_detail = detail
+        self.save()
+        if emit:
+            self.log.append(StatusEvent(state=new, detail=detail))
+
+    # -- runner ------------------------------------------------------------------------------
+
+    def attach(self, handle: RunnerHandle) -> None:
+        """Remember the runner and start relaying its events into the log."""
+        self.record.handle = handle.to_json()
+        self._stopping = False
+        self.log.reopen()
+        self.save()
+        self._relay_task = asyncio.create_task(self._relay(), name=f"relay-{self.id}")
+
+    async def detach(self) -> None:
+        """Stop relaying (the runner itself is the provider's to stop)."""
+        self._stopping = True
+        task, self._relay_task = self._relay_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _relay(self) -> None:
+        backoff = 0.05
+        while not self._stopping:
+            handle = self.handle
+            if handle is None:
+                return
+            try:
+                async with self.provider.channel(handle, timeout=30.0) as client:
+                    async with client.stream(
+                        "GET",
+                        "/events",
+                        params={"after": self.log.last_rseq},
+                        timeout=httpx.Timeout(10.0, read=None),
+                    ) as response:
+                        response.raise_for_status()
+                        backoff = 0.05
+                        async for line in response.aiter_lines():
+                            if line.strip():
+                                self._ingest(line)
+            except asyncio.CancelledError:
+                raise
+            except (httpx.HTTPError, OSError) as exc:
+                log.debug("session %s: runner stream dropped: %s", self.id, exc)
+            if self._stopping:
+                return
+            # is the runner gone, or did the stream merely drop?
+            status = await self._runner_status(handle)
+            if status is not RunnerStatus.RUNNING:
+                self._runner_lost(status)
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _runner_status(self, handle: RunnerHandle) -> RunnerStatus:
+        try:
+            return await asyncio.wait_for(self.provider.status(handle), 15.0)
+        except Exception:  # noqa: BLE001 - an unreachable provider counts as unknown
+            log.exception("session %s: provider status failed", self.id)
+            return RunnerStatus.RUNNING
+
+    def _runner_lost(self, status: RunnerStatus) -> None:
+        detail = f"the agent runner {status.value} unexpectedly; the workspace is intact"
+        if self.state == "busy":
+            self.log.append(ErrorEvent(message=detail, code="runner_lost"))
+            self.log.append(DoneEvent())
+        self.set_state("failed", detail)
+
+    def _ingest(self, line: str) -> None:
+        try:
+            data = json.loads(line)
+            rseq = int(data["rseq"])
+            event = parse_event(data["event"])
+        except (ValueError, KeyError, TypeError, ValidationError):
+            log.warning("session %s: unreadable runner line dropped: %.200s", self.id, line)
+            return
+        if rseq <= self.log.last_rseq:
+            return  # already have it (a reconnect overlapped)
+        self.touch()
+        if isinstance(event, StatusEvent):
+            if event.state in {"busy", "idle"}:
+                self.record.state = event.state if self.state in ACTIVE_STATES else self.state
+            self.log.append(event, rseq)
+            return
+        if isinstance(event, ResultEvent):
+            event.session_usage = self.usage()
+            if event.sdk_session_id:
+                self.record.sdk_session_id = event.sdk_session_id
+        self.log.append(event, rseq)
+        if isinstance(event, DoneEvent):
+            self.record.turns += 1
+            if self.state == "busy":
+                self.record.state = "idle"
+            self.save()
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    async def start_turn(self, message: str) -> int:
+        """Hand ``message`` to the runner; returns the log's seq before the turn's events."""
+        if not isinstance(message, str) or not message.strip():
+            raise BadRequest("message must be a non-empty string", field="message")
+        if self.state == "busy":
+            raise Conflict(
+                "the agent is busy with a turn; wait for its done event or interrupt it"
+            )
+        handle = self.handle
+        if handle is None or self.state not in {"ready", "idle"}:
+            raise Conflict(f"the session is {self.state}; it cannot take a message now")
+        before = self.log.last_seq
+        self.touch()
+        try:
+            async with self.provider.channel(handle, timeout=15.0) as client:
+                response = await client.post("/turns", json={"message": message})
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        if response.status_code == 409:
+            raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
+        if response.status_code >= 400:
+            raise BadRequest(_message(response))
+        self.record.state = "busy"
+        self.save()
+        return before
+
+    async def interrupt(self) -> bool:
+        handle = self.handle
+        if handle is None or self.state not in ACTIVE_STATES:
+            raise Conflict(f"the session is {self.state}; there is no turn to interrupt")
+        try:
+            async with self.provider.channel(handle, timeout=15.0) as client:
+                response = await client.post("/interrupt")
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        return bool(response.json().get("interrupted", False))
+
+    async def answer_permission(self, request_id: str, decision: str, message: str) -> None:
+        handle = self.handle
+        if handle is None or self.state not in ACTIVE_STATES:
+            raise Conflict(f"the session is {self.state}; no permission request is waiting")
+        try:
+            async with self.provider.channel(handle, timeout=15.0) as client:
+                response = await client.post(
+                    f"/permissions/{request_id}",
+                    json={"decision": decision, "message": message},
+                )
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        if response.status_code == 404:
+            raise NotFound(f"no permission request {request_id!r} is waiting in this session")
+        if response.status_code >= 400:
+            raise BadRequest(_message(response))
+
+    def restore_usage(self) -> None:
+        self.gateway_session.usage = Usage(self.record.input_tokens, self.record.output_tokens)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message") or response.text)
+    except ValueError:
+        return response.text or f"runner answered {response.status_code}"
+
+
+def _iso(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
