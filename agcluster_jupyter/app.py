@@ -31,7 +31,7 @@ __all__ = ["AgClusterApp"]
 log = logging.getLogger(__name__)
 
 
-class AgClusterApp(ExtensionApp):  # type: ignore[misc]
+class AgClusterApp(ExtensionApp):
     name = "agcluster"
     description = "Claude Agent SDK agents in isolated containers, driven from Jupyter"
     load_other_extensions = True
@@ -116,17 +116,13 @@ class AgClusterApp(ExtensionApp):  # type: ignore[misc]
         A running turn is activity; reading files or listing sessions is not.  0 disables.""",
     ).tag(config=True)
 
-    cleanup_interval = Float(
-        60.0, help="Seconds between runs of the idle reaper."
-    ).tag(config=True)
+    cleanup_interval = Float(60.0, help="Seconds between runs of the idle reaper.").tag(config=True)
 
     max_upload_bytes = Int(
         50 * 1024 * 1024, help="Largest file one upload may carry (413 beyond it)."
     ).tag(config=True)
 
-    max_sessions = Int(
-        20, help="Most sessions running at once (429 beyond it)."
-    ).tag(config=True)
+    max_sessions = Int(20, help="Most sessions running at once (429 beyond it).").tag(config=True)
 
     warm_pool_size = Int(
         0, help="Started runners kept ready so a launch is a claim (docker, kubernetes)."

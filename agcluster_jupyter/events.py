@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -147,19 +147,19 @@ class DoneEvent(EventBase):
 
 
 Event = Annotated[
-    Union[
-        StatusEvent,
-        TextDeltaEvent,
-        MessageEvent,
-        ThinkingEvent,
-        ToolUseEvent,
-        ToolResultEvent,
-        TodoUpdateEvent,
-        PermissionRequestEvent,
-        ResultEvent,
-        ErrorEvent,
-        DoneEvent,
-    ],
+    (
+        StatusEvent
+        | TextDeltaEvent
+        | MessageEvent
+        | ThinkingEvent
+        | ToolUseEvent
+        | ToolResultEvent
+        | TodoUpdateEvent
+        | PermissionRequestEvent
+        | ResultEvent
+        | ErrorEvent
+        | DoneEvent
+    ),
     Field(discriminator="type"),
 ]
 

@@ -14,9 +14,7 @@ EXPORT_FORMATS = ("jsonl", "md")
 
 
 def to_jsonl(events: Iterable[Event]) -> str:
-    return "".join(
-        json.dumps(e.model_dump(mode="json"), ensure_ascii=False) + "\n" for e in events
-    )
+    return "".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) + "\n" for e in events)
 
 
 def _fence(text: str, lang: str = "") -> str:
@@ -45,7 +43,14 @@ def to_markdown(events: Iterable[Event], title: str) -> str:
             out += [f"**Tool `{e.name}`**", "", _summary(e.name, e.input), ""]
         elif e.type == "tool_result":
             label = "Error" if e.is_error else "Output"
-            out += [f"<details><summary>{label}</summary>", "", _fence(e.output), "", "</details>", ""]
+            out += [
+                f"<details><summary>{label}</summary>",
+                "",
+                _fence(e.output),
+                "",
+                "</details>",
+                "",
+            ]
         elif e.type == "todo_update":
             marks = {"completed": "x", "in_progress": "~", "pending": " "}
             out += ["**Tasks**", ""]

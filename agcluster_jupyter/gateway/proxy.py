@@ -222,4 +222,3 @@ class Gateway:
         for session_id in list(self._servers):
             self.stop_serving(session_id)
         await self.client.aclose()
-

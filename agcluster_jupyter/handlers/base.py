@@ -20,7 +20,7 @@ __all__ = ["AUTH_RESOURCE", "AgClusterHandler"]
 AUTH_RESOURCE = "agcluster"
 
 
-class AgClusterHandler(APIHandler):  # type: ignore[misc]
+class AgClusterHandler(APIHandler):
     """Every agcluster handler; errors become ``{message, reason, field?}``, never a traceback."""
 
     auth_resource = AUTH_RESOURCE

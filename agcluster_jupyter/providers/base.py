@@ -170,5 +170,5 @@ class Provider(abc.ABC):
     def channel(self, handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
         return channel_for(handle, timeout)
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release the provider's own resources (not the runners)."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .base import Provider, ProviderHealth, ProviderUnavailable, RunnerHandle, RunnerSpec, RunnerStatus
+from .base import (
+    Provider,
+    ProviderHealth,
+    ProviderUnavailable,
+    RunnerHandle,
+    RunnerSpec,
+    RunnerStatus,
+)
 
 __all__ = ["UnavailableProvider"]
 

@@ -28,8 +28,8 @@ from pydantic import ValidationError
 
 from .._version import __version__
 from ..config import AgentConfig
-from ..events import DoneEvent, ErrorEvent, StatusEvent
 from ..errors import BadRequest, LimitExceeded, NotFound, ServiceUnavailable
+from ..events import DoneEvent, ErrorEvent, StatusEvent
 from ..gateway import Gateway, GatewaySession, Usage, hash_token
 from ..providers.base import (
     LABEL_CONFIG,
@@ -353,7 +353,9 @@ class SessionManager:
         was_busy = session.state == "busy"
         if was_busy:
             session.log.append(
-                ErrorEvent(message="the server restarted and the runner is gone", code="runner_lost")
+                ErrorEvent(
+                    message="the server restarted and the runner is gone", code="runner_lost"
+                )
             )
             session.log.append(DoneEvent())
         session.record.state = "stopped"
@@ -384,4 +386,3 @@ class SessionManager:
         except Exception as exc:  # noqa: BLE001 - health must always answer
             return {"provider_ok": False, "isolated": self.provider.isolated, "detail": str(exc)}
         return {"provider_ok": health.ok, "isolated": health.isolated, "detail": health.detail}
-

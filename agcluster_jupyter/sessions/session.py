@@ -262,9 +262,7 @@ class Session:
         if not isinstance(message, str) or not message.strip():
             raise BadRequest("message must be a non-empty string", field="message")
         if self.state == "busy":
-            raise Conflict(
-                "the agent is busy with a turn; wait for its done event or interrupt it"
-            )
+            raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
         handle = self.handle
         if handle is None or self.state not in {"ready", "idle"}:
             raise Conflict(f"the session is {self.state}; it cannot take a message now")
