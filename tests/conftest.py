@@ -1,0 +1,144 @@
+"""Shared fixtures: a real Jupyter server with the extension, auth on, local provider,
+and the scripted model as the gateway's upstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+#: the key the gateway adds upstream; the scripted model accepts only this one
+TEST_KEY = "scripted-model-test-key"
+
+
+@pytest.fixture
+def agent_dirs() -> Iterator[dict[str, Path]]:
+    """Workspace and agent-state roots the unprivileged agent user can reach.
+
+    pytest's tmp_path lives under a 0700 folder; the CLI runs as ``nobody`` when the tests
+    run as root, so these go in a world-traversable folder under /tmp instead.
+    """
+    base = Path(tempfile.mkdtemp(prefix="agc-test-", dir="/tmp"))
+    base.chmod(0o755)
+    dirs = {
+        "base": base,
+        "workspaces": base / "workspaces",
+        "agent_state": base / "agent-state",
+        "sockets": base / "s",
+        "state": base / "state",
+    }
+    for path in dirs.values():
+        path.mkdir(exist_ok=True)
+        path.chmod(0o755)
+    yield dirs
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def agcluster_config() -> dict[str, Any]:
+    """Extra AgClusterApp settings a test module may override."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(
+    scripted_model: Any, agent_dirs: dict[str, Path], agcluster_config: dict[str, Any]
+) -> dict[str, Any]:
+    app: dict[str, Any] = {
+        "provider": "local",
+        "anthropic_base_url": scripted_model.url,
+        "workspace_root": str(agent_dirs["workspaces"]),
+        "agent_state_root": str(agent_dirs["agent_state"]),
+        "socket_root": str(agent_dirs["sockets"]),
+        "state_root": str(agent_dirs["state"]),
+        "cleanup_interval": 3600.0,
+    }
+    app.update(agcluster_config)
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"agcluster_jupyter": True},
+            "allow_root": True,
+            "allow_unauthenticated_access": False,
+        },
+        "AgClusterApp": app,
+    }
+
+
+@pytest.fixture
+def server_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The server's own key, as an operator would set it (environment only)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+    return TEST_KEY
+
+
+Fetch = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def api(jp_fetch: Fetch, server_key: str) -> Fetch:
+    """``await api("agents/launch", method="POST", body={...})`` → parsed JSON (or raises)."""
+
+    async def call(path: str, *, method: str = "GET", body: Any = None, **kwargs: Any) -> Any:
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        response = await jp_fetch("api", "agcluster", *path.split("/"), method=method, body=body, **kwargs)
+        text = response.body.decode()
+        return json.loads(text) if text and "json" in response.headers.get("Content-Type", "") else text
+
+    return call
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """The events of an SSE body (heartbeat comments skipped), checking the framing."""
+    events = []
+    for frame in text.split("\n\n"):
+        lines = [line for line in frame.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        fields = dict(line.split(": ", 1) for line in lines)
+        data = json.loads(fields["data"])
+        assert fields["event"] == data["type"]
+        assert int(fields["id"]) == data["seq"]
+        events.append(data)
+    return events
+
+
+@pytest.fixture
+async def launched(api: Fetch) -> AsyncIterator[Callable[..., Awaitable[dict[str, Any]]]]:
+    """Launch sessions; every one is purged at the end so no runner outlives the test."""
+    ids: list[str] = []
+
+    async def launch(config_id: str = "code-assistant", **body: Any) -> dict[str, Any]:
+        payload = {"config_id": config_id, **body} if "config" not in body else body
+        reply: dict[str, Any] = await api("agents/launch", method="POST", body=payload)
+        ids.append(reply["session_id"])
+        return reply
+
+    yield launch
+    for session_id in ids:
+        try:
+            await api(f"agents/sessions/{session_id}", method="DELETE", params={"purge": "true"})
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+
+
+def runner_pids() -> set[int]:
+    """Processes running the agent runner module (to prove none is left behind)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"agcluster_jupyter.runner" in cmdline:
+                pids.add(int(entry))
+    return pids
