@@ -204,7 +204,7 @@ class AgClusterApp(ExtensionApp):
         self.handlers.extend(route_table({"manager": self.manager, "app": self}))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        await self.manager.start()
+        await self.manager.ensure_started()
         self.log.info(
             "agcluster %s: provider %s, upstream %s, %d sessions recovered",
             __version__,

@@ -4,7 +4,6 @@ and the scripted model as the gateway's upstream."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,8 +14,7 @@ import pytest
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-#: the key the gateway adds upstream; the scripted model accepts only this one
-TEST_KEY = "scripted-model-test-key"
+from .support import TEST_KEY
 
 
 @pytest.fixture
@@ -86,29 +84,24 @@ Fetch = Callable[..., Awaitable[Any]]
 def api(jp_fetch: Fetch, server_key: str) -> Fetch:
     """``await api("agents/launch", method="POST", body={...})`` → parsed JSON (or raises)."""
 
-    async def call(path: str, *, method: str = "GET", body: Any = None, **kwargs: Any) -> Any:
+    async def call(
+        path: str, *, method: str = "GET", body: Any = None, raw: bool = False, **kwargs: Any
+    ) -> Any:
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
-        response = await jp_fetch("api", "agcluster", *path.split("/"), method=method, body=body, **kwargs)
+        response = await jp_fetch(
+            "api", "agcluster", *path.split("/"), method=method, body=body, **kwargs
+        )
+        if raw:
+            return response
         text = response.body.decode()
-        return json.loads(text) if text and "json" in response.headers.get("Content-Type", "") else text
+        return (
+            json.loads(text)
+            if text and "json" in response.headers.get("Content-Type", "")
+            else text
+        )
 
     return call
-
-
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    """The events of an SSE body (heartbeat comments skipped), checking the framing."""
-    events = []
-    for frame in text.split("\n\n"):
-        lines = [line for line in frame.split("\n") if line and not line.startswith(":")]
-        if not lines:
-            continue
-        fields = dict(line.split(": ", 1) for line in lines)
-        data = json.loads(fields["data"])
-        assert fields["event"] == data["type"]
-        assert int(fields["id"]) == data["seq"]
-        events.append(data)
-    return events
 
 
 @pytest.fixture
@@ -128,17 +121,3 @@ async def launched(api: Fetch) -> AsyncIterator[Callable[..., Awaitable[dict[str
             await api(f"agents/sessions/{session_id}", method="DELETE", params={"purge": "true"})
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
-
-
-def runner_pids() -> set[int]:
-    """Processes running the agent runner module (to prove none is left behind)."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"agcluster_jupyter.runner" in cmdline:
-                pids.add(int(entry))
-    return pids

@@ -29,6 +29,11 @@ class AgClusterHandler(APIHandler):
         self.manager = manager
         self.agc = app
 
+    async def prepare(self) -> None:
+        await super().prepare()
+        # recovery runs before any request is served (also where no start hook ran)
+        await self.manager.ensure_started()
+
     def get_json_object(self) -> dict[str, Any]:
         """The request body as a JSON object, or a 400 that says what is wrong with it."""
         if not self.request.body:

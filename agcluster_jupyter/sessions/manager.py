@@ -81,6 +81,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._launching = 0
+        self._started: asyncio.Future[None] | None = None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -95,6 +96,18 @@ class SessionManager:
         return self.settings.agent_state_root / session_id
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        """Start once (recovery, reaper); every request waits for recovery to finish."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                await self.start()
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                raise
+            self._started.set_result(None)
+        await asyncio.shield(self._started)
 
     async def start(self) -> None:
         for folder in (self.settings.state_root, self.settings.socket_root):
