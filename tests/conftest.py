@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 from .support import TEST_KEY
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture
