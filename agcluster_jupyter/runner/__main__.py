@@ -1,0 +1,193 @@
+"""``python -m agcluster_jupyter.runner``: the agent runner process.
+
+::
+
+    python -m agcluster_jupyter.runner --listen unix:/run/agent/runner.sock | tcp:HOST:PORT
+        --workspace DIR --state-dir DIR
+        --gateway unix:/run/agent/gateway.sock | http(s)://URL
+        [--resume SDK_SESSION_ID] [--agent-user NAME_OR_UID]
+
+Env: ``AGCLUSTER_CONFIG`` (the AgentConfig JSON), ``AGCLUSTER_SESSION_TOKEN`` (the CLI's
+API key towards our gateway) and, for TCP, ``AGCLUSTER_RUNNER_TOKEN`` (required then).
+All three are removed from the environment at once: the CLI, and so the agent's own
+tools, inherit it.  A unix socket is mode 0600; a root runner hands it to the owner of
+its directory (the provider creates that directory for the server's user).
+SIGTERM/SIGINT or ``POST /shutdown`` end the running turn, close the client (and so the
+CLI) and exit 0.  Bad arguments or env exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets, bind_unix_socket
+
+from ..config import AgentConfig, format_validation_error
+from .agent import AgentRunner, AgentUser, RunnerSettings, resolve_agent_user
+from .forwarder import Forwarder
+from .protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
+from .server import make_app
+
+__all__ = ["main", "parse_args", "serve"]
+
+log = logging.getLogger("agcluster_jupyter.runner")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m agcluster_jupyter.runner",
+        description="Serve one Claude agent over the agcluster runner channel.",
+    )
+    parser.add_argument("--listen", required=True, help="unix:/path.sock or tcp:HOST:PORT")
+    parser.add_argument("--workspace", required=True, type=Path, help="the agent's cwd")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="CLI config, transcripts, tmp, home"
+    )
+    parser.add_argument(
+        "--gateway", required=True, help="unix:/path.sock or http(s)://URL of the model gateway"
+    )
+    parser.add_argument("--resume", default=None, help="SDK session id to continue")
+    parser.add_argument(
+        "--agent-user", default=None, help="run the CLI as this user (only when root)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="runner log level (stderr)")
+    return parser.parse_args(argv)
+
+
+def _bind(listen: str) -> tuple[list[socket.socket], str | None]:
+    """The listening sockets and, for unix, the path (removed again on exit)."""
+    if listen.startswith("unix:"):
+        path = listen.removeprefix("unix:")
+        if not path:
+            raise UsageError("--listen unix: needs a path")
+        # 0600, and (when root) owned by whoever owns the socket's directory: the
+        # provider makes that directory for the server's user; the agent gets no access
+        sock = bind_unix_socket(path, mode=0o600)
+        if os.geteuid() == 0:
+            owner = os.stat(os.path.dirname(os.path.abspath(path)))
+            os.chown(path, owner.st_uid, owner.st_gid)
+        return [sock], path
+    if listen.startswith("tcp:"):
+        host, _, port = listen.removeprefix("tcp:").rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError("--listen tcp: needs HOST:PORT, e.g. tcp:0.0.0.0:8765")
+        return bind_sockets(int(port), host.strip("[]")), None
+    raise UsageError(f"--listen {listen!r}: use unix:/path.sock or tcp:HOST:PORT")
+
+
+def _drop_groups(user: AgentUser) -> None:
+    """Give the runner the agent's group and no supplementary ones.
+
+    The SDK spawns the CLI with ``user=`` only, so it would keep root's gid and groups;
+    the runner keeps uid 0 (and so its powers), the CLI inherits a clean group set.
+    """
+    try:
+        os.setgroups([])
+        os.setresgid(user.gid, user.gid, user.gid)
+    except OSError as exc:  # no CAP_SETGID: the CLI keeps the runner's groups
+        log.warning("could not drop groups for the agent user: %s", exc)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    config_json = os.environ.pop(ENV_CONFIG, "")
+    session_token = os.environ.pop(ENV_SESSION_TOKEN, "")
+    runner_token = os.environ.pop(ENV_RUNNER_TOKEN, "") or None
+    if not config_json:
+        raise UsageError(f"{ENV_CONFIG} must hold the AgentConfig JSON")
+    try:
+        config = AgentConfig.model_validate_json(config_json)
+    except ValidationError as exc:
+        raise UsageError(f"{ENV_CONFIG}: {format_validation_error(exc)[0]}") from None
+    if not session_token:
+        raise UsageError(f"{ENV_SESSION_TOKEN} must hold the session's gateway token")
+    if args.listen.startswith("tcp:") and not runner_token:
+        raise UsageError(f"--listen tcp: needs {ENV_RUNNER_TOKEN} (a bearer token)")
+    try:
+        agent_user = resolve_agent_user(args.agent_user)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.agent_user and agent_user is None:
+        log.info("not root: --agent-user %s ignored, the CLI runs as this user", args.agent_user)
+
+    forwarder: Forwarder | None = None
+    if args.gateway.startswith("unix:"):
+        forwarder = Forwarder(args.gateway.removeprefix("unix:"))
+        await forwarder.start()
+        base_url = forwarder.url
+    elif args.gateway.startswith(("http://", "https://")):
+        base_url = args.gateway.rstrip("/")
+    else:
+        raise UsageError(f"--gateway {args.gateway!r}: use unix:/path.sock or http(s)://URL")
+
+    sockets, unix_path = _bind(args.listen)
+    if agent_user is not None:
+        # after binding, so the socket keeps the runner's group
+        _drop_groups(agent_user)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    runner = AgentRunner(
+        RunnerSettings(
+            config=config,
+            workspace=args.workspace.resolve(),
+            state_dir=args.state_dir.resolve(),
+            base_url=base_url,
+            session_token=session_token,
+            resume=args.resume,
+            agent_user=agent_user,
+        )
+    )
+    server = HTTPServer(make_app(runner, token=runner_token, on_shutdown=stop.set))
+    server.add_sockets(sockets)
+    log.info("runner listening on %s (config %s, gateway %s)", args.listen, config.id, base_url)
+    runner.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        server.stop()
+        await runner.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            # event streams end by themselves once the buffer is closed
+            await asyncio.wait_for(server.close_all_connections(), 5)
+        if forwarder is not None:
+            await forwarder.close()
+        if unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(unix_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(serve(args))
+    except UsageError as exc:
+        print(f"agcluster runner: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

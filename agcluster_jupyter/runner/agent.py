@@ -1,0 +1,539 @@
+"""The agent behind the runner channel: one ``ClaudeSDKClient``, its turns and its events.
+
+:class:`EventBuffer` numbers every emitted event with ``rseq`` (from 1, gapless) and keeps
+the last :data:`BUFFER_SIZE` for ``GET /events`` subscribers, each of which reads at its
+own cursor, so every subscriber gets every event once and in order.
+
+:class:`AgentRunner` connects the client in the background (``status`` in ``/health`` is
+``starting`` → ``ok`` or ``failed`` with ``detail``), runs one turn at a time as a task
+(``status busy`` … ``status idle``, ``done``), answers ``can_use_tool`` with
+``permission_request`` events and waits for ``POST /permissions``, and interrupts.  If the
+CLI dies, the turn ends with ``error`` + ``done`` and the client reconnects in the
+background with ``resume=`` so the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pwd
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeSDKClient,
+    ClaudeSDKError,
+    CLIConnectionError,
+    CLIJSONDecodeError,
+    CLINotFoundError,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ProcessError,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    ToolPermissionContext,
+)
+from claude_agent_sdk.types import PermissionResult
+
+from .._version import __version__
+from ..config import AgentConfig
+from ..errors import BadRequest, Conflict, NotFound
+from ..events import (
+    DoneEvent,
+    ErrorEvent,
+    EventBase,
+    PermissionRequestEvent,
+    StatusEvent,
+)
+from .normalize import Normalizer
+from .options import build_sdk_options
+
+__all__ = [
+    "BUFFER_SIZE",
+    "AgentRunner",
+    "AgentUser",
+    "EventBuffer",
+    "RunnerSettings",
+    "cli_env",
+    "resolve_agent_user",
+]
+
+log = logging.getLogger(__name__)
+
+#: events kept for ``GET /events?after=`` replays
+BUFFER_SIZE = 10_000
+#: a CLI that has not answered ``initialize`` by then is not going to
+CONNECT_TIMEOUT = 90.0
+#: after ``interrupt()`` the turn normally ends in ~30 ms; past this the CLI is wedged
+INTERRUPT_GRACE = 10.0
+#: stderr lines of the CLI kept for ``/health`` and error messages
+STDERR_LINES = 30
+
+HealthStatus = Literal["starting", "ok", "failed", "stopping"]
+
+
+class EventBuffer:
+    """``rseq``-numbered NDJSON lines, the last ``maxlen`` kept, with change notification."""
+
+    def __init__(self, maxlen: int = BUFFER_SIZE) -> None:
+        self._lines: deque[tuple[int, bytes]] = deque(maxlen=maxlen)
+        self.last_rseq = 0
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    def append(self, event: EventBase) -> int:
+        self.last_rseq += 1
+        line = {"rseq": self.last_rseq, "event": event.model_dump(mode="json")}
+        self._lines.append((self.last_rseq, _ndjson(line)))
+        self._wake()
+        return self.last_rseq
+
+    def close(self) -> None:
+        """No more events: subscribers drain what is left and end their streams."""
+        self.closed = True
+        self._wake()
+
+    def read(self, cursor: int) -> tuple[list[bytes], int]:
+        """The lines after ``cursor`` (a gap marker first if some are gone) and the new cursor."""
+        if cursor >= self.last_rseq:
+            return [], cursor
+        first = self._lines[0][0] if self._lines else self.last_rseq + 1
+        out: list[bytes] = []
+        if cursor < first - 1:
+            # the buffer dropped cursor+1 … first-1: say so rather than skip silently
+            out.append(_ndjson({"rseq": first - 1, "gap": True, "from": cursor + 1}))
+            cursor = first - 1
+        out.extend(line for _, line in islice(self._lines, cursor + 1 - first, None))
+        return out, self.last_rseq
+
+    async def wait(self, cursor: int, timeout: float) -> bool:
+        """Wait until there is something after ``cursor`` (or the end); False on timeout."""
+        if self.last_rseq > cursor or self.closed:
+            return True
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def events(self, after: int = 0) -> list[dict[str, Any]]:
+        """The buffered lines after ``after`` as dicts (for tests and debugging)."""
+        return [json.loads(line) for _, line in self._lines if _ > after]
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+def _ndjson(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class AgentUser:
+    """The unprivileged account the CLI runs as when the runner is root."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def resolve_agent_user(spec: str | None) -> AgentUser | None:
+    """``--agent-user`` → an account; None when not given or when not running as root.
+
+    Raises ``ValueError`` for an unknown user (it must have a passwd entry: the SDK
+    spawns the CLI by user *name*).
+    """
+    if not spec or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
+    except KeyError:
+        raise ValueError(f"--agent-user {spec!r}: no such user in /etc/passwd") from None
+    if entry.pw_uid == 0:
+        raise ValueError(f"--agent-user {spec!r} is root; name an unprivileged user")
+    return AgentUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def cli_env(state_dir: Path, base_url: str, session_token: str) -> dict[str, str]:
+    """The CLI's environment on top of the runner's own (which the provider keeps clean)."""
+    return {
+        "ANTHROPIC_BASE_URL": base_url,
+        # the per-session token the gateway swaps for the real key
+        "ANTHROPIC_API_KEY": session_token,
+        # state and transcripts live across runner restarts so ``resume`` works
+        "CLAUDE_CONFIG_DIR": str(state_dir / "claude"),
+        "CLAUDE_CODE_TMPDIR": str(state_dir / "tmp"),
+        "TMPDIR": str(state_dir / "tmp"),
+        "HOME": str(state_dir / "home"),
+        # only /v1/messages: no telemetry, title requests or DNS lookups
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        # upstream failures must surface in seconds, not after ~3 minutes of backoff
+        "CLAUDE_CODE_MAX_RETRIES": "2",
+    }
+
+
+@dataclass
+class RunnerSettings:
+    config: AgentConfig
+    workspace: Path
+    state_dir: Path
+    base_url: str
+    session_token: str
+    resume: str | None = None
+    agent_user: AgentUser | None = None
+
+
+ClientFactory = Callable[..., ClaudeSDKClient]
+
+
+class AgentRunner:
+    """One ``ClaudeSDKClient`` and everything the runner channel asks of it."""
+
+    def __init__(
+        self, settings: RunnerSettings, *, client_factory: ClientFactory = ClaudeSDKClient
+    ) -> None:
+        self.settings = settings
+        self.buffer = EventBuffer()
+        self.normalize = Normalizer()
+        self.status: HealthStatus = "starting"
+        self.detail = ""
+        self.turn = 0
+        self.sdk_session_id: str | None = settings.resume
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
+        self._client_factory = client_factory
+        self._client: ClaudeSDKClient | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._turn_task: asyncio.Task[None] | None = None
+        self._permissions: dict[str, asyncio.Future[PermissionResult]] = {}
+        self._cancel_reason = ""
+        self._closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect the client in the background; ``/health`` says when it is ready."""
+        self._connect_task = self._spawn(self._connect(self.settings.resume))
+
+    @property
+    def busy(self) -> bool:
+        return self._turn_task is not None and not self._turn_task.done()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "detail": self.detail,
+            "busy": self.busy,
+            "turn": self.turn,
+            "last_rseq": self.buffer.last_rseq,
+            "sdk_session_id": self.sdk_session_id,
+            "pending_permissions": sorted(self._permissions),
+            "version": __version__,
+            "pid": os.getpid(),
+        }
+
+    def emit(self, event: EventBase) -> int:
+        return self.buffer.append(event)
+
+    async def close(self) -> None:
+        """Deny what waits, end the running turn, close the client (and so the CLI)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.status = "stopping"
+        self._deny_all("the agent is shutting down")
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        turn = self._turn_task
+        if turn is not None and not turn.done():
+            self._cancel_reason = "the runner is shutting down"
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._client.interrupt(), 2)
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(turn), 3)
+            turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await turn
+        await self._disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+        self.buffer.close()
+
+    # -- connecting ----------------------------------------------------------------
+
+    async def _connect(self, resume: str | None) -> None:
+        self.status, self.detail = "starting", ""
+        try:
+            problem = await self._prepare()
+        except OSError as exc:
+            problem = f"cannot prepare the state directory {self.settings.state_dir}: {exc}"
+        if problem:
+            self._fail(problem)
+            return
+        s = self.settings
+        options = build_sdk_options(
+            s.config,
+            cwd=str(s.workspace),
+            env=cli_env(s.state_dir, s.base_url, s.session_token),
+            can_use_tool=self._can_use_tool,
+            stderr=self._on_stderr,
+            resume=resume,
+            user=s.agent_user.name if s.agent_user else None,
+        )
+        client = self._client_factory(options)
+        try:
+            await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 30)
+            self._fail(f"the claude CLI did not answer within {CONNECT_TIMEOUT:.0f} s")
+            return
+        except Exception as exc:  # the SDK raises many kinds here; all mean "no CLI"
+            self._fail(f"the claude CLI could not start: {exc}")
+            return
+        self._client = client
+        self.status, self.detail = "ok", ""
+        log.info("claude CLI connected (resume=%s)", resume)
+        self.emit(StatusEvent(state="ready"))
+
+    async def _prepare(self) -> str | None:
+        """State dirs owned by the agent user; a workspace it can write.  A problem or None."""
+        s = self.settings
+        for name in ("claude", "tmp", "home"):
+            path = s.state_dir / name
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if s.agent_user is not None:
+                _chown_tree(path, s.agent_user.uid, s.agent_user.gid)
+        if not s.workspace.is_dir():
+            return f"the workspace {s.workspace} does not exist or is not a directory"
+        if s.agent_user is None:
+            if not os.access(s.workspace, os.W_OK | os.X_OK):
+                return f"the workspace {s.workspace} is not writable by the runner"
+            return None
+        # probe with the very credentials the CLI will get (uid only, see __main__)
+        probe = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            'f="$1/.agcluster-probe-$$" && : > "$f" && rm -f "$f"',
+            "sh",
+            str(s.workspace),
+            user=s.agent_user.uid,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await probe.wait() != 0:
+            return (
+                f"the workspace {s.workspace} is not writable by the agent user "
+                f"{s.agent_user.name} (uid {s.agent_user.uid}); chown it to that user"
+            )
+        return None
+
+    def _fail(self, detail: str) -> None:
+        tail = self._stderr_summary()
+        self.status = "failed"
+        self.detail = f"{detail}; CLI stderr: {tail}" if tail else detail
+        log.error("agent failed: %s", self.detail)
+        self.emit(StatusEvent(state="failed", detail=self.detail))
+
+    def _on_stderr(self, line: str) -> None:
+        line = line.rstrip()
+        if line:
+            self.stderr_tail.append(line)
+
+    def _stderr_summary(self, lines: int = 5) -> str:
+        return " | ".join(list(self.stderr_tail)[-lines:])
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 30)
+
+    async def _reconnect(self, reason: str) -> None:
+        """The CLI is gone or wedged: start a new one on the same conversation."""
+        log.warning("reconnecting the claude CLI: %s", reason)
+        await self._disconnect()
+        if not self._closing:
+            await self._connect(self.sdk_session_id)
+
+    async def _ready_client(self) -> ClaudeSDKClient:
+        if self._connect_task is not None and not self._connect_task.done():
+            await asyncio.shield(self._connect_task)
+        if self._client is None:
+            raise Conflict(f"the agent is not running: {self.detail or self.status}")
+        return self._client
+
+    # -- turns ---------------------------------------------------------------------
+
+    def start_turn(self, message: Any) -> int:
+        """Run a turn in the background; its number.  Conflict while busy or failed."""
+        if not isinstance(message, str) or not message.strip():
+            raise BadRequest("message must be a non-empty string", field="message")
+        if self._closing:
+            raise Conflict("the runner is shutting down")
+        if self.busy:
+            raise Conflict("a turn is already running; interrupt it or wait for done")
+        if self.status == "failed":
+            raise Conflict(f"the agent failed: {self.detail}")
+        self.turn += 1
+        self._cancel_reason = ""
+        self._turn_task = self._spawn(self._run_turn(message))
+        return self.turn
+
+    async def _run_turn(self, message: str) -> None:
+        self.emit(StatusEvent(state="busy"))
+        lost: str | None = None
+        client: ClaudeSDKClient | None = None
+        try:
+            client = await self._ready_client()
+            await client.query(message)
+            ended = False
+            async for msg in client.receive_response():
+                self._track_session(msg)
+                for event in self.normalize(msg):
+                    self.emit(event)
+                ended = isinstance(msg, ResultMessage)
+            if not ended:
+                raise CLIConnectionError("the claude CLI stopped before the turn ended")
+        except asyncio.CancelledError:
+            reason = self._cancel_reason or "the turn was cancelled"
+            self.emit(ErrorEvent(message=reason, code="cancelled"))
+            lost = reason
+            raise
+        except Conflict as exc:
+            self.emit(ErrorEvent(message=exc.message, code="not_running"))
+        except ClaudeSDKError as exc:
+            text, code = self._describe(exc)
+            self.emit(ErrorEvent(message=text, code=code))
+            lost = text
+        except Exception as exc:  # a bug in the runner must still end the turn
+            log.exception("turn failed")
+            self.emit(ErrorEvent(message=f"runner error: {exc}", code="runner_error"))
+        finally:
+            self._deny_all("the turn ended")
+            self.emit(StatusEvent(state="idle"))
+            self.emit(DoneEvent())
+            if lost and client is not None and client is self._client and not self._closing:
+                # a half-read or dead client would mix this turn's leftovers into the next
+                self._connect_task = self._spawn(self._reconnect(lost))
+
+    def _describe(self, exc: ClaudeSDKError) -> tuple[str, str]:
+        tail = self._stderr_summary()
+        if isinstance(exc, CLINotFoundError):
+            return str(exc), "cli_not_found"
+        if isinstance(exc, ProcessError):
+            text = f"the claude CLI exited (code {exc.exit_code})"
+            return (f"{text}: {tail}" if tail else text), "cli_exited"
+        if isinstance(exc, CLIJSONDecodeError):
+            return f"the claude CLI sent something unreadable: {exc}", "cli_protocol"
+        if isinstance(exc, CLIConnectionError):
+            return (f"{exc}: {tail}" if tail else str(exc)), "cli_connection"
+        return str(exc), "sdk_error"
+
+    def _track_session(self, msg: object) -> None:
+        session_id: Any = None
+        if isinstance(msg, (ResultMessage, StreamEvent)):
+            session_id = msg.session_id
+        elif isinstance(msg, AssistantMessage):
+            session_id = msg.session_id
+        elif isinstance(msg, SystemMessage) and msg.subtype == "init":
+            session_id = msg.data.get("session_id")
+        if isinstance(session_id, str) and session_id:
+            self.sdk_session_id = session_id
+
+    async def interrupt(self) -> bool:
+        """Stop the running turn (it then ends with ``done``); False when idle."""
+        turn = self._turn_task
+        if turn is None or turn.done():
+            return False
+        self._deny_all("interrupted by the user")
+        self._cancel_reason = "interrupted by the user"
+        client = self._client
+        if client is None:  # still connecting: nothing to tell the CLI
+            turn.cancel()
+            return True
+        try:
+            await asyncio.wait_for(client.interrupt(), INTERRUPT_GRACE)
+        except Exception as exc:
+            log.warning("interrupt failed (%s); cancelling the turn", exc)
+            turn.cancel()
+            return True
+        self._spawn(self._interrupt_watchdog(turn))
+        return True
+
+    async def _interrupt_watchdog(self, turn: asyncio.Task[None]) -> None:
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(turn), INTERRUPT_GRACE)
+        if not turn.done():
+            log.warning("the CLI ignored the interrupt; cancelling the turn")
+            turn.cancel()
+
+    # -- permissions ---------------------------------------------------------------
+
+    async def _can_use_tool(
+        self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResult:
+        if self._closing:
+            return PermissionResultDeny(message="the agent is shutting down")
+        request_id = context.tool_use_id or ""
+        if not request_id or request_id in self._permissions:
+            request_id = f"perm_{secrets.token_hex(8)}"
+        future: asyncio.Future[PermissionResult] = asyncio.get_running_loop().create_future()
+        self._permissions[request_id] = future
+        self.emit(
+            PermissionRequestEvent(request_id=request_id, tool_name=tool_name, input=tool_input)
+        )
+        try:
+            # no timeout: a person may take their time; interrupt/shutdown deny it
+            return await future
+        finally:
+            self._permissions.pop(request_id, None)
+
+    def resolve_permission(self, request_id: str, decision: Any, message: Any = None) -> None:
+        """Answer a waiting ``permission_request``.  NotFound / BadRequest."""
+        if decision not in ("allow", "deny"):
+            raise BadRequest("decision must be 'allow' or 'deny'", field="decision")
+        if message is not None and not isinstance(message, str):
+            raise BadRequest("message must be a string", field="message")
+        future = self._permissions.get(request_id)
+        if future is None or future.done():
+            raise NotFound(f"no permission request {request_id!r} is waiting")
+        if decision == "allow":
+            future.set_result(PermissionResultAllow())
+        else:
+            future.set_result(PermissionResultDeny(message=message or "denied by the user"))
+
+    def _deny_all(self, why: str) -> None:
+        for future in list(self._permissions.values()):
+            if not future.done():
+                future.set_result(PermissionResultDeny(message=why))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        # keep a reference: the loop holds tasks weakly
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """chown -R without following symlinks (the agent may have planted some)."""
+    os.lchown(root, uid, gid)
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(base, name), uid, gid)

@@ -1,0 +1,183 @@
+"""The runner channel's HTTP handlers (tornado), exactly as ``runner/protocol.py`` says.
+
+Errors are ``{"message": ...}`` with a 4xx status (never a 500 for anything a caller can
+send).  With a token configured, every request needs ``Authorization: Bearer <token>``,
+compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..errors import AgClusterError, BadRequest
+from .agent import AgentRunner
+from .protocol import HEARTBEAT_SECONDS
+
+__all__ = ["make_app"]
+
+log = logging.getLogger(__name__)
+
+#: ``/turns`` and ``/permissions`` bodies are tiny; refuse anything silly early
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class _Handler(web.RequestHandler):
+    runner: AgentRunner
+
+    def initialize(self, runner: AgentRunner, token: str | None) -> None:
+        self.runner = runner
+        self._token = token
+
+    def prepare(self) -> None:
+        if self._token is not None:
+            header = self.request.headers.get("Authorization", "")
+            expected = f"Bearer {self._token}".encode()
+            if not hmac.compare_digest(header.encode(), expected):
+                self.set_header("WWW-Authenticate", "Bearer")
+                raise web.HTTPError(401, "a valid bearer token is required")
+
+    def json_body(self) -> dict[str, Any]:
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise BadRequest("the request body is too large")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise BadRequest("the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    def send_json(self, data: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        body: dict[str, Any] = {"message": self._reason}
+        if isinstance(exc, AgClusterError) and exc.status < 500:
+            # the runner's own errors carry their status (tornado set 500 for them)
+            self.set_status(exc.status)
+            body = {"message": exc.message, **({"field": exc.field} if exc.field else {})}
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            body["message"] = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, AgClusterError) and value.status < 500:
+            log.info("%s %s: %s", self.request.method, self.request.path, value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class HealthHandler(_Handler):
+    def get(self) -> None:
+        self.send_json(self.runner.health())
+
+
+class TurnsHandler(_Handler):
+    def post(self) -> None:
+        body = self.json_body()
+        turn = self.runner.start_turn(body.get("message"))
+        self.send_json({"turn": turn}, 202)
+
+
+class InterruptHandler(_Handler):
+    async def post(self) -> None:
+        self.send_json({"interrupted": await self.runner.interrupt()})
+
+
+class PermissionHandler(_Handler):
+    def post(self, request_id: str) -> None:
+        body = self.json_body()
+        self.runner.resolve_permission(request_id, body.get("decision"), body.get("message"))
+        self.send_json({"request_id": request_id, "decision": body["decision"]})
+
+
+class ShutdownHandler(_Handler):
+    def initialize(  # type: ignore[override]
+        self, runner: AgentRunner, token: str | None, on_shutdown: Callable[[], None]
+    ) -> None:
+        super().initialize(runner, token)
+        self._on_shutdown = on_shutdown
+
+    async def post(self) -> None:
+        self.send_json({"stopping": True})
+        self._on_shutdown()
+
+
+class EventsHandler(_Handler):
+    """NDJSON of the buffer from ``after`` on, held open, heartbeats when idle."""
+
+    heartbeat = HEARTBEAT_SECONDS
+
+    async def get(self) -> None:
+        raw = self.get_query_argument("after", "0")
+        try:
+            after = int(raw)
+        except ValueError:
+            raise BadRequest("after must be a whole number", field="after") from None
+        if after < 0:
+            raise BadRequest("after must be 0 or more", field="after")
+        buffer = self.runner.buffer
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        cursor = after
+        try:
+            if after > buffer.last_rseq:
+                # a cursor from an earlier runner process: this one counts from 1 again
+                self.write(b'{"rseq":0,"reset":true}\n')
+                cursor = 0
+            self.write(b"\n")  # flush the headers now so the caller knows it is subscribed
+            await self.flush()
+            while True:
+                lines, cursor = buffer.read(cursor)
+                if lines:
+                    self.write(b"".join(lines))
+                    await self.flush()
+                elif buffer.closed:
+                    break
+                elif not await buffer.wait(cursor, self.heartbeat):
+                    self.write(b"\n")
+                    await self.flush()
+        except StreamClosedError:
+            return
+        self.finish()
+
+
+def make_app(
+    runner: AgentRunner, *, token: str | None, on_shutdown: Callable[[], None]
+) -> web.Application:
+    common: dict[str, Any] = {"runner": runner, "token": token}
+    return web.Application(
+        [
+            (r"/health", HealthHandler, common),
+            (r"/turns", TurnsHandler, common),
+            (r"/events", EventsHandler, common),
+            (r"/interrupt", InterruptHandler, common),
+            (r"/permissions/([^/]+)", PermissionHandler, common),
+            (r"/shutdown", ShutdownHandler, {**common, "on_shutdown": on_shutdown}),
+        ],
+        log_function=_log_request,
+    )
+
+
+def _log_request(handler: web.RequestHandler) -> None:
+    status = handler.get_status()
+    level = logging.WARNING if status >= 400 else logging.DEBUG
+    log.log(
+        level,
+        "%d %s %s %.1fms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        1000 * handler.request.request_time(),
+    )
