@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -176,12 +177,14 @@ class AgClusterApp(ExtensionApp):
         self._demo_server: Any = None
         upstream = self.anthropic_base_url
         if self.demo_mode:
-            from .testing.demo import start_demo_model
+            from .testing import ScriptedModelServer
 
-            self._demo_server = start_demo_model()
+            # its own thread and loop; a random key so nothing else can use it
+            demo_key = secrets.token_urlsafe(16)
+            self._demo_server = ScriptedModelServer(api_key=demo_key).start()
             upstream = self._demo_server.url
-            self._key = self._key or self._demo_server.api_key
-            log.warning("agcluster: DEMO MODE, the model is scripted (%s)", upstream)
+            self._key = demo_key
+            log.warning("agcluster: DEMO MODE, replies are scripted (%s)", upstream)
         self.presets = PresetRegistry([Path(p) for p in self.preset_paths])
         self.gateway = Gateway(upstream, self._server_key)
         settings = ManagerSettings(
