@@ -47,6 +47,8 @@ INTERRUPT_MARKERS = (
 )
 _REMINDER_RE = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 _CWD_RE = re.compile(r"Primary working directory: (\S+)")
+_SESSION_RE = re.compile(r"<session>(.*?)</session>", re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]+>")
 _TASK_CREATED_RE = re.compile(r"Task #(\S+) created")
 DEFAULT_FINAL_TEXT = "Done."
 FALLBACK_TEXT = "(scripted model) I have no script for that, but I heard you say: {prompt}"
@@ -428,8 +430,11 @@ def _structured_value(schema: Any, prompt: str) -> Any:
 
 
 def title_for(prompt: str) -> str:
-    words = prompt.split()
-    return " ".join(words[:6]).strip(" .,:;!?").capitalize() or "Scripted session"
+    """A short title from the prompt; the CLI's title request wraps it in <session>."""
+    session = _SESSION_RE.search(prompt)
+    text = _TAG_RE.sub(" ", session.group(1) if session else prompt)
+    words = text.split()[:5]
+    return " ".join(words).strip(" .,:;!?").capitalize() or "Scripted session"
 
 
 def choose_reply(script: Script, body: Mapping[str, Any]) -> Reply:

@@ -330,7 +330,10 @@ class ScriptedModelServer:
         self.port = int(self._sockets[0].getsockname()[1])
 
     def _listen(self) -> None:
-        app = web.Application([(r"/(.*)", _Handler, {"model_server": self})])
+        # No access log: fault statuses are expected and would read as warnings.
+        app = web.Application(
+            [(r"/(.*)", _Handler, {"model_server": self})], log_function=lambda _: None
+        )
         self._http = HTTPServer(app, idle_connection_timeout=60)
         self._http.add_sockets(self._sockets)
 

@@ -245,7 +245,18 @@ def test_title_request_gets_schema_json() -> None:
     reply = choose_reply(demo_script(), request)
     assert reply.kind == "structured"
     title = json.loads(reply.blocks[0].text)["title"]  # type: ignore[union-attr]
-    assert isinstance(title, str) and title.startswith("Analyse the sales")
+    assert title == "Analyse the sales data for"
+    wrapped = {
+        **request,
+        "messages": [
+            {
+                "role": "user",
+                "content": "<session>\nFix the login bug\n</session>\n\nWrite the title in ...",
+            }
+        ],
+    }
+    reply = choose_reply(demo_script(), wrapped)
+    assert json.loads(reply.blocks[0].text) == {"title": "Fix the login bug"}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
