@@ -1,4 +1,4 @@
-"""``python -m agcluster_jupyter.runner``: the agent runner process.
+"""The agent runner process: arguments, environment, sockets, signals.
 
 ::
 
@@ -187,7 +187,3 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"agcluster runner: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
