@@ -289,38 +289,37 @@ def _typed_text(message: Mapping[str, Any]) -> str | None:
     return "\n".join(parts) if parts else None
 
 
+def _prompt_index(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Index of the latest user message with typed text, -1 if none."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "user" and _typed_text(messages[index]) is not None:
+            return index
+    return -1
+
+
 def conversation_position(messages: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
     """(latest real user prompt, tool-result rounds after it).
 
     A round is one model response answered by the CLI, counted as the runs of assistant
     messages after the prompt; that is the index of the step to play next.
     """
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if message.get("role") != "user":
-            continue
-        prompt = _typed_text(message)
-        if prompt is None:
-            continue
-        rounds, previous = 0, ""
-        for later in messages[index + 1 :]:
-            role = later.get("role")
-            if role == "assistant" and previous != "assistant":
-                rounds += 1
-            if role in ("user", "assistant"):
-                previous = str(role)
-        return prompt, rounds
-    return "", 0
+    index = _prompt_index(messages)
+    if index < 0:
+        return "", 0
+    rounds, previous = 0, ""
+    for later in messages[index + 1 :]:
+        role = later.get("role")
+        if role == "assistant" and previous != "assistant":
+            rounds += 1
+        if role in ("user", "assistant"):  # a "system" entry does not split a run
+            previous = str(role)
+    return _typed_text(messages[index]) or "", rounds
 
 
 def created_task_ids(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     """Ids of the tasks TaskCreate made since the latest prompt, in order (for
     ``{task:N}``), read from its results ("Task #7 created successfully: ...")."""
-    prompt_index = -1
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].get("role") == "user" and _typed_text(messages[index]) is not None:
-            prompt_index = index
-            break
+    prompt_index = _prompt_index(messages)
     ids: list[str] = []
     for message in messages[prompt_index + 1 :]:
         for block in _content_blocks(message):

@@ -27,6 +27,7 @@ from .sse import (
     format_sse,
     message_json,
     new_id,
+    output_tokens,
     stream_events,
 )
 
@@ -96,6 +97,7 @@ class _Handler(web.RequestHandler):
     """Every path lands here; only POST /v1/messages (+ count_tokens) does real work."""
 
     model_server: ScriptedModelServer
+    _current: RecordedRequest | None = None
 
     def initialize(self, model_server: ScriptedModelServer) -> None:
         self.model_server = model_server
@@ -120,16 +122,17 @@ class _Handler(web.RequestHandler):
         self.finish()
 
     def get(self, path: str) -> None:
-        record = self._record()
-        record.status = 404
+        self._record()
         self._error(404, f"no such endpoint: GET /{path}")
 
     async def post(self, path: str) -> None:
-        record = self._record()
-        try:
-            await self._post(path, record)
-        finally:
-            record.status = self.get_status()
+        await self._post(path, self._record())
+
+    def flush(self, include_footers: bool = False) -> Any:
+        # Noted before the bytes leave: a test may read the record as soon as it has them.
+        if self._current is not None:
+            self._current.status = self.get_status()
+        return super().flush(include_footers)
 
     async def _post(self, path: str, record: RecordedRequest) -> None:
         server = self.model_server
@@ -156,9 +159,18 @@ class _Handler(web.RequestHandler):
         model = str(body.get("model") or "scripted-model")
         message_id = new_id("msg")
         content = content_blocks(reply)
+        # What the usage fields say, so metering tests can compare against it.
+        record.info["usage"] = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens(content),
+        }
         if not body.get("stream"):
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.broken_after is not None:
+                record.info["broken"] = True
+                self.detach().close()  # no response at all: the client sees a hang-up
+                return
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(message_json(content, model, message_id, input_tokens)))
             return
@@ -205,6 +217,7 @@ class _Handler(web.RequestHandler):
             body=body,
         )
         self.model_server.record(record)
+        self._current = record
         return record
 
     def log_exception(self, *args: Any) -> None:

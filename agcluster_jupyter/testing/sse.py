@@ -203,7 +203,8 @@ def stream_events(
         {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(content), "stop_sequence": None},
-            "usage": {"output_tokens": output_tokens(content)},
+            # Cumulative usage, as the API sends it; the CLI takes the input count from here too.
+            "usage": _usage(input_tokens, output_tokens(content)),
         },
     )
     yield "message_stop", {"type": "message_stop"}

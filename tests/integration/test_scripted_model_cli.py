@@ -112,9 +112,10 @@ async def test_bash_write_final_text_loop(
     assert texts == ["First a shell check.", "Wrote hello.py for: please build the greeting"]
     result = messages[-1]
     assert isinstance(result, ResultMessage) and not result.is_error
-    assert result.usage is not None and result.usage["output_tokens"] > 0
-
     requests = scripted_model.message_requests
+    assert result.usage is not None
+    for field in ("input_tokens", "output_tokens"):  # the CLI adds up what the model said
+        assert result.usage[field] == sum(r.info["usage"][field] for r in requests), field
     assert [r.reply.step for r in requests if r.reply] == [0, 1, 2]
     assert all(r.prompt == "please build the greeting" for r in requests)
     assert {"Bash", "Write", "Edit", "Read"} <= set(requests[0].tool_names)

@@ -368,6 +368,7 @@ def test_stream_over_http(server: ScriptedModelServer) -> None:
     usage_in = events[0][1]["message"]["usage"]["input_tokens"]
     assert usage_in > 10
     assert events[-2][1]["usage"]["output_tokens"] >= 1
+    assert events[-2][1]["usage"]["input_tokens"] == usage_in
     assert events[0][1]["message"]["model"] == "claude-test"
 
 
@@ -437,6 +438,30 @@ def test_broken_stream_cuts_the_body() -> None:
                     received += chunk
         assert received.count(b"event: content_block_delta") == 2
         assert b"message_stop" not in received
+
+
+def test_broken_json_response_is_a_hang_up() -> None:
+    with ScriptedModelServer([{"steps": [[{"broken_stream": True}, "x"]]}], api_key=KEY) as s:
+        with pytest.raises(httpx.RemoteProtocolError):
+            post(s, body([first_user("go")], stream=False))
+        assert s.message_requests[0].info["broken"] is True
+
+
+def test_stop_does_not_wait_for_a_slow_stream() -> None:
+    script = [{"steps": [[{"delay": 0.5}, " ".join(["word"] * 60)]]}]
+    s = ScriptedModelServer(script, api_key=KEY).start()
+    with httpx.stream(
+        "POST",
+        f"{s.url}/v1/messages",
+        json=body([first_user("go")], stream=True),
+        headers={"x-api-key": KEY},
+    ) as response:
+        assert response.status_code == 200
+        started = time.monotonic()
+        s.stop()
+        assert time.monotonic() - started < 2
+        with pytest.raises(httpx.RemoteProtocolError):
+            response.read()
 
 
 def test_delay_slows_each_delta() -> None:
