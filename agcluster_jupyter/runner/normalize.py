@@ -12,11 +12,18 @@ The only state is the agent's task list.  The CLI bundled with claude-agent-sdk 
                 result {"task": {"id": "1", "subject", "description"}}
                        text "Task #1 created successfully: <subject>"
     TaskUpdate  input  {"taskId", "status"?: pending|in_progress|completed|deleted,
-                        "subject"?, "activeForm"?, "description"?, ...}
+                        "subject"?, "activeForm"?, "description"?, "owner"?, ...}
                 result {"success": true, "taskId": "1", "updatedFields": ["status"],
                         "statusChange": {"from": "pending", "to": "in_progress"}}
-    TaskList    result {"tasks": [{"id", "subject", "status", "blockedBy"}]}
-    TaskGet     result {"task": {"id", "subject", "status", ...}}
+                       text "Updated task #1 status" ("Updated task #1 deleted")
+                unknown id: NOT is_error, but {"success": false, "taskId": "42",
+                        "updatedFields": [], "error": "Task not found"}
+    TaskList    input  {}
+                result {"tasks": [{"id", "subject", "status", "blockedBy"}]}
+                       text "#1 [in_progress] Write file\n#2 [pending] Edit file"
+    TaskGet     input  {"taskId"}
+                result {"task": {"id", "subject", "description", "status", "blocks",
+                        "blockedBy"}}
 
 The id only exists once ``TaskCreate`` answers, so :class:`TaskTracker` applies a call
 when its (successful) result arrives and emits the whole list as ``todo_update``
