@@ -124,6 +124,8 @@ def error_code(result: ResultMessage) -> str:
     if result.api_error_status:
         return f"api_error_{result.api_error_status}"
     reason = result.terminal_reason or ""
+    if reason.startswith("aborted"):  # aborted_streaming / aborted_tools: an interrupt
+        return "interrupted"
     if result.subtype == "error_max_turns" or reason == "max_turns":
         return "max_turns"
     if result.subtype.startswith("error_"):
@@ -353,7 +355,10 @@ class Normalizer:
                 or message.result
                 or f"the turn failed ({message.subtype})"
             )
-            if message.api_error_status:
+            if code == "interrupted":
+                # the CLI's errors here are internal diagnostics, not for a person
+                text = "the turn was interrupted"
+            elif message.api_error_status:
                 text = f"the model API answered HTTP {message.api_error_status}: {detail}"
             elif code == "max_turns":
                 text = f"the agent stopped at its turn limit: {detail}"

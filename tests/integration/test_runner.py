@@ -514,6 +514,10 @@ async def test_busy_conflict_then_interrupt(runner: Runner) -> None:
         assert took < 3
         kinds = types(lines)
         assert kinds.count("done") == 1 and kinds[-1] == "done"
+        error = next(ev for ev in events(lines) if ev["type"] == "error")
+        assert error == {**error, "code": "interrupted", "message": "the turn was interrupted"}
+        killed = next(ev for ev in events(lines) if ev["type"] == "tool_result")
+        assert killed["is_error"] is True
         assert (await client.post("/interrupt")).json() == {"interrupted": False}
         # the same client takes the next turn
         lines = await run_turn(client, "say hi")
@@ -603,7 +607,73 @@ async def test_permission_allow_and_deny(base: Path, model: ScriptedModelServer)
                     assert (runner.workspace / "perm.txt").read_text() == "approved\n"
                 again = await client.post(f"/permissions/{request['request_id']}", json=body)
                 assert again.status_code == 404
+            (runner.workspace / "perm.txt").unlink()
+
+            # an interrupt denies the waiting request and ends the turn
+            cursor = await last_rseq(client)
+            await client.post("/turns", json={"message": "this needs approval"})
+            await collect(client, cursor, until=is_type("permission_request"))
+            assert (await client.post("/interrupt")).json() == {"interrupted": True}
+            lines = await collect(client, cursor, timeout=10)
+            assert types(lines)[-1] == "done"
+            assert (await client.get("/health")).json()["pending_permissions"] == []
+
+            # shutdown while a request waits: the turn ends, the streams close, exit 0
+            cursor = await last_rseq(client)
+            await client.post("/turns", json={"message": "this needs approval"})
+            await collect(client, cursor, until=is_type("permission_request"))
+            stream = asyncio.create_task(collect(client, cursor, until=lambda line: False))
+            await asyncio.sleep(0.1)
+            assert (await client.post("/shutdown")).json() == {"stopping": True}
+            lines = await asyncio.wait_for(stream, 20)  # ends when the runner closes it
+            assert types(lines)[-2:] == ["status", "done"]
+            assert runner.proc is not None
+            assert await asyncio.to_thread(runner.proc.wait, 30) == 0
+            assert not runner.socket.exists()
+        assert not (runner.workspace / "perm.txt").exists()
     finally:
+        assert runner.stop() == 0, runner.log_text()
+
+
+async def test_failed_start_explains_why(base: Path, model: ScriptedModelServer) -> None:
+    runner = Runner(base, model.url, _config(), "bogus")
+    runner.start("--resume", "11111111-2222-3333-4444-555555555555")
+    try:
+        for _ in range(600):
+            health = runner.health()
+            if health is not None and health["status"] == "failed":
+                break
+            await asyncio.sleep(0.05)
+        assert health is not None and health["status"] == "failed"
+        # the CLI's own words, from its stderr
+        assert "No conversation found" in health["detail"]
+        async with runner.client() as client:
+            response = await client.post("/turns", json={"message": "say hi"})
+            assert response.status_code == 409
+            assert "No conversation found" in response.json()["message"]
+            lines = await collect(client, 0, until=lambda line: True)
+            assert events(lines)[0]["state"] == "failed"
+    finally:
+        assert runner.stop() == 0, runner.log_text()
+
+
+async def test_unwritable_workspace_fails_health(base: Path, model: ScriptedModelServer) -> None:
+    runner = Runner(base, model.url, _config(), "ro")
+    if IS_ROOT:
+        os.chown(runner.workspace, 0, 0)  # root's, 0755: the agent user cannot write
+    else:
+        runner.workspace.chmod(0o555)
+    runner.start()
+    try:
+        for _ in range(600):
+            health = runner.health()
+            if health is not None and health["status"] != "starting":
+                break
+            await asyncio.sleep(0.05)
+        assert health is not None and health["status"] == "failed"
+        assert "not writable" in health["detail"] and str(runner.workspace) in health["detail"]
+    finally:
+        runner.workspace.chmod(0o755)
         assert runner.stop() == 0, runner.log_text()
 
 

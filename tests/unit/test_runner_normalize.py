@@ -291,6 +291,24 @@ def test_max_turns_and_execution_errors() -> None:
     }
 
 
+def test_an_interrupted_turn() -> None:
+    # what the CLI sends after interrupt() stopped a running Bash call
+    events = Normalizer()(
+        result_message(
+            subtype="error_during_execution",
+            is_error=True,
+            result=None,
+            terminal_reason="aborted_tools",
+            errors=["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=tool_use"],
+        )
+    )
+    assert dump(events)[1] == {
+        "type": "error",
+        "code": "interrupted",
+        "message": "the turn was interrupted",
+    }
+
+
 def test_system_messages_are_skipped_but_retries_show() -> None:
     normalize = Normalizer()
     assert normalize(SystemMessage(subtype="init", data={"session_id": "s"})) == []
