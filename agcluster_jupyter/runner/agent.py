@@ -21,6 +21,7 @@ import logging
 import os
 import pwd
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -277,13 +278,23 @@ class AgentRunner:
 
     async def _connect(self, resume: str | None) -> None:
         self.status, self.detail = "starting", ""
+        problem = await self._open_client(resume)
+        if problem:
+            self._fail(problem)
+            return
+        self.status, self.detail = "ok", ""
+        self.emit(StatusEvent(state="ready"))
+
+    async def _open_client(self, resume: str | None) -> str | None:
+        """Start the CLI and connect; what went wrong, or None with ``self._client`` set."""
+        started = time.monotonic()
+        self.stderr_tail.clear()
         try:
             problem = await self._prepare()
         except OSError as exc:
             problem = f"cannot prepare the state directory {self.settings.state_dir}: {exc}"
         if problem:
-            self._fail(problem)
-            return
+            return problem
         s = self.settings
         options = build_sdk_options(
             s.config,
@@ -300,15 +311,12 @@ class AgentRunner:
         except asyncio.TimeoutError:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 30)
-            self._fail(f"the claude CLI did not answer within {CONNECT_TIMEOUT:.0f} s")
-            return
+            return f"the claude CLI did not answer within {CONNECT_TIMEOUT:.0f} s"
         except Exception as exc:  # the SDK raises many kinds here; all mean "no CLI"
-            self._fail(f"the claude CLI could not start: {exc}")
-            return
+            return f"the claude CLI could not start: {exc}"
         self._client = client
-        self.status, self.detail = "ok", ""
-        log.info("claude CLI connected (resume=%s)", resume)
-        self.emit(StatusEvent(state="ready"))
+        log.info("claude CLI connected in %.2f s (resume=%s)", time.monotonic() - started, resume)
+        return None
 
     async def _prepare(self) -> str | None:
         """State dirs owned by the agent user; a workspace it can write.  A problem or None."""
@@ -367,8 +375,24 @@ class AgentRunner:
         """The CLI is gone or wedged: start a new one on the same conversation."""
         log.warning("reconnecting the claude CLI: %s", reason)
         await self._disconnect()
-        if not self._closing:
-            await self._connect(self.sdk_session_id)
+        if self._closing:
+            return
+        self.status, self.detail = "starting", ""
+        resume = self.sdk_session_id
+        problem = await self._open_client(resume)
+        detail = ""
+        if problem and resume:
+            # a CLI killed in its first turn may not have saved the transcript yet: a
+            # new conversation in the same workspace beats a dead session
+            detail = f"could not resume conversation {resume} ({problem}); started a new one"
+            log.warning("%s", detail)
+            problem = await self._open_client(None)
+            self.sdk_session_id = None
+        if problem:
+            self._fail(problem)
+            return
+        self.status, self.detail = "ok", ""
+        self.emit(StatusEvent(state="ready", detail=detail))
 
     async def _ready_client(self) -> ClaudeSDKClient:
         if self._connect_task is not None and not self._connect_task.done():

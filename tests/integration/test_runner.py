@@ -524,6 +524,45 @@ async def test_busy_conflict_then_interrupt(runner: Runner) -> None:
         assert "Hi there." in [ev.get("text") for ev in events(lines)]
 
 
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command name) of the direct children of ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append((int(entry), name))
+    return found
+
+
+async def test_a_dead_cli_ends_the_turn_and_comes_back(runner: Runner) -> None:
+    assert runner.proc is not None
+    async with runner.client() as client:
+        cursor = await last_rseq(client)
+        await client.post("/turns", json={"message": "take your time"})
+        await collect(client, cursor, until=is_type("tool_use"))
+        [cli] = [pid for pid, name in _children(runner.proc.pid) if name == "claude"]
+        os.kill(cli, signal.SIGKILL)
+        lines = await collect(client, cursor, timeout=20)
+        error = next(ev for ev in events(lines) if ev["type"] == "error")
+        assert error["code"] in {"cli_exited", "cli_connection"}, error
+        assert types(lines)[-2:] == ["status", "done"]
+        # it reconnects on its own, resuming the same conversation
+        for _ in range(600):
+            health = (await client.get("/health")).json()
+            if health["status"] == "ok":
+                break
+            assert health["status"] == "starting", health
+            await asyncio.sleep(0.05)
+        assert health["status"] == "ok"
+        lines = await run_turn(client, "say hi")
+        assert "Hi there." in [ev.get("text") for ev in events(lines)]
+
+
 async def test_bad_requests(runner: Runner) -> None:
     async with runner.client() as client:
         for body in ({}, {"message": ""}, {"message": 5}, {"message": "   "}):
