@@ -23,6 +23,31 @@ nothing.  Events carry no ``seq``/``session_id``/``ts``: the session log stamps 
 
 Errors are ``{"message": ...}`` with a 4xx status.  With a token configured every
 request needs ``Authorization: Bearer <token>``.
+
+Clarifications (what ``agcluster_jupyter.runner`` does):
+
+- ``/health`` ``status`` is ``starting`` until the claude CLI answered, then ``ok``;
+  ``failed`` with a ``detail`` (the CLI's last stderr lines included) when it cannot
+  start; ``stopping`` during shutdown.  It also lists ``pending_permissions`` (ids).
+- ``POST /turns``: 400 for a missing, empty or non-string ``message``; 409 ``{message:
+  "a turn is already running; interrupt it or wait for done"}`` while busy, and 409 when
+  the agent failed.  A turn accepted while ``starting`` waits for the CLI.
+- A turn's events: ``status busy`` first, then one event per SDK content block, then
+  ``result`` (+ ``error`` when the result is an error: ``api_error_<status>``,
+  ``max_turns``, ``interrupted``, ...), then ``status idle`` and ``done`` last, exactly
+  once, whatever happened.  Outside turns the runner emits ``status ready`` when the CLI
+  is connected (again after a reconnect) and ``status failed`` with the reason.
+- ``permission_request.request_id`` is the tool call's ``tool_use_id`` when the CLI
+  gives one.  An interrupt or shutdown denies every pending request.
+- ``/events`` stream lines other than events: a bare newline (heartbeat, also sent once
+  at subscription to flush the headers); ``{"rseq": N, "gap": true, "from": M}`` when
+  events M…N fell out of the runner's buffer (its last 10 000 events) before they could
+  be sent, so the caller continues after N; ``{"rseq": 0, "reset": true}`` when
+  ``after`` is beyond the runner's last rseq, i.e. a cursor from an earlier runner
+  process: the stream then starts from rseq 1 of this process.  On shutdown the
+  streams end after the last event.
+- If the CLI dies, the running turn ends (``error`` ``cli_exited``, ``done``) and the
+  runner reconnects with ``resume`` (``status`` ``starting`` → ``ok``).
 """
 
 from __future__ import annotations
