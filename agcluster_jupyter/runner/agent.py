@@ -256,8 +256,11 @@ class AgentRunner:
         self._closing = True
         self.status = "stopping"
         self._deny_all("the agent is shutting down")
-        if self._connect_task is not None:
-            self._connect_task.cancel()
+        connecting = self._connect_task
+        if connecting is not None and not connecting.done():
+            # the SDK stops a half-started CLI on cancellation; let it finish doing so
+            connecting.cancel()
+            await asyncio.wait({connecting}, timeout=30)
         turn = self._turn_task
         if turn is not None and not turn.done():
             self._cancel_reason = "the runner is shutting down"
@@ -360,6 +363,7 @@ class AgentRunner:
     def _on_stderr(self, line: str) -> None:
         line = line.rstrip()
         if line:
+            log.info("claude: %s", line)
             self.stderr_tail.append(line)
 
     def _stderr_summary(self, lines: int = 5) -> str:
