@@ -148,6 +148,9 @@ def check_filename(name: str, field: str = "filename") -> str:
         )
     if name in (".", ".."):
         raise BadRequest(f"{field} {name!r} is not a file name", field=field)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        # legal on Linux, but a newline or escape in a name trips up shells and agents
+        raise BadRequest(f"{field} {name!r} contains control characters", field=field)
     try:
         encoded = name.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

@@ -439,13 +439,19 @@ class UploadHandler(_FilesHandler):
         self.manager.note_activity(self._session)  # a write is activity; reads are not
         self.write_json({"uploaded": uploaded})
 
-    def on_connection_close(self) -> None:
-        # the client went away mid-upload: drop the temp files
-        if self._writers:
+    def _abort_soon(self) -> None:
+        if getattr(self, "_writers", None):
             task = asyncio.ensure_future(self._abort_all())
             _background.add(task)
             task.add_done_callback(_background.discard)
+
+    def on_connection_close(self) -> None:
+        self._abort_soon()  # the client went away mid-upload: drop the temp files
         super().on_connection_close()
+
+    def on_finish(self) -> None:
+        self._abort_soon()  # whatever ended the request, no temp file outlives it
+        super().on_finish()
 
 
 FILE_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [

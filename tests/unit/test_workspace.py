@@ -721,7 +721,7 @@ def test_upload_conflicts(ws: LocalWorkspace, root: Path) -> None:
 
 
 BAD_FILENAMES = ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\x00b", "..\\x", "C:\\x.txt",
-                 "x" * 256, "\ud800"]  # fmt: skip
+                 "x" * 256, "\ud800", "a\nb.txt", "\x1b[31mred"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", BAD_FILENAMES)
@@ -766,7 +766,9 @@ def test_property_filenames(ws: LocalWorkspace, root: Path, name: str) -> None:
         check_filename(name)
     except BadRequest:
         return
-    assert "/" not in name and name not in ("", ".", "..") and "\x00" not in name
+    assert "/" not in name and "\\" not in name and name not in ("", ".", "..")
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)  # NUL and newline included
+    assert len(name.encode("utf-8", "surrogateescape")) <= 255
 
 
 # ---------------------------------------------------------------------------- delete
