@@ -564,3 +564,31 @@ async def test_authorization_is_checked_on_every_method(
         assert info.value.code == 403, (method, path)
     # refused in prepare(): not a byte of the upload was written
     assert not (files_env["root"] / "x.txt").exists() and leftovers(files_env["root"]) == []
+
+
+async def test_client_leaving_mid_download_releases_everything(
+    fetch: Fetch, files_env: dict[str, Any]
+) -> None:
+    """A client that hangs up mid-ZIP or mid-raw: the walk's fds are closed, nothing errs."""
+    root: Path = files_env["root"]
+    for i in range(8):
+        (root / f"noise{i}.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    await fetch(f"files/{SID}")  # warm up: lazily opened server fds are not ours
+    before = len(os.listdir("/proc/self/fd"))
+    for path in (f"files/{SID}/download", f"files/{SID}/noise0.bin?raw=1"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", files_env["port"])
+        writer.write(
+            f"GET {files_env['base_url']}api/agcluster/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {files_env['auth']}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        first = await reader.read(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        writer.close()
+        await writer.wait_closed()
+    for _ in range(50):  # the server notices the hang-up on its next write
+        await asyncio.sleep(0.05)
+        if len(os.listdir("/proc/self/fd")) <= before:
+            break
+    assert len(os.listdir("/proc/self/fd")) <= before
+    assert (await fetch(f"files/{SID}/src/app.py")).code == 200  # still serving
