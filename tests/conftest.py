@@ -3,6 +3,7 @@ and the scripted model as the gateway's upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -15,6 +16,16 @@ import pytest
 from .support import TEST_KEY
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+async def jp_asyncio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """Serve on the loop pytest-asyncio runs the tests on.
+
+    pytest-jupyter's own fixture makes a second loop: the server would listen there while
+    the test awaits on pytest-asyncio's, and every request would hang.
+    """
+    yield asyncio.get_running_loop()
 
 
 @pytest.fixture
@@ -47,8 +58,22 @@ def agcluster_config() -> dict[str, Any]:
 
 
 @pytest.fixture
+def server_key(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The server's own key, as an operator sets it (environment only); none with the
+    ``no_server_key`` marker."""
+    if request.node.get_closest_marker("no_server_key"):
+        monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+        return None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+    return TEST_KEY
+
+
+@pytest.fixture
 def jp_server_config(
-    scripted_model: Any, agent_dirs: dict[str, Path], agcluster_config: dict[str, Any]
+    scripted_model: Any,
+    agent_dirs: dict[str, Path],
+    agcluster_config: dict[str, Any],
+    server_key: str | None,
 ) -> dict[str, Any]:
     app: dict[str, Any] = {
         "provider": "local",
@@ -62,7 +87,10 @@ def jp_server_config(
     app.update(agcluster_config)
     return {
         "ServerApp": {
-            "jpserver_extensions": {"agcluster_jupyter": True},
+            "jpserver_extensions": {
+                "agcluster_jupyter": True,
+                "jupyter_server_terminals": False,
+            },
             "allow_root": True,
             "allow_unauthenticated_access": False,
         },
@@ -70,18 +98,11 @@ def jp_server_config(
     }
 
 
-@pytest.fixture
-def server_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The server's own key, as an operator would set it (environment only)."""
-    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
-    return TEST_KEY
-
-
 Fetch = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-def api(jp_fetch: Fetch, server_key: str) -> Fetch:
+def api(jp_fetch: Fetch) -> Fetch:
     """``await api("agents/launch", method="POST", body={...})`` → parsed JSON (or raises)."""
 
     async def call(
@@ -95,11 +116,14 @@ def api(jp_fetch: Fetch, server_key: str) -> Fetch:
         if raw:
             return response
         text = response.body.decode()
-        return (
-            json.loads(text)
-            if text and "json" in response.headers.get("Content-Type", "")
-            else text
-        )
+        if text and "json" in response.headers.get("Content-Type", ""):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise AssertionError(
+                    f"{path}: not JSON ({response.headers.get('Content-Type')}): {text[:500]!r}"
+                ) from None
+        return text
 
     return call
 

@@ -13,7 +13,7 @@ from ..errors import BadRequest, NotFound
 from ..events import Event, format_sse
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown
 from .base import AgClusterHandler
-from .sse import start_sse, write_events
+from .sse import SSE_CONTENT_TYPE, start_sse, write_events
 
 __all__ = ["AGENT_ROUTES"]
 
@@ -183,7 +183,7 @@ class EventsHandler(AgClusterHandler):
         else:
             for event in session.log.since(after):
                 self.write(format_sse(event))
-            self.finish()
+            self.finish(set_content_type=SSE_CONTENT_TYPE)
 
 
 class PermissionHandler(AgClusterHandler):
@@ -211,16 +211,16 @@ class ExportHandler(AgClusterHandler):
         events = session.log.all()
         stem = f"agent-{session.id[:8]}"
         if fmt == "jsonl":
-            self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
+            content_type = "application/x-ndjson; charset=utf-8"
             body = to_jsonl(events)
         elif fmt == "md":
-            self.set_header("Content-Type", "text/markdown; charset=utf-8")
+            content_type = "text/markdown; charset=utf-8"
             body = to_markdown(events, title=session.record.name or stem)
         else:
             formats = ", ".join(EXPORT_FORMATS)
             raise BadRequest(f"unknown export format {fmt!r}; use one of {formats}", field="format")
         self.set_header("Content-Disposition", f'attachment; filename="{stem}.{fmt}"')
-        self.finish(body)
+        self.finish(body, set_content_type=content_type)
 
 
 class NotFoundHandler(AgClusterHandler):

@@ -10,14 +10,16 @@ from tornado.web import RequestHandler
 
 from ..events import Event, format_sse
 
-__all__ = ["HEARTBEAT_SECONDS", "start_sse", "write_events"]
+__all__ = ["HEARTBEAT_SECONDS", "SSE_CONTENT_TYPE", "start_sse", "write_events"]
+
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 #: a comment line is sent when nothing else was for this long (proxies drop idle streams)
 HEARTBEAT_SECONDS = 15.0
 
 
 def start_sse(handler: RequestHandler) -> None:
-    handler.set_header("Content-Type", "text/event-stream; charset=utf-8")
+    handler.set_header("Content-Type", SSE_CONTENT_TYPE)
     handler.set_header("Cache-Control", "no-cache, no-transform")
     handler.set_header("X-Accel-Buffering", "no")  # nginx (JupyterHub's proxy setups)
 

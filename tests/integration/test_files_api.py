@@ -14,7 +14,7 @@ import json
 import os
 import tracemalloc
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,17 +43,6 @@ class FakeSession:
 @pytest.fixture
 def agcluster_config() -> dict[str, Any]:
     return {"max_upload_bytes": LIMIT}
-
-
-@pytest.fixture
-async def jp_asyncio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
-    """Serve on the loop pytest-asyncio runs the tests on.
-
-    pytest-jupyter's own fixture makes a second loop: the server would listen there while
-    the test awaits on pytest-asyncio's, and every request would hang.  (A fix for
-    tests/conftest.py; kept here until it lands there.)
-    """
-    yield asyncio.get_running_loop()
 
 
 @pytest.fixture
