@@ -61,6 +61,7 @@ from .options import build_sdk_options
 
 __all__ = [
     "BUFFER_SIZE",
+    "RSEQ_FILE",
     "AgentRunner",
     "AgentUser",
     "EventBuffer",
@@ -77,6 +78,8 @@ BUFFER_SIZE = 10_000
 CONNECT_TIMEOUT = 90.0
 #: after ``interrupt()`` the turn normally ends in ~30 ms; past this the CLI is wedged
 INTERRUPT_GRACE = 10.0
+#: the last rseq, in the state dir, so a restarted runner continues the count
+RSEQ_FILE = "runner-rseq"
 #: stderr lines of the CLI kept for ``/health`` and error messages
 STDERR_LINES = 30
 
@@ -84,16 +87,42 @@ HealthStatus = Literal["starting", "ok", "failed", "stopping"]
 
 
 class EventBuffer:
-    """``rseq``-numbered NDJSON lines, the last ``maxlen`` kept, with change notification."""
+    """``rseq``-numbered NDJSON lines, the last ``maxlen`` kept, with change notification.
 
-    def __init__(self, maxlen: int = BUFFER_SIZE) -> None:
+    With ``counter`` (a file in the state dir) the last rseq survives the process, and a
+    runner restarted on the same state dir continues the count: the server's cursor
+    (``after=``) stays valid across runner restarts.
+    """
+
+    def __init__(self, maxlen: int = BUFFER_SIZE, counter: Path | None = None) -> None:
         self._lines: deque[tuple[int, bytes]] = deque(maxlen=maxlen)
         self.last_rseq = 0
         self.closed = False
         self._changed = asyncio.Event()
+        self._counter_fd: int | None = None
+        if counter is not None:
+            self._open_counter(counter)
+
+    def _open_counter(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning("rseq counter %s unusable (%s); counting from 1", path, exc)
+            return
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        self.last_rseq = int(text) if text.isdigit() else 0
+        self._counter_fd = fd
 
     def append(self, event: EventBase) -> int:
         self.last_rseq += 1
+        if self._counter_fd is not None:
+            # one fixed-width pwrite per event: a killed runner leaves a whole number
+            try:
+                os.pwrite(self._counter_fd, b"%20d\n" % self.last_rseq, 0)
+            except OSError as exc:
+                log.warning("rseq counter not written (%s); no longer persisted", exc)
+                os.close(self._counter_fd)
+                self._counter_fd = None
         line = {"rseq": self.last_rseq, "event": event.model_dump(mode="json")}
         self._lines.append((self.last_rseq, _ndjson(line)))
         self._wake()
@@ -103,12 +132,20 @@ class EventBuffer:
         """No more events: subscribers drain what is left and end their streams."""
         self.closed = True
         self._wake()
+        if self._counter_fd is not None:
+            os.close(self._counter_fd)
+            self._counter_fd = None
+
+    @property
+    def first_rseq(self) -> int:
+        """The oldest rseq still buffered (``last_rseq + 1`` while empty)."""
+        return self._lines[0][0] if self._lines else self.last_rseq + 1
 
     def read(self, cursor: int) -> tuple[list[bytes], int]:
         """The lines after ``cursor`` (a gap marker first if some are gone) and the new cursor."""
         if cursor >= self.last_rseq:
             return [], cursor
-        first = self._lines[0][0] if self._lines else self.last_rseq + 1
+        first = self.first_rseq
         out: list[bytes] = []
         if cursor < first - 1:
             # the buffer dropped cursor+1 … first-1: say so rather than skip silently
@@ -207,7 +244,9 @@ class AgentRunner:
         self, settings: RunnerSettings, *, client_factory: ClientFactory = ClaudeSDKClient
     ) -> None:
         self.settings = settings
-        self.buffer = EventBuffer()
+        with contextlib.suppress(OSError):  # _prepare() reports it properly
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.buffer = EventBuffer(counter=settings.state_dir / RSEQ_FILE)
         self.normalize = Normalizer()
         self.status: HealthStatus = "starting"
         self.detail = ""

@@ -16,10 +16,13 @@ token (``fly``, ``kubernetes``).  All bodies are JSON.
 ``POST /shutdown``                         the runner closes its client and exits
 =========================================  ==============================================
 
-``rseq`` numbers the events a runner emitted since it started (from 1, gapless).  The
-server remembers the last ``rseq`` it appended to the session log, so after any drop
-(network, server restart) it resubscribes with ``after=`` and loses nothing, repeats
-nothing.  Events carry no ``seq``/``session_id``/``ts``: the session log stamps those.
+``rseq`` numbers the events a runner emitted since it started (from 1, gapless); a
+runner restarted on the same ``--state-dir`` continues the count where the previous
+process stopped (the runner keeps it in ``<state-dir>/runner-rseq``).  The server
+remembers the last ``rseq`` it appended to the session log, so after any drop (network,
+server restart, runner restart) it resubscribes with ``after=`` and loses nothing,
+repeats nothing.  Events carry no ``seq``/``session_id``/``ts``: the session log stamps
+those.
 
 Errors are ``{"message": ...}`` with a 4xx status.  With a token configured every
 request needs ``Authorization: Bearer <token>``.
@@ -42,10 +45,10 @@ Clarifications (what ``agcluster_jupyter.runner`` does):
 - ``/events`` stream lines other than events: a bare newline (heartbeat, also sent once
   at subscription to flush the headers); ``{"rseq": N, "gap": true, "from": M}`` when
   events M…N fell out of the runner's buffer (its last 10 000 events) before they could
-  be sent, so the caller continues after N; ``{"rseq": 0, "reset": true}`` when
-  ``after`` is beyond the runner's last rseq, i.e. a cursor from an earlier runner
-  process: the stream then starts from rseq 1 of this process.  On shutdown the
-  streams end after the last event.
+  be sent, so the caller continues after N; ``{"rseq": N, "reset": true}`` when
+  ``after`` is beyond the runner's last rseq (a cursor from another state dir, or a lost
+  counter file): the stream goes on from this runner's oldest buffered event, N+1.  On
+  shutdown the streams end after the last event.
 - If the CLI dies, the running turn ends (``error`` ``cli_exited``, ``done``) and the
   runner reconnects with ``resume`` (``status`` ``starting`` → ``ok``).
 """

@@ -133,9 +133,9 @@ class EventsHandler(_Handler):
         cursor = after
         try:
             if after > buffer.last_rseq:
-                # a cursor from an earlier runner process: this one counts from 1 again
-                self.write(b'{"rseq":0,"reset":true}\n')
-                cursor = 0
+                # a cursor this runner never reached: restart from what it still has
+                cursor = buffer.first_rseq - 1
+                self.write(b'{"rseq":%d,"reset":true}\n' % cursor)
             self.write(b"\n")  # flush the headers now so the caller knows it is subscribed
             await self.flush()
             while True:

@@ -723,6 +723,7 @@ async def test_resume_keeps_the_conversation(base: Path, model: ScriptedModelSer
     async with runner.client() as client:
         lines = await run_turn(client, "Please remember the word pelican")
     session_id = next(ev for ev in events(lines) if ev["type"] == "result")["sdk_session_id"]
+    top = lines[-1]["rseq"]
     runner.kill()  # no goodbye: the transcript must already be on disk
 
     runner.start("--resume", session_id)
@@ -730,6 +731,9 @@ async def test_resume_keeps_the_conversation(base: Path, model: ScriptedModelSer
     try:
         async with runner.client() as client:
             assert (await client.get("/health")).json()["sdk_session_id"] == session_id
+            # the count goes on, so the server's cursor stays valid across the restart
+            [ready] = await collect(client, top, until=lambda line: True)
+            assert ready["rseq"] == top + 1 and ready["event"]["state"] == "ready"
             before = len(model.message_requests)
             lines = await run_turn(client, "Now, which word did I say?")
             assert "result" in types(lines)

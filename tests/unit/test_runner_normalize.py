@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import (
@@ -533,3 +534,23 @@ async def test_buffer_wakes_waiters_and_closes() -> None:
     await asyncio.sleep(0)
     buffer.close()
     assert await closing is True and buffer.closed
+
+
+async def test_buffer_count_survives_the_process(tmp_path: Path) -> None:
+    counter = tmp_path / "runner-rseq"
+    first = EventBuffer(counter=counter)
+    for n in range(3):
+        first.append(MessageEvent(text=str(n)))
+    # no close(): a killed runner leaves the count behind all the same
+    second = EventBuffer(counter=counter)
+    assert second.last_rseq == 3 and second.first_rseq == 4
+    assert second.append(MessageEvent(text="again")) == 4
+    lines, _ = second.read(3)
+    assert _rseqs(lines) == [4]
+    # an older cursor learns that 1..3 are gone
+    lines, _ = second.read(0)
+    assert json.loads(lines[0]) == {"rseq": 3, "gap": True, "from": 1}
+    second.close()
+    first.close()
+    counter.write_text("garbage")
+    assert EventBuffer(counter=counter).last_rseq == 0
