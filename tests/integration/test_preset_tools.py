@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_agent_sdk import ResultMessage, ToolResultBlock, UserMessage, query
+from claude_agent_sdk import ClaudeSDKClient, ResultMessage, ToolResultBlock, UserMessage, query
+from claude_agent_sdk.types import PermissionResultAllow, ToolPermissionContext
 
 from agcluster_jupyter.config import MAIN_AGENT_NAME, AgentConfig
 from agcluster_jupyter.presets import PresetRegistry
@@ -261,3 +262,59 @@ async def test_max_turns_reaches_the_cli(
     result = messages[-1]
     assert isinstance(result, ResultMessage) and result.subtype == "error_max_turns"
     assert len(scripted_model.message_requests) == 2
+
+
+async def test_default_mode_asks_can_use_tool(
+    scripted_model: ScriptedModelServer, tmp_path: Path
+) -> None:
+    """In default mode nothing is auto-approved, so the CLI asks for Bash (and only the
+    tools that need asking); read-only and task tools run without a question."""
+    scripted_model.add_scenarios(
+        [
+            {
+                "match": "ask me",
+                "steps": [
+                    [
+                        {
+                            "tool_use": {
+                                "name": "Bash",
+                                "input": {"command": "echo asked > a.txt", "description": "x"},
+                            }
+                        }
+                    ],
+                    [{"tool_use": {"name": "Read", "input": {"file_path": "{cwd}/a.txt"}}}],
+                    [
+                        {
+                            "tool_use": {
+                                "name": "TaskCreate",
+                                "input": {"subject": "s", "description": "d", "activeForm": "a"},
+                            }
+                        }
+                    ],
+                ],
+            }
+        ]
+    )
+    asked: list[str] = []
+
+    async def can_use_tool(name: str, data: dict[str, Any], ctx: ToolPermissionContext) -> Any:
+        asked.append(name)
+        return PermissionResultAllow()
+
+    config = AgentConfig(
+        id="careful", allowed_tools=["Bash", "Read", "TodoWrite"], permission_mode="default"
+    )
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    options = build_sdk_options(
+        config,
+        cwd=str(workspace),
+        env=scripted_model.client_env(tmp_path / "cfg", tmp_path / "tmp"),
+        can_use_tool=can_use_tool,
+    )
+    async with ClaudeSDKClient(options) as client:
+        await client.query("ask me first")
+        messages = [m async for m in client.receive_response()]
+    assert isinstance(messages[-1], ResultMessage) and not messages[-1].is_error
+    assert asked == ["Bash"]
+    assert (workspace / "a.txt").read_text() == "asked\n"
