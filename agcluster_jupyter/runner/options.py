@@ -29,6 +29,8 @@ TaskCreate/Update/List/Get      the task list (``Task #1 created successfully``)
 TaskStop                        stops a *background* task (``KillShell`` maps to it)
 TaskOutput, BashOutput,         silently dropped (background Bash re-invokes the
 MultiEdit                       model when it exits; MultiEdit is part of Edit)
+ExitPlanMode                    never sent, not even in plan mode (plan mode in an SDK
+                                session just refuses the tools that write)
 DeferredToolPlaceholder         always added when any tool is listed, with
                                 ``defer_loading: true`` ("never call this tool"); not in
                                 the CLI's own tool list, cannot be disallowed; the API
