@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .support import TEST_KEY
+from .support import TEST_KEY, runner_pids
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -48,7 +50,11 @@ def agent_dirs() -> Iterator[dict[str, Path]]:
         path.mkdir(exist_ok=True)
         path.chmod(0o755)
     yield dirs
+    leaked = runner_pids(under=str(base))
+    for pid in leaked:
+        os.kill(pid, signal.SIGKILL)
     shutil.rmtree(base, ignore_errors=True)
+    assert not leaked, f"runner processes outlived the test: {sorted(leaked)}"
 
 
 @pytest.fixture

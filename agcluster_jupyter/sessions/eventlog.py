@@ -1,8 +1,9 @@
 """A session's event log: gapless ``seq``, JSONL on disk, any number of live followers.
 
 Each JSONL line is the event's JSON plus ``_rseq``, the runner's own number for it (0 for
-events the server made), so a restarted server knows where to resubscribe to the runner
-without losing or repeating anything.
+events the server made), and ``_runner``, which runner it came from (a relaunched session
+gets a new runner whose numbers start at 1 again).  So a restarted server knows where to
+resubscribe to the runner it re-adopts, without losing or repeating anything.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ class EventLog:
         self.session_id = session_id
         self.path = path
         self._events: list[Event] = []
+        #: the runner whose events are being appended, and the last of its numbers seen
+        self.runner_id = ""
         self.last_rseq = 0
+        self._rseq_by_runner: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._closed = False
         self._file: IO[str] | None = None
@@ -46,6 +50,7 @@ class EventLog:
                 try:
                     data: dict[str, Any] = json.loads(line)
                     rseq = int(data.pop("_rseq", 0))
+                    runner = str(data.pop("_runner", ""))
                     event = parse_event(data)
                 except (ValueError, ValidationError):
                     log.warning("%s:%d: unreadable event line dropped", self.path, lineno)
@@ -54,7 +59,18 @@ class EventLog:
                     log.warning("%s:%d: seq %d out of order, dropped", self.path, lineno, event.seq)
                     continue
                 self._events.append(event)
-                self.last_rseq = max(self.last_rseq, rseq)
+                if rseq:
+                    self._rseq_by_runner[runner] = rseq
+
+    def use_runner(self, runner_id: str) -> None:
+        """Append events of ``runner_id`` from now on; ``last_rseq`` is where it was."""
+        self.runner_id = runner_id
+        self.last_rseq = self._rseq_by_runner.get(runner_id, 0)
+
+    def skip(self, rseq: int) -> None:
+        """A runner event that is not logged (it changed nothing a client sees)."""
+        self.last_rseq = max(self.last_rseq, rseq)
+        self._rseq_by_runner[self.runner_id] = self.last_rseq
 
     def _write(self, event: EventBase, rseq: int) -> None:
         if self.path is None:
@@ -63,7 +79,9 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
         data = event.model_dump(mode="json")
-        data["_rseq"] = rseq
+        if rseq:
+            data["_rseq"] = rseq
+            data["_runner"] = self.runner_id
         self._file.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
         self._file.flush()
 
@@ -93,6 +111,7 @@ class EventLog:
         self._events.append(event)
         if rseq:
             self.last_rseq = rseq
+            self._rseq_by_runner[self.runner_id] = rseq
         self._wake()
         return event
 

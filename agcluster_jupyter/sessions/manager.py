@@ -120,7 +120,9 @@ class SessionManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        active = [s for s in self.sessions.values() if s.state in ACTIVE_STATES]
+        active = [
+            s for s in self.sessions.values() if s.state in ACTIVE_STATES or s.state == "stopping"
+        ]
         if self.settings.stop_on_shutdown:
             await asyncio.gather(*(self.stop(s.id) for s in active), return_exceptions=True)
         else:

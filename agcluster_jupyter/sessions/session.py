@@ -169,6 +169,7 @@ class Session:
         self.record.handle = handle.to_json()
         self._stopping = False
         self.log.reopen()
+        self.log.use_runner(handle.agent_id)
         self.save()
         self._relay_task = asyncio.create_task(self._relay(), name=f"relay-{self.id}")
 
@@ -241,8 +242,15 @@ class Session:
         self.touch()
         if isinstance(event, StatusEvent):
             if event.state in {"busy", "idle"}:
-                self.record.state = event.state if self.state in ACTIVE_STATES else self.state
-            self.log.append(event, rseq)
+                if self.state in ACTIVE_STATES:
+                    self.record.state = event.state
+                self.log.append(event, rseq)
+            elif event.state == "failed":
+                self.log.skip(rseq)
+                self.set_state("failed", event.detail or "the agent runner failed")
+            else:
+                # the runner's own ready/starting: the session's lifecycle already says so
+                self.log.skip(rseq)
             return
         if isinstance(event, ResultEvent):
             event.session_usage = self.usage()

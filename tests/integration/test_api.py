@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from ..support import TEST_KEY, parse_sse, runner_pids
+from ..support import TEST_KEY, descendants, parse_sse, runner_pids
 
 pytestmark = pytest.mark.cli
 
@@ -169,10 +169,11 @@ async def test_code_assistant_end_to_end(
                 if path.is_socket():
                     continue
                 assert TEST_KEY.encode() not in path.read_bytes(), path
-    for pid in runner_pids():
+    processes = set().union(*(descendants(p) for p in runner_pids(str(agent_dirs["base"]))))
+    assert len(processes) >= 2, "expected the runner and its claude CLI"
+    for pid in processes:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         assert TEST_KEY.encode() not in environ
-        assert b"ANTHROPIC_API_KEY" not in environ
 
 
 async def test_chat_json_mode_returns_text_result_and_events(api: Any, launched: Any) -> None:
@@ -360,17 +361,19 @@ async def test_token_budget_stops_the_model_with_a_clear_error(api: Any, launche
     assert second[-1]["type"] == "done"
 
 
-async def test_delete_stops_and_purge_removes_everything(api: Any, launched: Any) -> None:
-    before = runner_pids()
+async def test_delete_stops_and_purge_removes_everything(
+    api: Any, launched: Any, agent_dirs: dict[str, Path]
+) -> None:
+    before = runner_pids(str(agent_dirs["base"]))
     session = await launched("code-assistant")
     sid = session["session_id"]
-    assert runner_pids() - before
+    assert runner_pids(str(agent_dirs["base"])) - before
     reply = await api(f"agents/sessions/{sid}", method="DELETE")
     assert reply["stopped"] is True
     details = await api(f"agents/sessions/{sid}")
     assert details["state"] == "stopped"
     assert Path(session["workspace"]).is_dir()
-    assert not (runner_pids() - before)
+    assert not (runner_pids(str(agent_dirs["base"])) - before)
     # a stopped session resumes on the next message
     events = await chat_sse(api, sid, "hello")
     assert events[-1]["type"] == "done"
@@ -378,4 +381,4 @@ async def test_delete_stops_and_purge_removes_everything(api: Any, launched: Any
     await api(f"agents/sessions/{sid}", method="DELETE", params={"purge": "true"})
     await expect_error(api(f"agents/sessions/{sid}"), 404)
     assert not Path(session["workspace"]).exists()
-    assert not (runner_pids() - before)
+    assert not (runner_pids(str(agent_dirs["base"])) - before)

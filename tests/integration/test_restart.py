@@ -92,14 +92,16 @@ class Server:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, headers=self._headers(), timeout=60, **kwargs)
 
-    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, headers=self._headers(), timeout=120, **kwargs)
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.post(
+            self.url + path, json=body, headers={**self._headers(), **(headers or {})}, timeout=120
+        )
 
     def chat(self, session_id: str, message: str) -> list[dict[str, Any]]:
         response = self.post(
             f"agents/{session_id}/chat",
             {"message": message},
-            headers={**self._headers(), "Accept": "text/event-stream"},
+            headers={"Accept": "text/event-stream"},
         )
         assert response.status_code == 200, response.text
         return parse_sse(response.text)
@@ -124,7 +126,9 @@ def server_factory(scripted_model: Any, agent_dirs: dict[str, Path]) -> Iterator
             server.stop()
 
 
-def test_restart_keeps_workspace_record_and_log_and_resumes(server_factory: Any, scripted_model: Any) -> None:
+def test_restart_keeps_workspace_record_and_log_and_resumes(
+    server_factory: Any, scripted_model: Any, agent_dirs: dict[str, Path]
+) -> None:
     first = server_factory()
     launch = first.post("agents/launch", {"config_id": "code-assistant"})
     assert launch.status_code == 201, launch.text
@@ -134,7 +138,7 @@ def test_restart_keeps_workspace_record_and_log_and_resumes(server_factory: Any,
     log_before = first.events(sid)
     workspace = Path(launch.json()["workspace"])
     first.stop()
-    assert not runner_pids(), "a runner outlived its server"
+    assert not runner_pids(str(agent_dirs["base"])), "a runner outlived its server"
 
     second = server_factory()
     details = second.get(f"agents/sessions/{sid}").json()
@@ -157,21 +161,24 @@ def test_restart_keeps_workspace_record_and_log_and_resumes(server_factory: Any,
     second.stop()
 
 
-def test_runners_kept_on_shutdown_are_readopted(server_factory: Any) -> None:
+def test_runners_kept_on_shutdown_are_readopted(
+    server_factory: Any, agent_dirs: dict[str, Path]
+) -> None:
+    mine = str(agent_dirs["base"])
     keep = "--AgClusterApp.stop_sessions_on_shutdown=False"
     first = server_factory(keep)
     sid = first.post("agents/launch", {"config_id": "code-assistant"}).json()["session_id"]
     first.chat(sid, "hello")
-    pids = runner_pids()
+    pids = runner_pids(mine)
     assert pids
     first.stop()
-    assert runner_pids() == pids, "the runner should outlive the server in keep mode"
+    assert runner_pids(mine) == pids, "the runner should outlive the server in keep mode"
 
     second = server_factory(keep, "--AgClusterApp.stop_sessions_on_shutdown=True")
     details = second.get(f"agents/sessions/{sid}").json()
     assert details["state"] in {"ready", "idle"}
     events = second.chat(sid, "hello once more")
     assert events[-1]["type"] == "done"
-    assert runner_pids() == pids, "the same runner served the turn"
+    assert runner_pids(mine) == pids, "the same runner served the turn"
     second.stop()
-    assert not runner_pids()
+    assert not runner_pids(mine)
