@@ -23,7 +23,7 @@ import pwd
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -99,6 +99,7 @@ class EventBuffer:
         self.last_rseq = 0
         self.closed = False
         self._changed = asyncio.Event()
+        self._subscribers = 0
         self._counter_fd: int | None = None
         if counter is not None:
             self._open_counter(counter)
@@ -127,6 +128,28 @@ class EventBuffer:
         self._lines.append((self.last_rseq, _ndjson(line)))
         self._wake()
         return self.last_rseq
+
+    @contextlib.contextmanager
+    def subscribed(self) -> Iterator[None]:
+        """Count a subscriber for as long as its stream is open (see :meth:`drained`)."""
+        self._subscribers += 1
+        try:
+            yield
+        finally:
+            self._subscribers -= 1
+            self._wake()
+
+    async def drained(self, timeout: float) -> bool:
+        """After :meth:`close`: wait until every stream has sent its last line."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._subscribers:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            changed = self._changed
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+        return True
 
     def close(self) -> None:
         """No more events: subscribers drain what is left and end their streams."""

@@ -164,8 +164,9 @@ async def serve(args: argparse.Namespace) -> int:
         log.info("shutting down")
         server.stop()
         await runner.close()
+        # event streams end by themselves once the buffer is closed: let them send it all
+        await runner.buffer.drained(5)
         with contextlib.suppress(asyncio.TimeoutError):
-            # event streams end by themselves once the buffer is closed
             await asyncio.wait_for(server.close_all_connections(), 5)
         if forwarder is not None:
             await forwarder.close()

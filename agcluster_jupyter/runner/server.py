@@ -110,14 +110,19 @@ class ShutdownHandler(_Handler):
         self._on_shutdown = on_shutdown
 
     async def post(self) -> None:
-        self.send_json({"stopping": True})
+        self.set_header("Content-Type", "application/json")
+        await self.finish(json.dumps({"stopping": True}))  # sent before we stop
         self._on_shutdown()
 
 
 class EventsHandler(_Handler):
     """NDJSON of the buffer from ``after`` on, held open, heartbeats when idle."""
 
-    heartbeat = HEARTBEAT_SECONDS
+    def initialize(  # type: ignore[override]
+        self, runner: AgentRunner, token: str | None, heartbeat: float
+    ) -> None:
+        super().initialize(runner, token)
+        self.heartbeat = heartbeat
 
     async def get(self) -> None:
         raw = self.get_query_argument("after", "0")
@@ -131,37 +136,43 @@ class EventsHandler(_Handler):
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         cursor = after
-        try:
-            if after > buffer.last_rseq:
-                # a cursor this runner never reached: restart from what it still has
-                cursor = buffer.first_rseq - 1
-                self.write(b'{"rseq":%d,"reset":true}\n' % cursor)
-            self.write(b"\n")  # flush the headers now so the caller knows it is subscribed
-            await self.flush()
-            while True:
-                lines, cursor = buffer.read(cursor)
-                if lines:
-                    self.write(b"".join(lines))
-                    await self.flush()
-                elif buffer.closed:
-                    break
-                elif not await buffer.wait(cursor, self.heartbeat):
-                    self.write(b"\n")
-                    await self.flush()
-        except StreamClosedError:
-            return
-        self.finish()
+        with buffer.subscribed():
+            try:
+                if after > buffer.last_rseq:
+                    # a cursor this runner never reached: restart from what it still has
+                    cursor = buffer.first_rseq - 1
+                    self.write(b'{"rseq":%d,"reset":true}\n' % cursor)
+                self.write(b"\n")  # flush the headers now: the caller knows it is subscribed
+                await self.flush()
+                while True:
+                    lines, cursor = buffer.read(cursor)
+                    if lines:
+                        self.write(b"".join(lines))
+                        await self.flush()
+                    elif buffer.closed:
+                        break
+                    elif not await buffer.wait(cursor, self.heartbeat):
+                        self.write(b"\n")
+                        await self.flush()
+                # the runner is stopping: it waits for this before closing connections
+                await self.finish()
+            except StreamClosedError:
+                return
 
 
 def make_app(
-    runner: AgentRunner, *, token: str | None, on_shutdown: Callable[[], None]
+    runner: AgentRunner,
+    *,
+    token: str | None,
+    on_shutdown: Callable[[], None],
+    heartbeat: float = HEARTBEAT_SECONDS,
 ) -> web.Application:
     common: dict[str, Any] = {"runner": runner, "token": token}
     return web.Application(
         [
             (r"/health", HealthHandler, common),
             (r"/turns", TurnsHandler, common),
-            (r"/events", EventsHandler, common),
+            (r"/events", EventsHandler, {**common, "heartbeat": heartbeat}),
             (r"/interrupt", InterruptHandler, common),
             (r"/permissions/([^/]+)", PermissionHandler, common),
             (r"/shutdown", ShutdownHandler, {**common, "on_shutdown": on_shutdown}),

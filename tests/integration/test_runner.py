@@ -2,7 +2,8 @@
 scripted model, driven over the runner channel (HTTP on a unix socket, or TCP + token).
 
 One runner serves most tests (each reads the events after its own cursor); the
-permission, resume and TCP tests start their own.
+permission, resume and TCP tests start their own.  The heartbeat and forwarder tests need
+no CLI (no ``cli`` mark).
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ from typing import Any
 
 import httpx
 import pytest
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_unix_socket
 
 import agcluster_jupyter
+from agcluster_jupyter.config import AgentConfig
+from agcluster_jupyter.runner.agent import AgentRunner, RunnerSettings
 from agcluster_jupyter.runner.forwarder import Forwarder
+from agcluster_jupyter.runner.server import make_app
 from agcluster_jupyter.testing import ScriptedModelServer
 
 KEY = "runner-test-session-token"
@@ -415,9 +421,7 @@ def runner(startup: tuple[Runner, list[str], float]) -> Runner:
 # -- tests -----------------------------------------------------------------------------
 
 
-pytestmark = pytest.mark.cli
-
-
+@pytest.mark.cli
 def test_health_starting_then_ok(startup: tuple[Runner, list[str], float]) -> None:
     runner, seen, seconds = startup
     assert seen[0] == "starting" and seen[-1] == "ok", seen
@@ -428,6 +432,7 @@ def test_health_starting_then_ok(startup: tuple[Runner, list[str], float]) -> No
     assert body["version"] == agcluster_jupyter.__version__
 
 
+@pytest.mark.cli
 async def test_full_turn_with_tools(
     runner: Runner, model: ScriptedModelServer, relay: UnixRelay
 ) -> None:
@@ -492,6 +497,7 @@ async def test_full_turn_with_tools(
     assert all(r.headers.get("x-api-key") == KEY for r in model.message_requests)
 
 
+@pytest.mark.cli
 async def test_busy_conflict_then_interrupt(runner: Runner) -> None:
     async with runner.client() as client:
         cursor = await last_rseq(client)
@@ -539,6 +545,7 @@ def _children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+@pytest.mark.cli
 async def test_a_dead_cli_ends_the_turn_and_comes_back(runner: Runner) -> None:
     assert runner.proc is not None
     async with runner.client() as client:
@@ -563,6 +570,7 @@ async def test_a_dead_cli_ends_the_turn_and_comes_back(runner: Runner) -> None:
         assert "Hi there." in [ev.get("text") for ev in events(lines)]
 
 
+@pytest.mark.cli
 async def test_bad_requests(runner: Runner) -> None:
     async with runner.client() as client:
         for body in ({}, {"message": ""}, {"message": 5}, {"message": "   "}):
@@ -579,6 +587,7 @@ async def test_bad_requests(runner: Runner) -> None:
         assert (await client.get("/nowhere")).status_code == 404
 
 
+@pytest.mark.cli
 async def test_two_subscribers_and_replay(runner: Runner) -> None:
     async with runner.client() as client:
         cursor = await last_rseq(client)
@@ -596,6 +605,7 @@ async def test_two_subscribers_and_replay(runner: Runner) -> None:
         assert replay == lines_one[len(lines_one) // 2 :]
 
 
+@pytest.mark.cli
 async def test_replay_from_zero_and_stale_cursor(runner: Runner) -> None:
     async with runner.client() as client:
         top = await last_rseq(client)
@@ -616,6 +626,7 @@ async def test_replay_from_zero_and_stale_cursor(runner: Runner) -> None:
         assert lines[1]["rseq"] == 1
 
 
+@pytest.mark.cli
 async def test_permission_allow_and_deny(base: Path, model: ScriptedModelServer) -> None:
     runner = Runner(base, model.url, _config(permission_mode="default"), "perm")
     runner.start()
@@ -674,6 +685,7 @@ async def test_permission_allow_and_deny(base: Path, model: ScriptedModelServer)
         assert runner.stop() == 0, runner.log_text()
 
 
+@pytest.mark.cli
 async def test_failed_start_explains_why(base: Path, model: ScriptedModelServer) -> None:
     runner = Runner(base, model.url, _config(), "bogus")
     runner.start("--resume", "11111111-2222-3333-4444-555555555555")
@@ -696,6 +708,7 @@ async def test_failed_start_explains_why(base: Path, model: ScriptedModelServer)
         assert runner.stop() == 0, runner.log_text()
 
 
+@pytest.mark.cli
 async def test_unwritable_workspace_fails_health(base: Path, model: ScriptedModelServer) -> None:
     runner = Runner(base, model.url, _config(), "ro")
     if IS_ROOT:
@@ -716,6 +729,7 @@ async def test_unwritable_workspace_fails_health(base: Path, model: ScriptedMode
         assert runner.stop() == 0, runner.log_text()
 
 
+@pytest.mark.cli
 async def test_resume_keeps_the_conversation(base: Path, model: ScriptedModelServer) -> None:
     runner = Runner(base, model.url, _config(), "resume")
     runner.start()
@@ -745,6 +759,7 @@ async def test_resume_keeps_the_conversation(base: Path, model: ScriptedModelSer
         assert runner.stop() == 0, runner.log_text()
 
 
+@pytest.mark.cli
 async def test_tcp_needs_the_bearer_token(base: Path, model: ScriptedModelServer) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -775,6 +790,7 @@ async def test_tcp_needs_the_bearer_token(base: Path, model: ScriptedModelServer
         runner.stop()
 
 
+@pytest.mark.cli
 def test_tcp_without_token_refuses_to_start(base: Path, model: ScriptedModelServer) -> None:
     runner = Runner(base, model.url, _config(), "notoken")
     runner.start(listen="tcp:127.0.0.1:0")
@@ -806,3 +822,53 @@ async def test_forwarder_pipes_to_a_unix_socket(base: Path) -> None:
         await forwarder.close()
         server.close()
         await server.wait_closed()
+
+
+class _NoCLI:
+    """Stands in for ClaudeSDKClient where a test needs the channel, not the agent."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    async def connect(self) -> None:
+        pass
+
+    async def disconnect(self) -> None:
+        pass
+
+
+async def test_idle_streams_get_heartbeats(base: Path) -> None:
+    workspace, state = base / "hb-ws", base / "hb-state"
+    workspace.mkdir()
+    settings = RunnerSettings(
+        config=AgentConfig(id="hb"),
+        workspace=workspace,
+        state_dir=state,
+        base_url="http://127.0.0.1:9",
+        session_token="t",
+    )
+    runner = AgentRunner(settings, client_factory=_NoCLI)  # type: ignore[arg-type]
+    server = HTTPServer(make_app(runner, token=None, on_shutdown=lambda: None, heartbeat=0.1))
+    server.add_socket(bind_unix_socket(str(base / "hb.sock")))
+    runner.start()
+    try:
+        transport = httpx.AsyncHTTPTransport(uds=str(base / "hb.sock"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://runner") as client:
+            chunks: list[bytes] = []
+
+            async def read() -> None:
+                async with client.stream("GET", "/events", params={"after": 1}) as response:
+                    async for chunk in response.aiter_raw():
+                        chunks.append(chunk)
+
+            task = asyncio.create_task(read())
+            await asyncio.sleep(0.45)
+            assert runner.health()["status"] == "ok"
+            # the subscription newline, then one per idle 0.1 s
+            assert 3 <= b"".join(chunks).count(b"\n") <= 6 and not b"".join(chunks).strip()
+            await runner.close()  # ends the stream
+            await asyncio.wait_for(task, 5)
+    finally:
+        await runner.close()
+        server.stop()
+        await server.close_all_connections()
