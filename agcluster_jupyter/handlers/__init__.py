@@ -15,5 +15,9 @@ API_PREFIX = "api/agcluster/"
 
 def route_table(kwargs: dict[str, Any]) -> list[tuple[str, type[AgClusterHandler], dict[str, Any]]]:
     """Every route, relative to the server's base URL, with the shared services as kwargs."""
-    routes = [*AGENT_ROUTES, *FILE_ROUTES, (r"(?P<path>.*)", NotFoundHandler)]
+    routes: list[tuple[str, type[AgClusterHandler]]] = [
+        *AGENT_ROUTES,
+        *FILE_ROUTES,
+        (r"(?P<path>.*)", NotFoundHandler),
+    ]
     return [(API_PREFIX + pattern, handler, kwargs) for pattern, handler in routes]

@@ -29,7 +29,7 @@ class AgClusterHandler(APIHandler):
         self.manager = manager
         self.agc = app
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler's
         await super().prepare()
         # recovery runs before any request is served (also where no start hook ran)
         await self.manager.ensure_started()

@@ -142,6 +142,8 @@ class Provider(abc.ABC):
     name: str = ""
     #: whether sessions are isolated from the host (False only for ``local``)
     isolated: bool = True
+    #: where the agent sees its workspace (None: at its host path, as with ``local``)
+    workspace_mount: str | None = "/workspace"
 
     @abc.abstractmethod
     async def health(self) -> ProviderHealth:

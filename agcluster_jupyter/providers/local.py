@@ -67,6 +67,7 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 class LocalProvider(Provider):
     name = "local"
     isolated = False
+    workspace_mount = None
 
     def __init__(
         self,

@@ -95,7 +95,11 @@ class Session:
 
     @property
     def workspace(self) -> LocalWorkspace:
-        return LocalWorkspace(Path(self.record.workspace))
+        root = Path(self.record.workspace)
+        mount = self.provider.workspace_mount
+        if mount is None:
+            return LocalWorkspace(root, aliases=(), display_root=str(root))
+        return LocalWorkspace(root, aliases=(mount,), display_root=mount)
 
     @property
     def handle(self) -> RunnerHandle | None:
