@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import os
 import secrets
 import tempfile
@@ -28,9 +27,6 @@ from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
 
 __all__ = ["AgClusterApp"]
-
-log = logging.getLogger(__name__)
-
 
 class AgClusterApp(ExtensionApp):
     name = "agcluster"
@@ -160,7 +156,7 @@ class AgClusterApp(ExtensionApp):
         choice = self.provider
         if choice in {"auto", "local"}:
             if choice == "auto":
-                log.warning(
+                self.log.warning(
                     "agcluster: no container provider is available yet; using the local "
                     "provider (no isolation)"
                 )
@@ -184,7 +180,7 @@ class AgClusterApp(ExtensionApp):
             self._demo_server = ScriptedModelServer(api_key=demo_key).start()
             upstream = self._demo_server.url
             self._key = demo_key
-            log.warning("agcluster: DEMO MODE, replies are scripted (%s)", upstream)
+            self.log.warning("agcluster: DEMO MODE, replies are scripted (%s)", upstream)
         self.presets = PresetRegistry([Path(p) for p in self.preset_paths])
         self.gateway = Gateway(upstream, self._server_key)
         settings = ManagerSettings(
