@@ -78,6 +78,8 @@ class EventLog:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
+            if self._file.tell() and not _ends_with_newline(self.path):
+                self._file.write("\n")  # end a line torn by a crash before appending
         data = event.model_dump(mode="json")
         if rseq:
             data["_rseq"] = rseq
@@ -137,3 +139,9 @@ class EventLog:
             if self._closed:
                 return
             await waiter.wait()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
