@@ -390,14 +390,16 @@ class AgentRunner:
             path = s.state_dir / name
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             if s.agent_user is not None:
-                _chown_tree(path, s.agent_user.uid, s.agent_user.gid)
+                # transcripts pile up in there: keep the loop free while walking them
+                await asyncio.to_thread(_chown_tree, path, s.agent_user.uid, s.agent_user.gid)
         if not s.workspace.is_dir():
             return f"the workspace {s.workspace} does not exist or is not a directory"
         if s.agent_user is None:
             if not os.access(s.workspace, os.W_OK | os.X_OK):
                 return f"the workspace {s.workspace} is not writable by the runner"
             return None
-        # probe with the very credentials the CLI will get (uid only, see __main__)
+        # probe with the very credentials the CLI gets: the SDK sets only the uid, and
+        # the runner already took the agent's groups (process._drop_groups)
         probe = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",

@@ -36,7 +36,7 @@ from ..config import AgentConfig, format_validation_error
 from .agent import AgentRunner, AgentUser, RunnerSettings, resolve_agent_user
 from .forwarder import Forwarder
 from .protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
-from .server import make_app
+from .server import MAX_BODY_BYTES, make_app
 
 __all__ = ["main", "parse_args", "serve"]
 
@@ -154,7 +154,10 @@ async def serve(args: argparse.Namespace) -> int:
             agent_user=agent_user,
         )
     )
-    server = HTTPServer(make_app(runner, token=runner_token, on_shutdown=stop.set))
+    server = HTTPServer(
+        make_app(runner, token=runner_token, on_shutdown=stop.set),
+        max_body_size=MAX_BODY_BYTES,
+    )
     server.add_sockets(sockets)
     log.info("runner listening on %s (config %s, gateway %s)", args.listen, config.id, base_url)
     runner.start()

@@ -20,7 +20,7 @@ from ..errors import AgClusterError, BadRequest
 from .agent import AgentRunner
 from .protocol import HEARTBEAT_SECONDS
 
-__all__ = ["make_app"]
+__all__ = ["MAX_BODY_BYTES", "make_app"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,12 @@ class _Handler(web.RequestHandler):
             log.info("%s %s: %s", self.request.method, self.request.path, value.message)
             return
         super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(_Handler):
+    def prepare(self) -> None:
+        super().prepare()
+        raise web.HTTPError(404, "no such endpoint; see agcluster_jupyter.runner.protocol")
 
 
 class HealthHandler(_Handler):
@@ -177,6 +183,8 @@ def make_app(
             (r"/permissions/([^/]+)", PermissionHandler, common),
             (r"/shutdown", ShutdownHandler, {**common, "on_shutdown": on_shutdown}),
         ],
+        default_handler_class=NotFoundHandler,
+        default_handler_args=common,
         log_function=_log_request,
     )
 

@@ -584,7 +584,10 @@ async def test_bad_requests(runner: Runner) -> None:
         response = await client.post("/permissions/nope", json={"decision": "maybe"})
         assert response.status_code == 400
         assert (await client.get("/events", params={"after": "x"})).status_code == 400
-        assert (await client.get("/nowhere")).status_code == 404
+        missing = await client.get("/nowhere")
+        assert missing.status_code == 404 and "no such endpoint" in missing.json()["message"]
+        wrong = await client.get("/turns")
+        assert wrong.status_code == 405 and wrong.json() == {"message": "Method Not Allowed"}
 
 
 @pytest.mark.cli
