@@ -48,6 +48,10 @@ Script format (YAML, JSON, or the same as Python lists and dicts)::
 - A side request for structured output (no tools and ``output_config.format`` with a
   JSON schema, such as the session title) gets JSON that fits the schema.
 
+``on_delta=callback`` is called with ``(request, index, data)`` as each streamed content
+delta is about to be sent (benchmarks timestamp deltas with it). Streams are sent
+with TCP_NODELAY: each event leaves when it is flushed.
+
 A request needs an ``x-api-key`` (or ``Authorization: Bearer``) the server accepts,
 else 401 with ``x-should-retry: false``. Every request is recorded (``.requests``,
 ``.message_requests``; ``.reset()`` clears them).
@@ -69,9 +73,10 @@ from .script import (
     load_script,
     parse_script,
 )
-from .server import RecordedRequest, ScriptedModelServer, demo_script, load_scripts
+from .server import DeltaHook, RecordedRequest, ScriptedModelServer, demo_script, load_scripts
 
 __all__ = [
+    "DeltaHook",
     "Fault",
     "RecordedRequest",
     "Reply",

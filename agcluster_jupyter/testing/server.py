@@ -7,7 +7,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from tornado import netutil, web
+from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 
@@ -33,6 +34,7 @@ from .sse import (
 
 __all__ = [
     "DEMO_SCRIPT",
+    "DeltaHook",
     "RecordedRequest",
     "ScriptSource",
     "ScriptedModelServer",
@@ -91,6 +93,12 @@ class RecordedRequest:
     def prompt(self) -> str:
         messages = self.body.get("messages") if isinstance(self.body, dict) else None
         return latest_prompt(messages or [])
+
+
+#: ``on_delta(request, index, data)``: one content delta of a streamed reply (``index``
+#: counts from 0 within the response, ``data`` is the ``content_block_delta`` event) is
+#: about to be written to the socket. Runs on the server's event loop: keep it quick.
+DeltaHook = Callable[[RecordedRequest, int, JSON], None]
 
 
 class _Handler(web.RequestHandler):
@@ -176,6 +184,10 @@ class _Handler(web.RequestHandler):
             return
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
+        # Each event leaves when flushed, as from a streaming API: with Nagle's algorithm a
+        # small write waits for the ACK of the previous one (delayed up to ~40 ms).
+        if isinstance(self.request.connection, HTTP1Connection):
+            self.request.connection.stream.set_nodelay(True)
         deltas = 0
         try:
             for event, data in stream_events(content, model, message_id, input_tokens):
@@ -187,6 +199,8 @@ class _Handler(web.RequestHandler):
                     if fault.delay:
                         await asyncio.sleep(fault.delay)
                     deltas += 1
+                    if server.on_delta is not None:
+                        server.on_delta(record, deltas - 1, data)
                 self.write(format_sse(event, data))
                 await self.flush()
         except StreamClosedError:
@@ -230,6 +244,8 @@ class ScriptedModelServer:
 
     ``scripts``: a Script, a YAML/JSON path, parsed data, a list of those; None = the
     demo script. ``api_key``: the accepted key, several keys, or None = any non-empty key.
+    ``on_delta``: called as each streamed content delta leaves (see :data:`DeltaHook`),
+    e.g. to timestamp it.
 
     Use ``with ScriptedModelServer(...) as server:`` (background thread with its own
     loop) or ``async with`` (serves in the running loop).
@@ -241,7 +257,9 @@ class ScriptedModelServer:
         api_key: str | Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        on_delta: DeltaHook | None = None,
     ) -> None:
+        self.on_delta = on_delta
         self.script = demo_script() if scripts is None else load_scripts(scripts)
         self.api_keys: frozenset[str] | None = (
             None
