@@ -243,6 +243,9 @@ def cli_env(state_dir: Path, base_url: str, session_token: str) -> dict[str, str
         "DISABLE_AUTOUPDATER": "1",
         # upstream failures must surface in seconds, not after ~3 minutes of backoff
         "CLAUDE_CODE_MAX_RETRIES": "2",
+        # this CLI runs Agent sub-agents in the background by default: the turn's result
+        # and done would come before their work, which then starts turns of its own
+        "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
     }
 
 

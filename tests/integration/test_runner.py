@@ -137,6 +137,31 @@ SCRIPTS: list[dict[str, Any]] = [
         ],
         "final": "Permission step finished.",
     },
+    {
+        "name": "delegate",
+        "match": "delegate the listing",
+        "steps": [
+            [
+                {
+                    "tool_use": {
+                        "name": "Agent",
+                        "input": {
+                            "description": "List files",
+                            "prompt": "Sub-agent: list the workspace files",
+                            "subagent_type": "lister",
+                        },
+                    }
+                }
+            ]
+        ],
+        "final": "The lister is done.",
+    },
+    {
+        "name": "sub-agent",
+        "match": "sub-agent: list",
+        "steps": [[{"tool_use": {"name": "Bash", "input": {"command": "ls", "description": "l"}}}]],
+        "final": "Listed.",
+    },
     {"name": "remember", "match": "remember the word", "steps": [], "final": "Noted."},
     {"name": "recall", "match": "which word", "steps": [], "final": "You said a word."},
     {"name": "plain", "match": "say hi", "steps": [], "final": "Hi there."},
@@ -149,8 +174,11 @@ SCRIPTS: list[dict[str, Any]] = [
 def _config(**overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "id": "runner-test",
-        "allowed_tools": ["Bash", "Read", "Write", "Edit", "TodoWrite"],
+        "allowed_tools": ["Bash", "Read", "Write", "Edit", "TodoWrite", "Task"],
         "permission_mode": "acceptEdits",
+        "agents": {
+            "lister": {"description": "Lists files", "prompt": "You list files.", "tools": ["Bash"]}
+        },
     }
     config.update(overrides)
     return config
@@ -495,6 +523,28 @@ async def test_full_turn_with_tools(
     # through the unix "gateway", with our session token as the API key
     assert relay.connections >= 1
     assert all(r.headers.get("x-api-key") == KEY for r in model.message_requests)
+
+
+@pytest.mark.cli
+async def test_sub_agent_events_carry_the_parent_id(runner: Runner) -> None:
+    async with runner.client() as client:
+        lines = await run_turn(client, "Please delegate the listing")
+    evs = events(lines)
+    [agent] = [e for e in evs if e["type"] == "tool_use" and e["name"] == "Agent"]
+    assert agent["parent_tool_use_id"] is None
+    inner = [e for e in evs if e.get("parent_tool_use_id") == agent["tool_use_id"]]
+    # the sub-agent's prompt, its Bash call and that call's result, all inside the turn
+    assert [e["type"] for e in inner] == ["message", "tool_use", "tool_result"]
+    assert inner[0]["role"] == "user" and "list the workspace files" in inner[0]["text"]
+    assert inner[1]["name"] == "Bash" and inner[2]["is_error"] is False
+    [outcome] = [e for e in evs if e.get("tool_use_id") == agent["tool_use_id"]][1:]
+    assert outcome["type"] == "tool_result" and outcome["parent_tool_use_id"] is None
+    assert "Listed." in outcome["output"]
+    assert evs.index(outcome) > evs.index(inner[-1])
+    assert [e["text"] for e in evs if e["type"] == "message" and e["role"] == "assistant"] == [
+        "The lister is done."
+    ]
+    assert types(lines)[-1] == "done" and types(lines).count("result") == 1
 
 
 @pytest.mark.cli
