@@ -162,6 +162,7 @@ SCRIPTS: list[dict[str, Any]] = [
         "steps": [[{"tool_use": {"name": "Bash", "input": {"command": "ls", "description": "l"}}}]],
         "final": "Listed.",
     },
+    {"name": "overloaded", "match": "upstream trouble", "steps": [[{"error": 529}]]},
     {"name": "remember", "match": "remember the word", "steps": [], "final": "Noted."},
     {"name": "recall", "match": "which word", "steps": [], "final": "You said a word."},
     {"name": "plain", "match": "say hi", "steps": [], "final": "Hi there."},
@@ -618,6 +619,22 @@ async def test_a_dead_cli_ends_the_turn_and_comes_back(runner: Runner) -> None:
         assert health["status"] == "ok"
         lines = await run_turn(client, "say hi")
         assert "Hi there." in [ev.get("text") for ev in events(lines)]
+
+
+@pytest.mark.cli
+async def test_upstream_failure_surfaces_in_seconds(runner: Runner) -> None:
+    async with runner.client() as client:
+        started = time.monotonic()
+        lines = await run_turn(client, "upstream trouble ahead", timeout=60)
+        took = time.monotonic() - started
+    print(f"upstream 529 → error + done: {took:.2f} s")
+    evs = events(lines)
+    retries = [e["detail"] for e in evs if e["type"] == "status" and e["detail"]]
+    assert len(retries) == 2 and retries[0].startswith("model API 529; retry 1/2")
+    [error] = [e for e in evs if e["type"] == "error"]
+    assert error["code"] == "api_error_529" and "529" in error["message"]
+    assert types(lines)[-2:] == ["status", "done"]
+    assert took < 20
 
 
 @pytest.mark.cli
