@@ -459,6 +459,7 @@ class AgentRunner:
             log.warning("%s", detail)
             problem = await self._open_client(None)
             self.sdk_session_id = None
+            self.normalize = Normalizer()  # the old conversation's task list is gone too
         if problem:
             self._fail(problem)
             return
