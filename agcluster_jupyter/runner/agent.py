@@ -96,6 +96,8 @@ class EventBuffer:
 
     def __init__(self, maxlen: int = BUFFER_SIZE, counter: Path | None = None) -> None:
         self._lines: deque[tuple[int, bytes]] = deque(maxlen=maxlen)
+        #: the last rseq of the previous runner process on this state dir (0 if none)
+        self.base = 0
         self.last_rseq = 0
         self.closed = False
         self._changed = asyncio.Event()
@@ -111,7 +113,7 @@ class EventBuffer:
             log.warning("rseq counter %s unusable (%s); counting from 1", path, exc)
             return
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-        self.last_rseq = int(text) if text.isdigit() else 0
+        self.last_rseq = self.base = int(text) if text.isdigit() else 0
         self._counter_fd = fd
 
     def append(self, event: EventBase) -> int:
@@ -168,6 +170,9 @@ class EventBuffer:
         """The lines after ``cursor`` (a gap marker first if some are gone) and the new cursor."""
         if cursor >= self.last_rseq:
             return [], cursor
+        # numbers up to ``base`` belong to earlier runner processes: not ours to replay,
+        # and nothing this process lost either
+        cursor = max(cursor, self.base)
         first = self.first_rseq
         out: list[bytes] = []
         if cursor < first - 1:

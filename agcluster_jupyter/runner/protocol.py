@@ -18,7 +18,8 @@ token (``fly``, ``kubernetes``).  All bodies are JSON.
 
 ``rseq`` numbers the events a runner emitted since it started (from 1, gapless); a
 runner restarted on the same ``--state-dir`` continues the count where the previous
-process stopped (the runner keeps it in ``<state-dir>/runner-rseq``).  The server
+process stopped (the runner keeps it in ``<state-dir>/runner-rseq``), and ``after=`` below
+that count simply starts with this process's first event.  The server
 remembers the last ``rseq`` it appended to the session log, so after any drop (network,
 server restart, runner restart) it resubscribes with ``after=`` and loses nothing,
 repeats nothing.  Events carry no ``seq``/``session_id``/``ts``: the session log stamps
