@@ -122,7 +122,7 @@ def api(jp_fetch: Fetch) -> Fetch:
         if raw:
             return response
         text = response.body.decode()
-        if text and "json" in response.headers.get("Content-Type", ""):
+        if text and response.headers.get("Content-Type", "").startswith("application/json"):
             try:
                 return json.loads(text)
             except ValueError:

@@ -53,6 +53,7 @@ from ..events import (
     DoneEvent,
     ErrorEvent,
     EventBase,
+    MessageEvent,
     PermissionRequestEvent,
     StatusEvent,
 )
@@ -497,6 +498,8 @@ class AgentRunner:
 
     async def _run_turn(self, message: str) -> None:
         self.emit(StatusEvent(state="busy"))
+        # the prompt belongs to the conversation: exports and UIs show who said what
+        self.emit(MessageEvent(role="user", text=message))
         lost: str | None = None
         client: ClaudeSDKClient | None = None
         try:

@@ -67,9 +67,10 @@ class EventLog:
         self.runner_id = runner_id
         self.last_rseq = self._rseq_by_runner.get(runner_id, 0)
 
-    def skip(self, rseq: int) -> None:
-        """A runner event that is not logged (it changed nothing a client sees)."""
-        self.last_rseq = max(self.last_rseq, rseq)
+    def skip(self, rseq: int, *, exact: bool = False) -> None:
+        """Continue after ``rseq``: a runner event that is not logged (it changed nothing
+        a client sees), or, ``exact``, a cursor the runner told us to move to."""
+        self.last_rseq = rseq if exact else max(self.last_rseq, rseq)
         self._rseq_by_runner[self.runner_id] = self.last_rseq
 
     def _write(self, event: EventBase, rseq: int) -> None:

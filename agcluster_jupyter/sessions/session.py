@@ -237,6 +237,9 @@ class Session:
         try:
             data = json.loads(line)
             rseq = int(data["rseq"])
+            if "event" not in data:
+                self._marker(data, rseq)
+                return
             event = parse_event(data["event"])
         except (ValueError, KeyError, TypeError, ValidationError):
             log.warning("session %s: unreadable runner line dropped: %.200s", self.id, line)
@@ -266,6 +269,20 @@ class Session:
             if self.state == "busy":
                 self.record.state = "idle"
             self.save()
+
+    def _marker(self, data: dict[str, Any], rseq: int) -> None:
+        """A runner stream marker (see runner/protocol.py): continue after ``rseq``."""
+        if data.get("gap"):
+            log.warning(
+                "session %s: runner events %s..%s were lost before they reached the log",
+                self.id,
+                data.get("from"),
+                rseq,
+            )
+        elif not data.get("reset"):
+            log.warning("session %s: unknown runner stream line %r", self.id, data)
+            return
+        self.log.skip(rseq, exact=True)
 
     # -- turns ---------------------------------------------------------------------------------
 

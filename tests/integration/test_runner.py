@@ -481,8 +481,13 @@ async def test_full_turn_with_tools(
     # stamped by the server, not the runner
     assert all(ev["seq"] == 0 and ev["session_id"] == "" for ev in evs)
 
+    # the prompt comes first, as the user's message
+    assert kinds[1] == "message" and evs[1]["role"] == "user"
+    assert evs[1]["text"] == "Please build the greeting file"
     # the first model message: text + two TaskCreate calls = three events
-    first = kinds.index("message")
+    first = next(
+        i for i, ev in enumerate(evs) if ev["type"] == "message" and ev["role"] == "assistant"
+    )
     assert kinds[first : first + 3] == ["message", "tool_use", "tool_use"]
     assert evs[first]["text"] == "I'll plan, then write and edit the file."
     deltas = "".join(ev["text"] for ev in evs[:first] if ev["type"] == "text_delta")
