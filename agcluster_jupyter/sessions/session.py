@@ -297,11 +297,7 @@ class Session:
             raise Conflict(f"the session is {self.state}; it cannot take a message now")
         before = self.log.last_seq
         self.touch()
-        try:
-            async with self.provider.channel(handle, timeout=15.0) as client:
-                response = await client.post("/turns", json={"message": message})
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        response = await self._post(handle, "/turns", {"message": message})
         if response.status_code == 409:
             raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
         if response.status_code >= 400:
@@ -314,29 +310,27 @@ class Session:
         handle = self.handle
         if handle is None or self.state not in ACTIVE_STATES:
             raise Conflict(f"the session is {self.state}; there is no turn to interrupt")
-        try:
-            async with self.provider.channel(handle, timeout=15.0) as client:
-                response = await client.post("/interrupt")
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        response = await self._post(handle, "/interrupt", {})
         return bool(response.json().get("interrupted", False))
 
     async def answer_permission(self, request_id: str, decision: str, message: str) -> None:
         handle = self.handle
         if handle is None or self.state not in ACTIVE_STATES:
             raise Conflict(f"the session is {self.state}; no permission request is waiting")
-        try:
-            async with self.provider.channel(handle, timeout=15.0) as client:
-                response = await client.post(
-                    f"/permissions/{request_id}",
-                    json={"decision": decision, "message": message},
-                )
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        body = {"decision": decision, "message": message}
+        response = await self._post(handle, f"/permissions/{request_id}", body)
         if response.status_code == 404:
             raise NotFound(f"no permission request {request_id!r} is waiting in this session")
         if response.status_code >= 400:
             raise BadRequest(_message(response))
+
+    async def _post(self, handle: RunnerHandle, path: str, body: dict[str, Any]) -> httpx.Response:
+        """One call to the runner; an unreachable runner is a 503 that says so."""
+        try:
+            async with self.provider.channel(handle, timeout=15.0) as client:
+                return await client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
 
     def restore_usage(self) -> None:
         self.gateway_session.usage = Usage(self.record.input_tokens, self.record.output_tokens)
