@@ -31,7 +31,7 @@ from ..events import (
     now_iso,
     parse_event,
 )
-from ..gateway import GatewaySession, Usage
+from ..gateway import GatewaySession
 from ..providers.base import Provider, RunnerHandle, RunnerStatus
 from ..workspace import LocalWorkspace
 from .eventlog import EventLog
@@ -331,9 +331,6 @@ class Session:
                 return await client.post(path, json=body)
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
-
-    def restore_usage(self) -> None:
-        self.gateway_session.usage = Usage(self.record.input_tokens, self.record.output_tokens)
 
 
 def _message(response: httpx.Response) -> str:
