@@ -1,0 +1,252 @@
+"""Pure functions behind the docker provider: container specs, stats, exit reasons.
+
+Nothing here talks to an engine; tests compare the results as data.  The container a
+session gets (see the README's "Docker provider" section for the why of each line)::
+
+    image      agcluster-agent:<version>           user     uid:gid (never root)
+    root fs    read-only                           init     docker-init as pid 1
+    caps       none (cap_drop ALL)                 no-new-privileges
+    tmpfs      /tmp, /home/agent (size-capped)     pids     pids_limit
+    memory     resource_limits.memory, no swap     cpu      resource_limits.cpu
+    network    none (config.network: bridge)       restart  never
+    mounts     workspace → /workspace, socket dir → /run/agcluster,
+               CLI state dir → /var/lib/agcluster/state; nothing else
+    env        AGCLUSTER_CONFIG, AGCLUSTER_SESSION_TOKEN, HOME, LANG, ...; never a key
+"""
+
+from __future__ import annotations
+
+import pwd
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..runner.protocol import ENV_CONFIG, ENV_SESSION_TOKEN
+from .base import RunnerSpec
+
+__all__ = [
+    "CONTAINER_HOME",
+    "IMAGE_VERSION_LABEL",
+    "RUNNER_SOCKET",
+    "SOCKET_MOUNT",
+    "STATE_MOUNT",
+    "WORKSPACE_MOUNT",
+    "ContainerSettings",
+    "container_kwargs",
+    "container_name",
+    "exit_reason",
+    "image_problem",
+    "resolve_container_user",
+    "runner_command",
+    "stats_summary",
+]
+
+WORKSPACE_MOUNT = "/workspace"
+SOCKET_MOUNT = "/run/agcluster"
+#: the CLI's config dir, transcripts, tmp and home: on the host, so ``resume`` outlives
+#: the container
+STATE_MOUNT = "/var/lib/agcluster/state"
+CONTAINER_HOME = "/home/agent"
+RUNNER_SOCKET = "runner.sock"
+GATEWAY_SOCKET = "gateway.sock"
+#: the label ``jupyter agcluster build-image`` puts on the image: the project version
+IMAGE_VERSION_LABEL = "org.agcluster.version"
+BUILD_COMMAND = "jupyter agcluster build-image"
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """Server-wide settings of every session container (per-session ones are in the spec)."""
+
+    image: str
+    uid: int
+    gid: int
+    pids_limit: int = 512
+    tmp_size: str = "256m"
+    home_size: str = "64m"
+    #: the network of configs with ``network: true``
+    network: str = "bridge"
+    log_max_size: str = "10m"
+
+
+def resolve_container_user(
+    agent_user: str,
+    *,
+    euid: int,
+    egid: int,
+    lookup: Callable[[str], pwd.struct_passwd] = pwd.getpwnam,
+) -> tuple[int, int]:
+    """The uid:gid containers run as: the server's own, or ``agent_user``'s when root.
+
+    ``agent_user`` is a user name or ``uid[:gid]``.  Files the agent writes then belong
+    to the Jupyter user, or to an unprivileged user when Jupyter runs as root.
+    """
+    if euid != 0:
+        return euid, egid
+    name = agent_user.strip()
+    if name.replace(":", "").isdigit() and name.count(":") <= 1:
+        uid_text, _, gid_text = name.partition(":")
+        uid, gid = int(uid_text), int(gid_text or uid_text)
+    else:
+        try:
+            entry = lookup(name)
+        except KeyError:
+            raise ValueError(
+                f"AgClusterApp.agent_user {agent_user!r} is no user on this machine; name "
+                "one, or give a numeric uid:gid"
+            ) from None
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if uid == 0:
+        raise ValueError(
+            f"AgClusterApp.agent_user {agent_user!r} is root; agents never run as root in "
+            "their containers: name an unprivileged user"
+        )
+    return uid, gid
+
+
+def container_name(session_id: str) -> str:
+    return "agcluster-" + session_id.replace("-", "")[:12]
+
+
+def runner_command(resume: str | None) -> list[str]:
+    cmd = [
+        "python",
+        "-m",
+        "agcluster_jupyter.runner",
+        "--listen",
+        f"unix:{SOCKET_MOUNT}/{RUNNER_SOCKET}",
+        "--workspace",
+        WORKSPACE_MOUNT,
+        "--state-dir",
+        STATE_MOUNT,
+        "--gateway",
+        f"unix:{SOCKET_MOUNT}/{GATEWAY_SOCKET}",
+    ]
+    if resume:
+        cmd += ["--resume", resume]
+    return cmd
+
+
+def _bind(source: str, target: str) -> dict[str, Any]:
+    # the Engine API's own form: a missing source is an error (never created as root)
+    return {
+        "Type": "bind",
+        "Source": source,
+        "Target": target,
+        "ReadOnly": False,
+        "BindOptions": {"Propagation": "rprivate"},
+    }
+
+
+def _tmpfs(size: str) -> str:
+    # exec: the workspace is executable anyway, noexec here would only break tools
+    return f"rw,nosuid,nodev,exec,size={size},mode=1777"
+
+
+def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str, Any]:
+    """``docker.containers.create(**kwargs)`` for the runner of ``spec``."""
+    limits = spec.config.resource_limits
+    memory = limits.memory_bytes
+    name = container_name(spec.session_id)
+    return {
+        "image": settings.image,
+        "command": runner_command(spec.resume),
+        "name": name,
+        "hostname": name,
+        "user": f"{settings.uid}:{settings.gid}",
+        "working_dir": WORKSPACE_MOUNT,
+        "environment": {
+            ENV_CONFIG: spec.config.model_dump_json(),
+            # worthless outside this session's gateway socket; never the API key
+            ENV_SESSION_TOKEN: spec.session_token,
+            "HOME": CONTAINER_HOME,
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+        },
+        "labels": dict(spec.labels),
+        "init": True,
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "privileged": False,
+        "ipc_mode": "private",
+        "tmpfs": {"/tmp": _tmpfs(settings.tmp_size), CONTAINER_HOME: _tmpfs(settings.home_size)},
+        "mounts": [
+            _bind(str(spec.workspace), WORKSPACE_MOUNT),
+            _bind(str(spec.socket_dir), SOCKET_MOUNT),
+            _bind(str(spec.state_dir), STATE_MOUNT),
+        ],
+        "pids_limit": settings.pids_limit,
+        "mem_limit": memory,
+        # equal to mem_limit: no swap beyond the memory limit
+        "memswap_limit": memory,
+        "nano_cpus": int(limits.cpu * 1e9),
+        # model calls go through the gateway's unix socket: no network needed
+        "network_mode": settings.network if spec.config.network else "none",
+        "restart_policy": {"Name": "no"},
+        "log_config": {
+            "type": "json-file",
+            "config": {"max-size": settings.log_max_size, "max-file": "2"},
+        },
+        "stdin_open": False,
+        "tty": False,
+    }
+
+
+def image_problem(image: str, labels: dict[str, str] | None, version: str) -> str | None:
+    """Why ``image`` (its labels; None when missing) cannot run sessions, or None."""
+    build = f"build it with `{BUILD_COMMAND}`"
+    if labels is None:
+        return f"the agent image {image} is not in the Docker engine; {build}"
+    found = labels.get(IMAGE_VERSION_LABEL)
+    if found != version:
+        return (
+            f"the agent image {image} was built for agcluster-jupyter {found or '(unknown)'}, "
+            f"this server is {version}; rebuild it with `{BUILD_COMMAND}`"
+        )
+    return None
+
+
+def exit_reason(state: dict[str, Any], limits_memory: str = "", logs: str = "") -> str:
+    """One line on why a container stopped, from ``inspect``'s ``State`` (and log tail)."""
+    code = state.get("ExitCode")
+    if state.get("OOMKilled"):
+        where = f" at its {limits_memory} memory limit" if limits_memory else ""
+        reason = f"ran out of memory{where} and was killed (out of memory)"
+    elif state.get("Error"):
+        reason = f"failed: {state['Error']}"
+    elif code == 137:
+        reason = "was killed (SIGKILL, exit code 137)"
+    elif code is not None:
+        reason = f"exited with code {code}"
+    else:
+        reason = f"is {state.get('Status', 'gone')}"
+    tail = " | ".join(line for line in logs.strip().splitlines()[-5:] if line.strip())
+    return f"the agent container {reason}" + (f"; last output: {tail}" if tail else "")
+
+
+def stats_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """``{cpu_percent, memory_bytes, memory_limit_bytes, pids}`` from one stats sample."""
+    cpu = stats.get("cpu_stats") or {}
+    pre = stats.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (
+        pre.get("cpu_usage") or {}
+    ).get("total_usage", 0)
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or [])
+    percent = 0.0
+    if cpu_delta > 0 and system_delta > 0 and pre.get("system_cpu_usage"):
+        percent = cpu_delta / system_delta * (online or 1) * 100.0
+    memory = stats.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    # as `docker stats`: the page cache the kernel can drop is not the agent's memory
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    usage = max(int(memory.get("usage", 0)) - int(cache), 0)
+    return {
+        "cpu_percent": round(percent, 2),
+        "memory_bytes": usage,
+        "memory_limit_bytes": int(memory.get("limit", 0)),
+        "pids": int((stats.get("pids_stats") or {}).get("current", 0)),
+    }
