@@ -37,10 +37,7 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +50,7 @@ from typing import Any
 import httpx
 
 from agcluster_jupyter.testing import RecordedRequest, ScriptedModelServer
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 
 JSON = dict[str, Any]
 
@@ -244,152 +242,6 @@ def relayed_turn(
 # -- the Jupyter server ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _proc_start(pid: int) -> str | None:
-    """The process's start time (to tell it from a later one with the same pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if stat[0] == "Z" else stat[19]
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """``pid``'s live descendants (not itself), with their start times."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            children.setdefault(int(stat[1]), []).append(int(entry))
-    found: dict[int, str] = {}
-    todo = list(children.get(pid, []))
-    while todo:
-        current = todo.pop()
-        start = _proc_start(current)
-        if start is not None:
-            found[current] = start
-        todo.extend(children.get(current, []))
-    return found
-
-
-def runner_pids(under: str) -> set[int]:
-    """Runner processes whose command line mentions ``under``."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"agcluster_jupyter.runner" in cmdline and under.encode() in cmdline:
-                if _proc_start(int(entry)) is not None:
-                    pids.add(int(entry))
-    return pids
-
-
-class JupyterServer:
-    """A ``jupyter server`` subprocess with the extension on the local provider; the
-    model's key is in its environment only."""
-
-    def __init__(self, model_url: str, base: Path) -> None:
-        self.base = base
-        self.port = _free_port()
-        self.api = f"http://127.0.0.1:{self.port}/api/agcluster/"
-        self.log_path = base / "jupyter-server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.seen: dict[int, str] = {}  # every descendant seen while it ran
-        dirs = {name: base / name for name in ("workspaces", "agent-state", "s", "state")}
-        for extra in ("root", "runtime", "config"):
-            dirs[extra] = base / extra
-        for path in dirs.values():
-            path.mkdir()
-            path.chmod(0o755)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-        env.update(
-            ANTHROPIC_API_KEY=MODEL_KEY,
-            JUPYTER_PLATFORM_DIRS="1",
-            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-            JUPYTER_CONFIG_DIR=str(dirs["config"]),
-        )
-        self.env = env
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.open_browser=False",
-            "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={dirs['root']}",
-            f"--IdentityProvider.token={TOKEN}",
-            "--AgClusterApp.provider=local",
-            f"--AgClusterApp.anthropic_base_url={model_url}",
-            f"--AgClusterApp.workspace_root={dirs['workspaces']}",
-            f"--AgClusterApp.agent_state_root={dirs['agent-state']}",
-            f"--AgClusterApp.socket_root={dirs['s']}",
-            f"--AgClusterApp.state_root={dirs['state']}",
-        ]
-
-    def start(self, client: httpx.Client) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if client.get(self.api + "health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("jupyter server did not start:\n" + self.tail())
-
-    def note_children(self) -> None:
-        if self.proc is not None:
-            self.seen.update(descendants(self.proc.pid))
-
-    def tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> list[int]:
-        """SIGTERM, wait; kill whatever it started that is still alive and name it."""
-        if self.proc is None:
-            return []
-        self.note_children()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        deadline = time.monotonic() + 5
-        while True:
-            left = {pid for pid, start in self.seen.items() if _proc_start(pid) == start}
-            left |= runner_pids(str(self.base))
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return sorted(left)
-
-
 # -- the run --------------------------------------------------------------------------
 
 
@@ -448,22 +300,22 @@ def run(deltas: int, latency_deltas: int, delay: float, turns: int, quiet: bool 
     base.chmod(0o755)  # the CLI runs as `nobody` when this runs as root
     leftovers: list[int] = []
     results: JSON = {}
-    server: JupyterServer | None = None
+    server: JupyterServerProcess | None = None
     try:
         model = ScriptedModelServer(
             scenarios(deltas, latency_deltas, delay), api_key=MODEL_KEY, on_delta=log.hook
         )
         headers = {"Authorization": f"token {TOKEN}"}
         with model, httpx.Client(timeout=120, headers=headers) as client:
-            server = JupyterServer(model.url, base)
+            server = JupyterServerProcess(model.url, MODEL_KEY, base=base, token=TOKEN)
             say(f"starting jupyter server on port {server.port} ...")
-            server.start(client)
-            launch = client.post(server.api + "agents/launch", json={"config_id": "code-assistant"})
+            server.start()
+            launch = client.post(server.url + "agents/launch", json={"config_id": "code-assistant"})
             if launch.status_code != 201:
                 raise RuntimeError(f"launch: HTTP {launch.status_code}: {launch.text}")
             sid = launch.json()["session_id"]
             say(f"session {sid}: warm-up turn")
-            relayed_turn(client, server.api, sid, log, f"{THROUGHPUT} warm-up")
+            relayed_turn(client, server.url, sid, log, f"{THROUGHPUT} warm-up")
             baseline_turn(client, model, log, f"{THROUGHPUT} warm-up")
             baseline_turn(client, model, log, f"{LATENCY} warm-up")
             server.note_children()
@@ -480,11 +332,11 @@ def run(deltas: int, latency_deltas: int, delay: float, turns: int, quiet: bool 
                         baseline_turn(client, model, log, text).analyse()
                     )
                     measured[kind]["relayed"].append(
-                        relayed_turn(client, server.api, sid, log, text).analyse()
+                        relayed_turn(client, server.url, sid, log, text).analyse()
                     )
                     server.note_children()
 
-            stop = client.delete(server.api + f"agents/sessions/{sid}", params={"purge": "true"})
+            stop = client.delete(server.url + f"agents/sessions/{sid}", params={"purge": "true"})
             if stop.status_code >= 400:
                 say(f"stopping the session: HTTP {stop.status_code} {stop.text}")
             results = build_results(measured, deltas, latency_deltas, delay, turns)

@@ -169,7 +169,9 @@ async def test_code_assistant_end_to_end(
                 if path.is_socket():
                     continue
                 assert TEST_KEY.encode() not in path.read_bytes(), path
-    processes = set().union(*(descendants(p) for p in runner_pids(str(agent_dirs["base"]))))
+    processes: set[int] = set()
+    for runner in runner_pids(str(agent_dirs["base"])):
+        processes |= {runner, *descendants(runner)}
     assert len(processes) >= 2, "expected the runner and its claude CLI"
     for pid in processes:
         environ = Path(f"/proc/{pid}/environ").read_bytes()

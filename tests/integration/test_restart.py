@@ -3,99 +3,21 @@ workspaces, session records and event logs, and the conversation resumes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from ..support import TEST_KEY, parse_sse, runner_pids
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess, runner_pids
+
+from ..support import TEST_KEY, parse_sse
 
 pytestmark = pytest.mark.cli
 
-TOKEN = "restart-test-token"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """A `jupyter server` subprocess with the extension, on fixed state folders."""
-
-    def __init__(self, model_url: str, dirs: dict[str, Path], *extra: str) -> None:
-        self.port = _free_port()
-        self.model_url = model_url
-        self.dirs = dirs
-        self.extra = list(extra)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}/api/agcluster/"
-        self.log = dirs["base"] / f"server-{self.port}.log"
-
-    def start(self) -> None:
-        env = {**os.environ, "ANTHROPIC_API_KEY": TEST_KEY, "JUPYTER_PLATFORM_DIRS": "1"}
-        root = self.dirs["base"] / "root"
-        root.mkdir(exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.open_browser=False",
-            "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={TOKEN}",
-            "--AgClusterApp.provider=local",
-            f"--AgClusterApp.anthropic_base_url={self.model_url}",
-            f"--AgClusterApp.workspace_root={self.dirs['workspaces']}",
-            f"--AgClusterApp.agent_state_root={self.dirs['agent_state']}",
-            f"--AgClusterApp.socket_root={self.dirs['sockets']}",
-            f"--AgClusterApp.state_root={self.dirs['state']}",
-            *self.extra,
-        ]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.get("health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            time.sleep(0.2)
-        pytest.fail("jupyter server did not start:\n" + self.log.read_text()[-3000:])
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        # jupyter server asks for confirmation on the first SIGINT; SIGTERM stops it
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {TOKEN}"}
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(self.url + path, headers=self._headers(), timeout=60, **kwargs)
-
-    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return httpx.post(
-            self.url + path, json=body, headers={**self._headers(), **(headers or {})}, timeout=120
-        )
+class Server(JupyterServerProcess):
+    """The test's server, with SSE chat and event-log helpers."""
 
     def chat(self, session_id: str, message: str) -> list[dict[str, Any]]:
         response = self.post(
@@ -115,9 +37,12 @@ def server_factory(scripted_model: Any, agent_dirs: dict[str, Path]) -> Iterator
     servers: list[Server] = []
 
     def make(*extra: str) -> Server:
-        server = Server(scripted_model.url, agent_dirs, *extra)
+        server = Server(scripted_model.url, TEST_KEY, base=agent_dirs["base"], extra_args=extra)
         servers.append(server)
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         return server
 
     yield make
