@@ -21,6 +21,7 @@ import argparse
 import importlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -118,7 +119,7 @@ def _os_reason(exc: BaseException) -> str | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
+        if isinstance(current, OSError) and isinstance(current.strerror, str) and current.strerror:
             return current.strerror
         queue.extend(arg for arg in current.args if isinstance(arg, BaseException))
         for linked in (current.__cause__, current.__context__):
@@ -139,6 +140,16 @@ def unreachable_message(exc: BaseException, host: str | None = None) -> str:
 
 def connect(timeout: float = 15) -> Any:
     """A ``docker.DockerClient`` whose engine answered a ping, else :class:`DockerUnreachable`."""
+    host = docker_host()
+    if host.startswith("unix://"):
+        # Probe the socket first: the SDK leaks the socket of a failed connect
+        # (an unclosed-socket ResourceWarning), and this is the common failure.
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(host.removeprefix("unix://"))
+        except OSError as exc:
+            raise DockerUnreachable(unreachable_message(exc, host)) from exc
     # Untyped, and mypy would take the checkout's docker/ folder for it: load it as Any.
     docker: Any = importlib.import_module("docker")
     try:
@@ -328,6 +339,10 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
     err = sys.stderr
     try:
         client = connect()
+    except DockerUnreachable as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    try:
         if not args.quiet:
             print(
                 f"building {args.tag or default_image_tag()} from {args.base_image} "
@@ -342,9 +357,6 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             client=client,
         )
-    except DockerUnreachable as exc:
-        print(f"error: {exc}", file=err)
-        return 1
     except BuildError as exc:
         if args.quiet and exc.log_tail:
             print("\n".join(exc.log_tail), file=err)
@@ -356,6 +368,8 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
     except Exception as exc:  # the engine failing mid-build: one line, not a traceback
         print(f"error: {unreachable_message(exc) if _os_reason(exc) else exc}", file=err)
         return 1
+    finally:
+        client.close()
     print(
         f"built {result.tag} ({result.image_id[:19]}, {VERSION_LABEL}={result.version_label}) "
         f"in {result.seconds:.1f} s; image size {_size(result.size_bytes)}"
