@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Int, List, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
 
 from ._version import __version__
 from .gateway import Gateway
@@ -27,6 +27,7 @@ from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
 
 __all__ = ["AgClusterApp"]
+
 
 class AgClusterApp(ExtensionApp):
     name = "agcluster"
@@ -103,8 +104,10 @@ class AgClusterApp(ExtensionApp):
 
     agent_user = Unicode(
         "nobody",
-        help="""Local provider, server running as root: the user the claude CLI runs as (it
-        must not run as root).""",
+        help="""When the server runs as root: the user the agent runs as (a name, or a
+        numeric uid[:gid] for docker).  Local provider: the claude CLI runs as this user.
+        Docker provider: containers run as its uid:gid, so the agent's files belong to it.
+        A server not running as root runs agents as its own user.""",
     ).tag(config=True)
 
     idle_timeout = Float(
@@ -141,6 +144,31 @@ class AgClusterApp(ExtensionApp):
         running for the restarted server to re-adopt (False).""",
     ).tag(config=True)
 
+    docker_pids_limit = Int(
+        512,
+        help="""Docker provider: most processes (and threads) one session's container may
+        run; a fork bomb stops there.""",
+    ).tag(config=True)
+
+    docker_tmp_size = Unicode(
+        "256m",
+        help="""Docker provider: size of the container's /tmp (a tmpfs; it counts against
+        the session's memory limit).  The root filesystem is read-only.""",
+    ).tag(config=True)
+
+    docker_network = Unicode(
+        "bridge",
+        help="""Docker provider: the network of sessions whose config says network: true
+        (research-agent).  Every other session gets none: model calls go through the
+        gateway's unix socket.""",
+    ).tag(config=True)
+
+    storage_check_interval = Float(
+        3.0,
+        help="""Seconds between measurements of a busy session's workspace against its
+        resource_limits.storage (the agent's turn is interrupted beyond it).""",
+    ).tag(config=True)
+
     demo_mode = Bool(
         False,
         help="""Play the model with the built-in scripted model server (replies are
@@ -154,18 +182,47 @@ class AgClusterApp(ExtensionApp):
 
     def _make_provider(self) -> Provider:
         choice = self.provider
-        if choice in {"auto", "local"}:
-            if choice == "auto":
+        if choice == "auto":
+            from .providers.docker import ping_engine
+
+            # a short ping while the server starts (nothing is served yet)
+            problem = ping_engine(timeout=2.0)
+            if problem is None:
+                choice = "docker"
+            else:
                 self.log.warning(
-                    "agcluster: no container provider is available yet; using the local "
-                    "provider (no isolation)"
+                    "agcluster: no Docker engine (%s); using the local provider: agents run "
+                    "on this machine with NO ISOLATION",
+                    problem,
                 )
+                choice = "local"
+        if choice == "docker":
+            return self._docker_provider()
+        if choice == "local":
             return LocalProvider(
                 agent_user=self.agent_user, start_timeout=self.runner_start_timeout
             )
         from .providers.unavailable import UnavailableProvider
 
         return UnavailableProvider(choice)
+
+    def _docker_provider(self) -> Provider:
+        from .providers.docker import DockerProvider
+        from .providers.docker_spec import ContainerSettings, resolve_container_user
+
+        try:
+            uid, gid = resolve_container_user(self.agent_user, euid=os.geteuid(), egid=os.getegid())
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        settings = ContainerSettings(
+            image=self.agent_image,
+            uid=uid,
+            gid=gid,
+            pids_limit=self.docker_pids_limit,
+            tmp_size=self.docker_tmp_size,
+            network=self.docker_network,
+        )
+        return DockerProvider(settings, start_timeout=self.runner_start_timeout)
 
     def initialize_settings(self) -> None:
         # the key lives in this process's memory only; runners get per-session tokens

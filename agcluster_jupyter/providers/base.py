@@ -29,11 +29,13 @@ __all__ = [
     "LABEL_CONFIG",
     "LABEL_OWNER",
     "LABEL_SESSION",
+    "LABEL_STATE_ROOT",
     "LABEL_VERSION",
     "Provider",
     "ProviderError",
     "ProviderHealth",
     "ProviderUnavailable",
+    "RunnerFault",
     "RunnerHandle",
     "RunnerSpec",
     "RunnerStartError",
@@ -44,6 +46,9 @@ LABEL_SESSION = "agcluster.session-id"
 LABEL_CONFIG = "agcluster.config-id"
 LABEL_OWNER = "agcluster.owner"
 LABEL_VERSION = "agcluster.version"
+#: the server's state_root: a server removes only the orphans of its own installation,
+#: never those of another server of the same user on the same engine
+LABEL_STATE_ROOT = "agcluster.state-root"
 
 
 class ProviderError(Exception):
@@ -69,6 +74,14 @@ class ProviderHealth:
     ok: bool
     isolated: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunnerFault:
+    """Something the runner's environment did to it (e.g. a process killed for memory)."""
+
+    code: str
+    message: str
 
 
 @dataclass
@@ -168,6 +181,16 @@ class Provider(abc.ABC):
     async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
         """CPU and memory use, where the provider can tell; ``{}`` otherwise."""
         return {}
+
+    async def exit_reason(self, handle: RunnerHandle) -> str | None:
+        """Why a runner that is no longer running stopped (out of memory, exit code and
+        last output), where the provider can tell; None otherwise."""
+        return None
+
+    async def faults(self, handle: RunnerHandle, since: float) -> list[RunnerFault]:
+        """What the runner's environment did to it since ``since`` (epoch seconds) that
+        its own events cannot tell, each reported once (e.g. an OOM kill of a tool)."""
+        return []
 
     def channel(self, handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
         return channel_for(handle, timeout)

@@ -212,7 +212,8 @@ def image_problem(image: str, labels: dict[str, str] | None, version: str) -> st
 def exit_reason(state: dict[str, Any], limits_memory: str = "", logs: str = "") -> str:
     """One line on why a container stopped, from ``inspect``'s ``State`` (and log tail)."""
     code = state.get("ExitCode")
-    if state.get("OOMKilled"):
+    # OOMKilled stays set after any OOM kill in the container; a clean exit is no OOM death
+    if state.get("OOMKilled") and code != 0:
         where = f" at its {limits_memory} memory limit" if limits_memory else ""
         reason = f"ran out of memory{where} and was killed (out of memory)"
     elif state.get("Error"):

@@ -216,6 +216,8 @@ def test_image_problem_gives_the_build_command() -> None:
 def test_exit_reasons() -> None:
     oom = exit_reason({"OOMKilled": True, "ExitCode": 137}, "256m", "a\nb\n")
     assert "out of memory" in oom and "256m" in oom and "last output: a | b" in oom
+    # an earlier OOM kill of a tool does not make a clean exit an OOM death
+    assert "out of memory" not in exit_reason({"OOMKilled": True, "ExitCode": 0})
     assert "code 3" in exit_reason({"ExitCode": 3, "Status": "exited"})
     assert "SIGKILL" in exit_reason({"ExitCode": 137})
     assert "failed: boom" in exit_reason({"Error": "boom", "ExitCode": 128})

@@ -1,0 +1,542 @@
+"""The ``docker`` provider: one hardened container per session, on the local engine.
+
+The container spec comes from :mod:`.docker_spec` (pure functions); this module only
+talks to the engine.  The ``docker`` SDK is synchronous, so every call runs in this
+provider's own thread pool (a slow engine never blocks the event loop nor starves the
+default executor the file handlers use), under a timeout; calls that are safe to repeat
+are retried a bounded number of times, with exponential backoff, on transient errors
+only (connection refused, a timeout, a 5xx).
+
+The runner is reached over the unix socket it binds in the session's socket folder,
+which is bind-mounted into the container; the gateway's socket sits next to it.
+Readiness is the runner's own ``/health`` over that socket, polled every 20 ms: no fixed
+sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import importlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from .._version import __version__
+from ..cli import docker_host, unreachable_message
+from .base import (
+    LABEL_SESSION,
+    Provider,
+    ProviderError,
+    ProviderHealth,
+    ProviderUnavailable,
+    RunnerFault,
+    RunnerHandle,
+    RunnerSpec,
+    RunnerStartError,
+    RunnerStatus,
+)
+from .docker_spec import (
+    RUNNER_SOCKET,
+    SOCKET_MOUNT,
+    ContainerSettings,
+    container_kwargs,
+    container_name,
+    exit_reason,
+    image_problem,
+    stats_summary,
+)
+
+__all__ = ["DockerProvider", "docker_host", "ping_engine"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: resources() answers from a sample at most this old (a panel may poll details often)
+STATS_MAX_AGE = 2.0
+
+
+def _sdk(module: str = "docker") -> Any:
+    """The docker SDK (untyped; imported by name so mypy never takes the checkout's
+    ``docker/`` folder for it), loaded on first use."""
+    return importlib.import_module(module)
+
+
+def _unreachable(exc: BaseException) -> str:
+    return unreachable_message(exc, docker_host())
+
+
+def ping_engine(timeout: float = 2.0) -> str | None:
+    """None when the engine answers a ping within ``timeout``, else why not (one line)."""
+    try:
+        client = _sdk().from_env(timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "no"
+        return _unreachable(exc)
+    return None
+
+
+class _Missing(Exception):
+    """The container (or image) is not there: docker's 404."""
+
+
+class _Transient(Exception):
+    """A failure worth another try (the engine busy, restarting or slow)."""
+
+    def __init__(self, message: str, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def _classify(exc: BaseException) -> BaseException:
+    """The engine's error as ``_Transient`` (retry), ``_Missing`` (404), ``ProviderError``
+    (give up at once), or as it is."""
+    errors = _sdk("docker.errors")
+    requests_errors = _sdk("requests.exceptions")
+    if isinstance(exc, errors.NotFound):
+        return _Missing(str(exc))
+    if isinstance(exc, requests_errors.Timeout):
+        return _Transient(f"Docker at {docker_host()} did not answer in time", unreachable=True)
+    if isinstance(exc, (requests_errors.ConnectionError, ConnectionError, FileNotFoundError)):
+        return _Transient(_unreachable(exc), unreachable=True)
+    if isinstance(exc, errors.APIError):
+        status = exc.status_code or 0
+        if status >= 500 and "OCI runtime" not in str(exc):
+            return _Transient(f"the Docker engine failed: {exc.explanation or exc}", False)
+        return ProviderError(f"Docker: {exc.explanation or exc}")
+    if isinstance(exc, errors.DockerException):
+        # the client could not even be made: no engine behind DOCKER_HOST
+        return _Transient(_unreachable(exc), unreachable=True)
+    return exc
+
+
+def _human_size(num: int) -> str:
+    for unit, size in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if num >= size and num % size == 0:
+            return f"{num // size}{unit}"
+    return f"{num / 1024**2:.0f}m" if num else ""
+
+
+def _fix_ownership(path: Path, uid: int, gid: int, mode: int | None = None) -> None:
+    """``path`` (and everything under it) owned by the container's uid:gid.
+
+    Only entries owned by someone else are touched, so a second launch is a cheap walk.
+    Symlinks are changed themselves, never followed.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    if mode is not None:
+        path.chmod(mode)
+    st = path.lstat()
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+                if (st.st_uid, st.st_gid) != (uid, gid):
+                    os.chown(full, uid, gid, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+
+
+class DockerProvider(Provider):
+    name = "docker"
+    isolated = True
+    workspace_mount = "/workspace"
+
+    def __init__(
+        self,
+        settings: ContainerSettings,
+        *,
+        start_timeout: float = 60.0,
+        call_timeout: float = 30.0,
+        retries: int = 3,
+        version: str = __version__,
+        client_factory: Callable[[], Any] | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self.settings = settings
+        self.start_timeout = start_timeout
+        self.call_timeout = call_timeout
+        self.retries = retries
+        self.version = version
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="agcluster-docker"
+        )
+        self._stats: dict[str, tuple[float, dict[str, Any]]] = {}
+        #: newest OOM event reported per container (its timeNano), so none is told twice
+        self._oom_seen: dict[str, int] = {}
+
+    # -- calling the engine ---------------------------------------------------------------
+
+    def _docker(self) -> Any:
+        """The SDK client, made on first use (making one asks the engine for its version)."""
+        with self._client_lock:
+            if self._client is None:
+                if self._client_factory is not None:
+                    self._client = self._client_factory()
+                else:
+                    self._client = _sdk().from_env(timeout=int(self.call_timeout))
+            return self._client
+
+    def _drop_client(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+    async def _call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        retry: bool = True,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """``fn(client, *args, **kwargs)`` in the pool, bounded; transient errors retried.
+
+        Raises ``ProviderUnavailable`` when the engine cannot be reached, ``_Missing``
+        for a 404, ``ProviderError`` for the rest of the engine's refusals.
+        """
+        loop = asyncio.get_running_loop()
+        attempts = 1 + (self.retries if retry else 0)
+        delay = 0.1
+        limit = timeout or self.call_timeout + 5
+        for attempt in range(1, attempts + 1):
+            try:
+                job = functools.partial(self._invoke, fn, args, kwargs)
+                return await asyncio.wait_for(loop.run_in_executor(self._executor, job), limit)
+            except asyncio.TimeoutError:
+                failure = _Transient(
+                    f"Docker at {docker_host()} did not answer within {limit:.0f} s",
+                    unreachable=True,
+                )
+            except _Transient as exc:
+                failure = exc
+            if failure.unreachable:
+                self._drop_client()
+            if attempt == attempts:
+                if failure.unreachable:
+                    raise ProviderUnavailable(str(failure)) from None
+                raise ProviderError(str(failure)) from None
+            log.debug("docker: %s; retrying in %.1f s", failure, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _invoke(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        try:
+            return fn(self._docker(), *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified and re-raised
+            classified = _classify(exc)
+            if classified is exc:
+                raise
+            raise classified from exc
+
+    # -- health -------------------------------------------------------------------------
+
+    async def _problem(self) -> tuple[str | None, bool]:
+        """What keeps this provider from starting runners (None if nothing), and whether
+        it is the engine (True) rather than the image."""
+        try:
+            await self._call(lambda c: c.ping(), timeout=10.0, retry=False)
+        except ProviderUnavailable as exc:
+            return str(exc), True
+        except ProviderError as exc:
+            return f"the Docker engine at {docker_host()} is unhealthy: {exc}", True
+        try:
+            attrs = await self._call(lambda c: c.api.inspect_image(self.settings.image))
+            labels: dict[str, str] | None = (attrs.get("Config") or {}).get("Labels") or {}
+        except _Missing:
+            labels = None
+        except ProviderError as exc:
+            return str(exc), True
+        return image_problem(self.settings.image, labels, self.version), False
+
+    async def health(self) -> ProviderHealth:
+        problem, _ = await self._problem()
+        if problem:
+            return ProviderHealth(ok=False, isolated=True, detail=problem)
+        return ProviderHealth(
+            ok=True,
+            isolated=True,
+            detail=f"Docker at {docker_host()}, image {self.settings.image}",
+        )
+
+    # -- create ---------------------------------------------------------------------------
+
+    def _prepare_folders(self, spec: RunnerSpec) -> None:
+        uid, gid = self.settings.uid, self.settings.gid
+        if not spec.workspace.is_dir():
+            raise RunnerStartError(f"the workspace {spec.workspace} is not a folder")
+        # the agent writes as uid:gid, so its files belong to the Jupyter user (or to an
+        # unprivileged user when Jupyter runs as root)
+        _fix_ownership(spec.workspace, uid, gid)
+        _fix_ownership(spec.state_dir, uid, gid, mode=0o700)
+        # the runner binds its socket in here; the gateway's socket (0666) is already in
+        # it; nobody but the container's user and the server may enter
+        _fix_ownership(spec.socket_dir, uid, gid, mode=0o700)
+        (spec.socket_dir / RUNNER_SOCKET).unlink(missing_ok=True)
+
+    async def create(self, spec: RunnerSpec) -> RunnerHandle:
+        problem, _ = await self._problem()
+        if problem:
+            raise ProviderUnavailable(problem)
+        await asyncio.to_thread(self._prepare_folders, spec)
+        name = container_name(spec.session_id)
+        await self._remove_stale(name, spec.session_id)
+        kwargs = container_kwargs(spec, self.settings)
+        try:
+            container_id: str = await self._call(
+                lambda c: c.containers.create(**kwargs).id, retry=False
+            )
+        except ProviderUnavailable:
+            raise
+        except (ProviderError, _Missing) as exc:
+            raise RunnerStartError(f"Docker refused the container: {exc}") from None
+        handle = RunnerHandle(
+            provider=self.name,
+            session_id=spec.session_id,
+            agent_id=container_id,
+            endpoint=f"unix:{spec.socket_dir / RUNNER_SOCKET}",
+            extra={"container": name, "memory": spec.config.resource_limits.memory},
+        )
+        try:
+            try:
+                await self._call(lambda c: c.api.start(container_id), retry=False)
+            except ProviderUnavailable:
+                raise
+            except (ProviderError, _Missing) as exc:
+                raise RunnerStartError(f"Docker could not start the container: {exc}") from None
+            await self._wait_healthy(handle)
+        except BaseException:
+            await asyncio.shield(self._remove(container_id))
+            raise
+        return handle
+
+    async def _remove_stale(self, name: str, session_id: str) -> None:
+        """A container left by this session's previous runner (same name) goes first."""
+        try:
+            attrs = await self._call(lambda c: c.api.inspect_container(name))
+        except _Missing:
+            return
+        owner = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_SESSION)
+        if owner != session_id:
+            raise RunnerStartError(
+                f"a container named {name} exists and is not this session's; remove it "
+                f"(docker rm -f {name})"
+            )
+        log.info("removing %s left by a previous runner of session %s", name, session_id)
+        await self._remove(attrs["Id"])
+
+    async def _wait_healthy(self, handle: RunnerHandle) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        next_inspect = time.monotonic() + 0.5
+        detail = ""
+        async with self.channel(handle, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    response = await client.get("/health")
+                    body: dict[str, Any] = response.json()
+                    if body.get("status") == "ok":
+                        return
+                    if body.get("status") == "failed":
+                        raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")
+                    detail = str(body.get("detail", ""))
+                except (httpx.HTTPError, ValueError):
+                    pass  # no socket yet, or the runner still binding it
+                if time.monotonic() >= next_inspect:
+                    # a container that died never answers: say why at once, not at the end
+                    next_inspect = time.monotonic() + 0.5
+                    state = await self._state(handle.agent_id)
+                    if state is not None and not state.get("Running"):
+                        raise RunnerStartError(await self._exit_reason(handle, state))
+                await asyncio.sleep(0.02)
+        logs = await self._logs(handle.agent_id)
+        raise RunnerStartError(
+            f"the runner did not become healthy in {self.start_timeout:.0f} s"
+            + (f" ({detail})" if detail else "")
+            + (f"; its last output: {logs}" if logs else "")
+        )
+
+    # -- inspecting ---------------------------------------------------------------------------
+
+    async def _state(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            attrs = await self._call(lambda c: c.api.inspect_container(container_id))
+        except _Missing:
+            return None
+        state: dict[str, Any] = attrs.get("State") or {}
+        return state
+
+    async def _logs(self, container_id: str, lines: int = 10) -> str:
+        try:
+            raw: bytes = await self._call(
+                lambda c: c.api.logs(container_id, tail=lines, stdout=True, stderr=True)
+            )
+        except (_Missing, ProviderError):
+            return ""
+        return raw.decode("utf-8", "replace").strip()
+
+    async def _exit_reason(self, handle: RunnerHandle, state: dict[str, Any]) -> str:
+        memory = str(handle.extra.get("memory") or "")
+        return exit_reason(state, memory, await self._logs(handle.agent_id))
+
+    async def exit_reason(self, handle: RunnerHandle) -> str | None:
+        state = await self._state(handle.agent_id)
+        if state is None:
+            return "the agent container is gone (removed outside agcluster)"
+        if state.get("Running"):
+            return None
+        return await self._exit_reason(handle, state)
+
+    async def faults(self, handle: RunnerHandle, since: float) -> list[RunnerFault]:
+        """Processes of the container the kernel killed for memory since ``since``."""
+        container_id = handle.agent_id
+
+        def oom_events(client: Any) -> list[dict[str, Any]]:
+            stream = client.api.events(
+                since=int(since) - 1,
+                until=int(time.time()) + 1,
+                filters={"container": container_id, "event": "oom"},
+                decode=True,
+            )
+            try:
+                return list(stream)
+            finally:
+                stream.close()
+
+        events = await self._call(oom_events, timeout=10.0)
+        seen = self._oom_seen.get(container_id, 0)
+        new = [e for e in events if int(e.get("timeNano") or 0) > seen]
+        if not new:
+            return []
+        self._oom_seen[container_id] = max(int(e.get("timeNano") or 0) for e in new)
+        memory = str(handle.extra.get("memory") or "") or "its"
+        times = "once" if len(new) == 1 else f"{len(new)} times"
+        return [
+            RunnerFault(
+                code="out_of_memory",
+                message=(
+                    f"out of memory: the kernel killed a process in the agent's container "
+                    f"({times}) at the {memory} memory limit; raise resource_limits.memory "
+                    "or use less"
+                ),
+            )
+        ]
+
+    async def status(self, handle: RunnerHandle) -> RunnerStatus:
+        state = await self._state(handle.agent_id)
+        if state is None:
+            return RunnerStatus.MISSING
+        return RunnerStatus.RUNNING if state.get("Running") else RunnerStatus.EXITED
+
+    async def list_runners(self, labels: dict[str, str]) -> list[RunnerHandle]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()] or [LABEL_SESSION]}
+        found: list[dict[str, Any]] = await self._call(
+            lambda c: c.api.containers(all=True, filters=filters)
+        )
+        handles = []
+        for item in found:
+            item_labels = item.get("Labels") or {}
+            session_id = item_labels.get(LABEL_SESSION)
+            if not session_id:
+                continue
+            socket_dir = next(
+                (
+                    m.get("Source")
+                    for m in item.get("Mounts") or []
+                    if m.get("Destination") == SOCKET_MOUNT
+                ),
+                None,
+            )
+            endpoint = f"unix:{socket_dir}/{RUNNER_SOCKET}" if socket_dir else ""
+            names = item.get("Names") or [""]
+            handles.append(
+                RunnerHandle(
+                    provider=self.name,
+                    session_id=session_id,
+                    agent_id=item["Id"],
+                    endpoint=endpoint,
+                    extra={"container": names[0].lstrip("/"), "state": item.get("State")},
+                )
+            )
+        return handles
+
+    async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
+        cached = self._stats.get(handle.agent_id)
+        if cached is not None and time.monotonic() - cached[0] < STATS_MAX_AGE:
+            return cached[1]
+        stats: dict[str, Any] = await self._call(
+            lambda c: c.api.stats(handle.agent_id, stream=False), retry=False
+        )
+        summary = stats_summary(stats)
+        self._stats[handle.agent_id] = (time.monotonic(), summary)
+        return summary
+
+    # -- stop -------------------------------------------------------------------------------
+
+    async def stop(self, handle: RunnerHandle) -> None:
+        """Ask the runner to shut down, then stop and remove the container (gone is fine)."""
+        if handle.endpoint:
+            try:
+                async with self.channel(handle, timeout=3.0) as client:
+                    await client.post("/shutdown")
+            except httpx.HTTPError:
+                pass
+            # the runner ends its turn and closes the CLI, then the container exits
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                try:
+                    state = await self._state(handle.agent_id)
+                except ProviderError:
+                    break
+                if state is None or not state.get("Running"):
+                    break
+                await asyncio.sleep(0.05)
+        await self._remove(handle.agent_id)
+
+    async def _remove(self, container_id: str) -> None:
+        self._stats.pop(container_id, None)
+        self._oom_seen.pop(container_id, None)
+        try:
+            await self._call(lambda c: c.api.stop(container_id, timeout=5), timeout=30.0)
+        except _Missing:
+            return
+        except ProviderUnavailable:
+            raise
+        except ProviderError as exc:
+            log.warning("docker stop %s: %s", container_id[:12], exc)
+        try:
+            await self._call(lambda c: c.api.remove_container(container_id, force=True))
+        except _Missing:
+            pass
+        except ProviderUnavailable:
+            raise
+        except ProviderError as exc:
+            if "already in progress" not in str(exc):
+                raise ProviderError(
+                    f"could not remove container {container_id[:12]}: {exc}"
+                ) from None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._drop_client)
+        self._executor.shutdown(wait=False, cancel_futures=True)
