@@ -71,7 +71,7 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Iterator[Any]:
+def engine() -> Iterator[Any]:
     try:
         client = connect(timeout=15)
     except DockerUnreachable as exc:
@@ -83,10 +83,10 @@ def docker_client() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def image(docker_client: Any) -> Any:
+def image(engine: Any) -> Any:
     tag = default_image_tag()
     try:
-        return docker_client.images.get(tag)
+        return engine.images.get(tag)
     except Exception as exc:  # docker.errors.ImageNotFound
         pytest.fail(f"no image {tag} ({exc}): build it with `jupyter agcluster build-image`")
 
@@ -117,10 +117,8 @@ def test_image_config(image: Any) -> None:
     assert image.attrs["Size"] < 1.6e9
 
 
-def test_hardened_container_runs_everything_the_presets_promise(
-    docker_client: Any, image: Any
-) -> None:
-    result = json.loads(run(docker_client, image, ["python", "-c", PROBE]).strip().splitlines()[-1])
+def test_hardened_container_runs_everything_the_presets_promise(engine: Any, image: Any) -> None:
+    result = json.loads(run(engine, image, ["python", "-c", PROBE]).strip().splitlines()[-1])
     assert (result["uid"], result["gid"]) == (12345, 12345)
     assert result["home"] == "/home/agent"
     assert result["cwd"] == "/workspace"
@@ -137,14 +135,17 @@ def test_hardened_container_runs_everything_the_presets_promise(
     assert result["root_writable"] is False
 
 
-def test_entrypoint_runs_the_runner_with_options(docker_client: Any, image: Any) -> None:
-    out = run(docker_client, image, ["--help"])
+def test_entrypoint_runs_the_runner_with_options(engine: Any, image: Any) -> None:
+    out = run(engine, image, ["--help"])
     assert "usage: python -m agcluster_jupyter.runner" in out
     assert "--listen" in out and "--gateway" in out
     # the image's default command is the same help
-    assert "usage: python -m agcluster_jupyter.runner" in run(docker_client, image, None)
+    assert "usage: python -m agcluster_jupyter.runner" in run(engine, image, None)
+    # and the whole command, as the docker provider passes it, runs as it is
+    full = ["python", "-m", "agcluster_jupyter.runner", "--help"]
+    assert "usage: python -m agcluster_jupyter.runner" in run(engine, image, full)
 
 
-def test_no_test_container_is_left(docker_client: Any, image: Any) -> None:
-    left = docker_client.containers.list(all=True, filters={"label": "org.agcluster.test"})
+def test_no_test_container_is_left(engine: Any, image: Any) -> None:
+    left = engine.containers.list(all=True, filters={"label": "org.agcluster.test"})
     assert left == []
