@@ -108,7 +108,19 @@ Fetch = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-def api(jp_fetch: Fetch) -> Fetch:
+async def agcluster_app(jp_serverapp: Any, agent_dirs: dict[str, Path]) -> AsyncIterator[Any]:
+    """The extension app; its shutdown runs (and is awaited) before the folders go.
+
+    pytest-jupyter's own cleanup cannot run on a loop that is already running, so it
+    only schedules it; this awaits the extension's stop explicitly.
+    """
+    (app,) = jp_serverapp.extension_manager.extension_apps["agcluster_jupyter"]
+    yield app
+    await app.stop_extension()
+
+
+@pytest.fixture
+def api(jp_fetch: Fetch, agcluster_app: Any) -> Fetch:
     """``await api("agents/launch", method="POST", body={...})`` → parsed JSON (or raises)."""
 
     async def call(

@@ -37,6 +37,13 @@ class HealthHandler(AgClusterHandler):
             "server_key": bool(self.manager.server_key()),
             "sessions": len(self.manager.sessions),
         }
+        pool = self.manager.pool
+        if pool is not None:
+            body["warm_pool"] = {
+                "config_id": pool.config.id,
+                "size": pool.size,
+                "available": pool.available,
+            }
         if not health["isolated"]:
             body["warning"] = health["detail"]
         self.write_json(body)

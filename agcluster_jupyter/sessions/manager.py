@@ -29,12 +29,13 @@ from pydantic import ValidationError
 from .._version import __version__
 from ..config import AgentConfig
 from ..errors import BadRequest, LimitExceeded, NotFound, ServiceUnavailable
-from ..events import DoneEvent, ErrorEvent, StatusEvent
+from ..events import DoneEvent, ErrorEvent, StatusEvent, now_iso
 from ..gateway import Gateway, GatewaySession, Usage, hash_token
 from ..providers.base import (
     LABEL_CONFIG,
     LABEL_OWNER,
     LABEL_SESSION,
+    LABEL_STATE_ROOT,
     LABEL_VERSION,
     Provider,
     ProviderError,
@@ -42,8 +43,10 @@ from ..providers.base import (
     RunnerSpec,
     RunnerStatus,
 )
+from .pool import WarmPool
 from .session import Session, SessionRecord
 from .state import ACTIVE_STATES
+from .storage import StorageGuard
 
 __all__ = ["ManagerSettings", "SessionManager"]
 
@@ -63,6 +66,11 @@ class ManagerSettings:
     #: on server shutdown: stop every runner (True) or leave them for re-adoption
     stop_on_shutdown: bool = True
     default_token_budget: int | None = None
+    #: seconds between storage measurements of a busy session (see sessions/storage.py)
+    storage_check_interval: float = 3.0
+    #: sessions of ``warm_pool_config`` kept started, so launching it is a claim
+    warm_pool_size: int = 0
+    warm_pool_config: AgentConfig | None = None
 
 
 class SessionManager:
@@ -78,10 +86,22 @@ class SessionManager:
         self.provider = provider
         self.gateway = gateway
         self.server_key = server_key
+        self.storage = StorageGuard(settings.storage_check_interval, self._agent_state_dir)
         self.sessions: dict[str, Session] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._launching = 0
         self._started: asyncio.Future[None] | None = None
+        self._shut_down = False
+        #: pooled sessions, started but owned by no launch yet (invisible to the API)
+        self._pooled: dict[str, Session] = {}
+        self.pool: WarmPool | None = None
+        if settings.warm_pool_size > 0 and settings.warm_pool_config is not None:
+            self.pool = WarmPool(
+                settings.warm_pool_config,
+                settings.warm_pool_size,
+                start=self._start_pooled,
+                discard=self._discard_pooled,
+            )
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -114,8 +134,15 @@ class SessionManager:
             folder.mkdir(parents=True, exist_ok=True)
         await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="agcluster-reaper")
+        if self.pool is not None:
+            self.pool.start()
 
     async def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.pool is not None:
+            await self.pool.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,6 +158,7 @@ class SessionManager:
                 session.save()
         for session in self.sessions.values():
             session.log.close()
+        await self.storage.close()
         await self.gateway.close()
         await self.provider.close()
 
@@ -166,6 +194,19 @@ class SessionManager:
                 f"{active} sessions are running, the limit is {self.settings.max_sessions}; "
                 "stop one (DELETE agents/sessions/{id}) or raise AgClusterApp.max_sessions"
             )
+        if self.pool is not None and self.pool.matches(config):
+            pooled = self.pool.claim()
+            if pooled is not None:
+                return self._claim(pooled, api_key=api_key, name=name)
+        self._launching += 1
+        try:
+            return await self._create(config, api_key=api_key, name=name)
+        finally:
+            self._launching -= 1
+
+    async def _create(
+        self, config: AgentConfig, *, api_key: str | None, name: str, pooled: bool = False
+    ) -> Session:
         session_id = str(uuid.uuid4())
         workspace = self.settings.workspace_root / session_id
         token = secrets.token_urlsafe(32)
@@ -177,17 +218,42 @@ class SessionManager:
             owner=self.settings.owner,
             workspace=str(workspace),
             token_hash=hash_token(token),
+            pooled=pooled,
         )
         session = self._new_session(record, api_key)
         workspace.mkdir(parents=True, exist_ok=True)
-        self.sessions[session_id] = session
+        (self._pooled if pooled else self.sessions)[session_id] = session
         session.save()
         session.log.append(StatusEvent(state="starting", detail="launching the agent runner"))
-        self._launching += 1
         try:
             await self._start_runner(session, token)
-        finally:
-            self._launching -= 1
+        except BaseException:
+            if pooled:
+                self._pooled.pop(session_id, None)
+            raise
+        return session
+
+    # -- warm pool --------------------------------------------------------------------------
+
+    async def _start_pooled(self, config: AgentConfig) -> Session:
+        return await self._create(config, api_key=None, name="", pooled=True)
+
+    async def _discard_pooled(self, session: Session) -> None:
+        self._pooled.pop(session.id, None)
+        self.sessions[session.id] = session  # stop() looks sessions up by id
+        await self.stop(session.id, purge=True, reason="warm pool closed")
+
+    def _claim(self, session: Session, *, api_key: str | None, name: str) -> Session:
+        """Hand a pooled session to a launch: it gets the launch's key and name."""
+        self._pooled.pop(session.id, None)
+        record = session.record
+        record.pooled = False
+        record.name = name or record.config.name
+        record.created_at = now_iso()
+        session.gateway_session.api_key = api_key
+        session.touch()
+        self.sessions[session.id] = session
+        session.save()
         return session
 
     def _new_session(self, record: SessionRecord, api_key: str | None) -> Session:
@@ -206,6 +272,8 @@ class SessionManager:
             gateway_session=gateway_session,
         )
         gateway_session.on_usage = lambda _usage: session.save()
+        session.before_turn = self.storage.before_turn
+        session.before_done = self._before_done
         return session
 
     async def _start_runner(self, session: Session, token: str) -> None:
@@ -230,6 +298,7 @@ class SessionManager:
                 LABEL_CONFIG: session.record.config_id,
                 LABEL_OWNER: session.record.owner,
                 LABEL_VERSION: __version__,
+                LABEL_STATE_ROOT: str(self.settings.state_root),
             },
         )
         try:
@@ -287,6 +356,7 @@ class SessionManager:
             if purge:
                 session.log.close()
                 del self.sessions[session.id]
+                self.storage.forget(session.id)
                 await asyncio.to_thread(self._purge_files, session)
 
     def _purge_files(self, session: Session) -> None:
@@ -343,6 +413,10 @@ class SessionManager:
             session = self._new_session(record, None)
             session.log.load()
             self.sessions[record.session_id] = session
+            if record.pooled:
+                # nobody ever used it: end its runner (if alive) and forget it
+                await self._discard_pooled(session)
+                continue
             await self._readopt(session)
         await self._remove_orphans()
 
@@ -381,7 +455,14 @@ class SessionManager:
     async def _remove_orphans(self) -> None:
         try:
             runners = await asyncio.wait_for(
-                self.provider.list_runners({LABEL_OWNER: self.settings.owner}), 30.0
+                self.provider.list_runners(
+                    {
+                        LABEL_OWNER: self.settings.owner,
+                        # another server's runners (another state_root) are not ours
+                        LABEL_STATE_ROOT: str(self.settings.state_root),
+                    }
+                ),
+                30.0,
             )
         except Exception:  # noqa: BLE001
             log.exception("could not list runners to remove orphans")
@@ -392,6 +473,35 @@ class SessionManager:
                 log.info("removing orphan runner %s", handle.agent_id)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.provider.stop(handle), 60.0)
+
+    # -- limits and faults ---------------------------------------------------------------
+
+    async def check_storage(self, session: Session, extra_bytes: int, what: str = "") -> None:
+        """413 when ``extra_bytes`` more (an upload) would take the session over its
+        ``resource_limits.storage``."""
+        await self.storage.check(session, extra_bytes, what=what)
+
+    async def _before_done(self, session: Session) -> list[ErrorEvent]:
+        """Errors to log before a turn's ``done``: what the provider saw happen to the
+        runner (a tool killed for memory) and the storage limit."""
+        errors: list[ErrorEvent] = []
+        handle = session.handle
+        if handle is not None:
+            try:
+                faults = await asyncio.wait_for(
+                    self.provider.faults(handle, session.turn_started), 5.0
+                )
+                errors += [ErrorEvent(code=f.code, message=f.message) for f in faults]
+            except Exception:  # noqa: BLE001 - best effort; the turn must end regardless
+                log.warning("session %s: could not ask the provider for faults", session.id)
+        try:
+            storage = await asyncio.wait_for(self.storage.turn_error(session), 10.0)
+        except Exception:  # noqa: BLE001
+            log.warning("session %s: storage check after the turn failed", session.id)
+            storage = None
+        if storage is not None:
+            errors.append(storage)
+        return errors
 
     # -- health -------------------------------------------------------------------------------
 

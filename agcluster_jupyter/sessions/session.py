@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class SessionRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     turns: int = 0
+    #: started ahead of time by the warm pool and not claimed by a launch yet
+    pooled: bool = False
 
 
 class Session:
@@ -82,6 +85,12 @@ class Session:
         self.lock = asyncio.Lock()
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: when the current (or last) turn started, epoch seconds
+        self.turn_started = 0.0
+        #: set by the manager: may refuse a turn (storage limit) before it starts
+        self.before_turn: Callable[[Session], Awaitable[None]] | None = None
+        #: set by the manager: errors to log before a turn's ``done`` (OOM kills, storage)
+        self.before_done: Callable[[Session], Awaitable[list[ErrorEvent]]] | None = None
 
     # -- identity and record ------------------------------------------------------------
 
@@ -204,7 +213,7 @@ class Session:
                         backoff = 0.05
                         async for line in response.aiter_lines():
                             if line.strip():
-                                self._ingest(line)
+                                await self._ingest(line)
             except asyncio.CancelledError:
                 raise
             except (httpx.HTTPError, OSError) as exc:
@@ -214,7 +223,7 @@ class Session:
             # is the runner gone, or did the stream merely drop?
             status = await self._runner_status(handle)
             if status is not RunnerStatus.RUNNING:
-                self._runner_lost(status)
+                await self._runner_lost(status)
                 return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
@@ -226,14 +235,31 @@ class Session:
             log.exception("session %s: provider status failed", self.id)
             return RunnerStatus.RUNNING
 
-    def _runner_lost(self, status: RunnerStatus) -> None:
-        detail = f"the agent runner {status.value} unexpectedly; the workspace is intact"
+    async def _runner_lost(self, status: RunnerStatus) -> None:
+        handle = self.handle
+        reason = None
+        if handle is not None:
+            try:
+                reason = await asyncio.wait_for(self.provider.exit_reason(handle), 15.0)
+            except Exception:  # noqa: BLE001 - the generic message will do
+                log.warning("session %s: no exit reason from the provider", self.id)
+        detail = (reason or f"the agent runner {status.value} unexpectedly") + (
+            "; the workspace is intact and the next message restarts the agent"
+        )
+        code = "out_of_memory" if reason and "out of memory" in reason else "runner_lost"
         if self.state == "busy":
-            self.log.append(ErrorEvent(message=detail, code="runner_lost"))
+            self.log.append(ErrorEvent(message=detail, code=code))
             self.log.append(DoneEvent())
         self.set_state("failed", detail)
+        if handle is not None and status is RunnerStatus.EXITED:
+            # a dead container is removed now (its reason is logged above), so nothing is
+            # left behind even if this session is never used again
+            try:
+                await asyncio.wait_for(self.provider.stop(handle), 60.0)
+            except Exception:  # noqa: BLE001 - recovery's orphan removal retries
+                log.warning("session %s: could not remove the dead runner", self.id)
 
-    def _ingest(self, line: str) -> None:
+    async def _ingest(self, line: str) -> None:
         try:
             data = json.loads(line)
             rseq = int(data["rseq"])
@@ -263,6 +289,9 @@ class Session:
             event.session_usage = self.usage()
             if event.sdk_session_id:
                 self.record.sdk_session_id = event.sdk_session_id
+        if isinstance(event, DoneEvent) and self.before_done is not None:
+            for error in await self.before_done(self):
+                self.log.append(error)
         self.log.append(event, rseq)
         if isinstance(event, DoneEvent):
             self.record.turns += 1
@@ -295,8 +324,11 @@ class Session:
         handle = self.handle
         if handle is None or self.state not in {"ready", "idle"}:
             raise Conflict(f"the session is {self.state}; it cannot take a message now")
+        if self.before_turn is not None:
+            await self.before_turn(self)
         before = self.log.last_seq
         self.touch()
+        self.turn_started = time.time()
         response = await self._post(handle, "/turns", {"message": message})
         if response.status_code == 409:
             raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
