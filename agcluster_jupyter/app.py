@@ -125,7 +125,13 @@ class AgClusterApp(ExtensionApp):
     max_sessions = Int(20, help="Most sessions running at once (429 beyond it).").tag(config=True)
 
     warm_pool_size = Int(
-        0, help="Started runners kept ready so a launch is a claim (docker, kubernetes)."
+        0,
+        help="""Sessions of warm_pool_config kept started (runner up, CLI connected) so
+        launching that preset is a claim instead of a start.  Any provider.""",
+    ).tag(config=True)
+
+    warm_pool_config = Unicode(
+        "code-assistant", help="The preset the warm pool keeps sessions of."
     ).tag(config=True)
 
     token_budget = Int(
@@ -251,6 +257,10 @@ class AgClusterApp(ExtensionApp):
             owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
+            warm_pool_size=self.warm_pool_size,
+            warm_pool_config=(
+                self.presets.get(self.warm_pool_config) if self.warm_pool_size > 0 else None
+            ),
         )
         self.manager = SessionManager(
             settings, self._make_provider(), self.gateway, server_key=self._server_key
@@ -272,4 +282,5 @@ class AgClusterApp(ExtensionApp):
     async def stop_extension(self) -> None:
         await self.manager.shutdown()
         if self._demo_server is not None:
-            await asyncio.to_thread(self._demo_server.stop)
+            demo, self._demo_server = self._demo_server, None
+            await asyncio.to_thread(demo.stop)
