@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,8 @@ HARDENED: dict[str, Any] = {
     "cap_drop": ["ALL"],
     "security_opt": ["no-new-privileges"],
     "pids_limit": 256,
-    "labels": {"org.agcluster.test": "agent-image"},
+    # this run's own: other runs may share the engine
+    "labels": {"org.agcluster.test": f"agent-image-{uuid.uuid4().hex[:12]}"},
 }
 
 PROBE = r"""
@@ -147,5 +149,6 @@ def test_entrypoint_runs_the_runner_with_options(engine: Any, image: Any) -> Non
 
 
 def test_no_test_container_is_left(engine: Any, image: Any) -> None:
-    left = engine.containers.list(all=True, filters={"label": "org.agcluster.test"})
+    ours = "org.agcluster.test=" + HARDENED["labels"]["org.agcluster.test"]
+    left = engine.containers.list(all=True, filters={"label": ours})
     assert left == []
