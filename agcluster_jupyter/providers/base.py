@@ -40,6 +40,8 @@ __all__ = [
     "RunnerSpec",
     "RunnerStartError",
     "RunnerStatus",
+    "channel_for",
+    "runner_ready",
 ]
 
 LABEL_SESSION = "agcluster.session-id"
@@ -136,6 +138,16 @@ class RunnerHandle:
             token=token,
             extra=dict(data.get("extra") or {}),
         )
+
+
+def runner_ready(health: dict[str, Any]) -> bool:
+    """Is a runner that answered ``/health`` with ``health`` ready for a session?
+
+    Yes once it answers at all (``starting`` or ``ok``): it takes a message from then on
+    and holds it until its claude CLI is connected, so a launch need not wait for the
+    SDK to load.  A CLI that then fails to start turns the session ``failed``.
+    """
+    return health.get("status") in {"starting", "ok"}
 
 
 def channel_for(handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:

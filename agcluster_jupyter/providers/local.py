@@ -29,6 +29,7 @@ from .base import (
     RunnerSpec,
     RunnerStartError,
     RunnerStatus,
+    runner_ready,
 )
 
 __all__ = ["LocalProvider", "unreachable_parent"]
@@ -194,7 +195,7 @@ class LocalProvider(Provider):
                 try:
                     response = await client.get("/health")
                     body: dict[str, Any] = response.json()
-                    if body.get("status") == "ok":
+                    if runner_ready(body):
                         return
                     if body.get("status") == "failed":
                         raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 import secrets
 import time
 from collections import deque
@@ -59,6 +58,7 @@ from ..events import (
 )
 from .normalize import Normalizer
 from .options import build_sdk_options
+from .users import AgentUser, resolve_agent_user
 
 __all__ = [
     "BUFFER_SIZE",
@@ -205,32 +205,6 @@ class EventBuffer:
 
 def _ndjson(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-@dataclass(frozen=True)
-class AgentUser:
-    """The unprivileged account the CLI runs as when the runner is root."""
-
-    name: str
-    uid: int
-    gid: int
-
-
-def resolve_agent_user(spec: str | None) -> AgentUser | None:
-    """``--agent-user`` → an account; None when not given or when not running as root.
-
-    Raises ``ValueError`` for an unknown user (it must have a passwd entry: the SDK
-    spawns the CLI by user *name*).
-    """
-    if not spec or os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
-    except KeyError:
-        raise ValueError(f"--agent-user {spec!r}: no such user in /etc/passwd") from None
-    if entry.pw_uid == 0:
-        raise ValueError(f"--agent-user {spec!r} is root; name an unprivileged user")
-    return AgentUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
 def cli_env(state_dir: Path, base_url: str, session_token: str) -> dict[str, str]:

@@ -21,22 +21,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
+import importlib
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+from tornado import httputil, web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets, bind_unix_socket
 
 from ..config import AgentConfig, format_validation_error
-from .agent import AgentRunner, AgentUser, RunnerSettings, resolve_agent_user
 from .forwarder import Forwarder
-from .protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
-from .server import MAX_BODY_BYTES, make_app
+from .protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN, MAX_BODY_BYTES
+from .users import AgentUser, resolve_agent_user
 
 __all__ = ["main", "parse_args", "serve"]
 
@@ -102,6 +106,52 @@ def _drop_groups(user: AgentUser) -> None:
         log.warning("could not drop groups for the agent user: %s", exc)
 
 
+class _BootHandler(web.RequestHandler):
+    """Answers while the agent modules load: health says ``starting``, the rest 503."""
+
+    def initialize(self, token: str | None, on_shutdown: Callable[[], None]) -> None:
+        self.token = token
+        self.on_shutdown = on_shutdown
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def _reply(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        given = self.request.headers.get("Authorization", "")
+        if self.token and not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            self.set_status(401)
+            self.finish('{"message": "a valid bearer token is required"}')
+            return
+        if self.request.path == "/health":
+            self.finish('{"status": "starting", "detail": "loading the agent"}')
+            return
+        if self.request.path == "/shutdown" and self.request.method == "POST":
+            self.finish('{"shutdown": true}')
+            self.on_shutdown()
+            return
+        self.set_status(503)
+        self.set_header("Retry-After", "1")
+        self.finish('{"message": "the runner is starting; retry shortly"}')
+
+    get = post = _reply
+
+
+class _Switch(httputil.HTTPServerConnectionDelegate):
+    """The server's request callback: the boot app first, the real app once loaded."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        return self.app.start_request(server_conn, request_conn)
+
+    def on_close(self, server_conn: object) -> None:
+        self.app.on_close(server_conn)
+
+
 async def serve(args: argparse.Namespace) -> int:
     config_json = os.environ.pop(ENV_CONFIG, "")
     session_token = os.environ.pop(ENV_SESSION_TOKEN, "")
@@ -143,6 +193,14 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    boot = {"token": runner_token, "on_shutdown": stop.set}
+    switch = _Switch(web.Application([(r"/.*", _BootHandler, boot)]))
+    server = HTTPServer(switch, max_body_size=MAX_BODY_BYTES)
+    server.add_sockets(sockets)
+    # load the SDK off the loop, so health answers ("starting") meanwhile
+    agent_mod: Any = await asyncio.to_thread(importlib.import_module, ".agent", __package__)
+    server_mod: Any = await asyncio.to_thread(importlib.import_module, ".server", __package__)
+    RunnerSettings, AgentRunner = agent_mod.RunnerSettings, agent_mod.AgentRunner  # noqa: N806
     runner = AgentRunner(
         RunnerSettings(
             config=config,
@@ -154,11 +212,7 @@ async def serve(args: argparse.Namespace) -> int:
             agent_user=agent_user,
         )
     )
-    server = HTTPServer(
-        make_app(runner, token=runner_token, on_shutdown=stop.set),
-        max_body_size=MAX_BODY_BYTES,
-    )
-    server.add_sockets(sockets)
+    switch.app = server_mod.make_app(runner, token=runner_token, on_shutdown=stop.set)
     log.info("runner listening on %s (config %s, gateway %s)", args.listen, config.id, base_url)
     runner.start()
     try:

@@ -61,6 +61,7 @@ __all__ = [
     "ENV_RUNNER_TOKEN",
     "ENV_SESSION_TOKEN",
     "HEARTBEAT_SECONDS",
+    "MAX_BODY_BYTES",
 ]
 
 #: JSON of the ``AgentConfig`` the runner serves (an env var so no file is needed)
@@ -71,3 +72,5 @@ ENV_SESSION_TOKEN = "AGCLUSTER_SESSION_TOKEN"
 ENV_RUNNER_TOKEN = "AGCLUSTER_RUNNER_TOKEN"
 #: seconds between heartbeats on an idle ``/events`` stream
 HEARTBEAT_SECONDS = 10.0
+#: the largest request body the runner reads (a chat message, a permission answer)
+MAX_BODY_BYTES = 4 * 1024 * 1024

@@ -18,14 +18,13 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import AgClusterError, BadRequest
 from .agent import AgentRunner
-from .protocol import HEARTBEAT_SECONDS
+from .protocol import HEARTBEAT_SECONDS, MAX_BODY_BYTES
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
 log = logging.getLogger(__name__)
 
 #: ``/turns`` and ``/permissions`` bodies are tiny; refuse anything silly early
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class _Handler(web.RequestHandler):

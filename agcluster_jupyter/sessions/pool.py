@@ -86,6 +86,11 @@ class WarmPool:
                 delay = min(delay * 2, _RETRY_CAP)
                 continue
             delay = _RETRY_FIRST
+            # warm means the CLI is connected too, not merely the runner answering
+            if not await session.wait_connected():
+                log.warning("warm pool: session %s never connected its CLI", session.id)
+                await self._discard(session)
+                continue
             if self._closed:
                 await self._discard(session)
                 return

@@ -329,7 +329,8 @@ class Session:
         before = self.log.last_seq
         self.touch()
         self.turn_started = time.time()
-        response = await self._post(handle, "/turns", {"message": message})
+        # a runner still loading the SDK answers 503 for a moment: hold the message
+        response = await self._post(handle, "/turns", {"message": message}, wait_starting=60.0)
         if response.status_code == 409:
             raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
         if response.status_code >= 400:
@@ -356,13 +357,42 @@ class Session:
         if response.status_code >= 400:
             raise BadRequest(_message(response))
 
-    async def _post(self, handle: RunnerHandle, path: str, body: dict[str, Any]) -> httpx.Response:
-        """One call to the runner; an unreachable runner is a 503 that says so."""
+    async def wait_connected(self, timeout: float = 60.0) -> bool:
+        """Wait until the runner's claude CLI is connected (health ``ok``)."""
+        handle = self.handle
+        if handle is None:
+            return False
+        deadline = time.monotonic() + timeout
+        async with self.provider.channel(handle, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get("/health")).json().get("status") == "ok":
+                        return True
+                except (httpx.HTTPError, ValueError):
+                    pass
+                await asyncio.sleep(0.05)
+        return False
+
+    async def _post(
+        self, handle: RunnerHandle, path: str, body: dict[str, Any], wait_starting: float = 0.0
+    ) -> httpx.Response:
+        """One call to the runner; an unreachable runner is a 503 that says so.  With
+        ``wait_starting``, a runner answering 503 (still starting) is asked again."""
+        deadline = time.monotonic() + wait_starting
+        delay = 0.02
         try:
             async with self.provider.channel(handle, timeout=15.0) as client:
-                return await client.post(path, json=body)
+                while True:
+                    response = await client.post(path, json=body)
+                    if response.status_code != 503 or time.monotonic() + delay > deadline:
+                        break
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        if response.status_code == 503:
+            raise ServiceUnavailable(f"the agent runner is not ready: {_message(response)}")
+        return response
 
 
 def _message(response: httpx.Response) -> str:
