@@ -362,6 +362,10 @@ class UploadHandler(_FilesHandler):
         split_path(self._target, "target_path")  # a bad target fails before the body
         self._overwrite = _flag(self, "overwrite")
         self._session, self._ws = await self._workspace(self.path_kwargs["session_id"])
+        # resource_limits.storage: 413 before a byte is written (the body's size stands
+        # in for its files'; a chunked body is checked against what is used already)
+        size = int(length) if length and length.isdigit() else 0
+        await self.manager.check_storage(self._session, size, what="this upload")
         self._parser = MultipartParser(boundary)
 
     @web.authenticated

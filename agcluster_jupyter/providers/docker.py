@@ -42,6 +42,7 @@ from .base import (
     RunnerSpec,
     RunnerStartError,
     RunnerStatus,
+    runner_ready,
 )
 from .docker_spec import (
     RUNNER_SOCKET,
@@ -356,7 +357,7 @@ class DockerProvider(Provider):
                 try:
                     response = await client.get("/health")
                     body: dict[str, Any] = response.json()
-                    if body.get("status") == "ok":
+                    if runner_ready(body):
                         return
                     if body.get("status") == "failed":
                         raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")

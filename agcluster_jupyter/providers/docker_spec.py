@@ -12,6 +12,7 @@ session gets (see the README's "Docker provider" section for the why of each lin
     mounts     workspace → /workspace, socket dir → /run/agcluster,
                CLI state dir → /var/lib/agcluster/state; nothing else
     env        AGCLUSTER_CONFIG, AGCLUSTER_SESSION_TOKEN, HOME, LANG, ...; never a key
+    oom        the agent's shell commands go first (BASH_ENV raises their oom_score_adj)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .base import RunnerSpec
 __all__ = [
     "CONTAINER_HOME",
     "IMAGE_VERSION_LABEL",
+    "OOM_FIRST",
     "RUNNER_SOCKET",
     "SOCKET_MOUNT",
     "STATE_MOUNT",
@@ -52,6 +54,9 @@ GATEWAY_SOCKET = "gateway.sock"
 #: the label ``jupyter agcluster build-image`` puts on the image: the project version
 IMAGE_VERSION_LABEL = "org.agcluster.version"
 BUILD_COMMAND = "jupyter agcluster build-image"
+#: bash expands $BASH_ENV before sourcing it: the command substitution raises the
+#: shell's own oom_score_adj (raising needs no privilege) and leaves nothing to source
+OOM_FIRST = "$({ echo 1000 > /proc/$$/oom_score_adj; } 2>/dev/null)"
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,12 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "MPLBACKEND": "Agg",
+            # every bash the agent's tools run (and all they start) becomes the OOM
+            # killer's first choice: a runaway tool dies, not the claude CLI or the runner.
+            # SHLVL: bash with a socket on stdin at level 1 takes itself for an rshd
+            # shell and reads ~/.bashrc instead of $BASH_ENV (the CLI's tool shells do)
+            "BASH_ENV": OOM_FIRST,
+            "SHLVL": "1",
         },
         "labels": dict(spec.labels),
         "init": True,

@@ -95,6 +95,11 @@ def files_env(
 
     monkeypatch.setattr(manager, "get_session", get_session)
     monkeypatch.setattr(manager, "note_activity", lambda s: activity.append(s.id))
+
+    async def no_storage_limit(*args: Any, **kwargs: Any) -> None:
+        return None  # the stand-in has no config (the storage limit is tested with docker)
+
+    monkeypatch.setattr(manager, "check_storage", no_storage_limit)
     return {
         "root": root,
         "outside": outside,

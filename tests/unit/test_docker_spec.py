@@ -129,7 +129,10 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED",
         "PYTHONDONTWRITEBYTECODE",
         "MPLBACKEND",
+        "BASH_ENV",
+        "SHLVL",
     }
+    assert env["BASH_ENV"] == "$({ echo 1000 > /proc/$$/oom_score_adj; } 2>/dev/null)"
     assert env["AGCLUSTER_SESSION_TOKEN"] == TOKEN
     assert env["HOME"] == "/home/agent"
     assert AgentConfig.model_validate_json(env["AGCLUSTER_CONFIG"]) == spec.config

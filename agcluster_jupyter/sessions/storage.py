@@ -1,0 +1,170 @@
+"""The storage limit (``resource_limits.storage``), enforced by measuring.
+
+A container engine on overlay2 over ext4 cannot cap a bind mount (``storage_opt size``
+only caps the container's own writable layer, which is read-only here anyway), and the
+local provider has no container at all.  So the guard measures what the agent can fill
+on the host, its workspace plus its agent state folder (the CLI's transcripts and the
+``TMPDIR`` its tools write to), off the event loop:
+
+- before each turn: over the limit → the message is refused (413);
+- every ``interval`` seconds while a turn runs: over the limit → an ``error`` event with
+  code ``storage_limit`` and the turn is interrupted;
+- when a turn ends: over the limit → the same ``error`` before its ``done``;
+- on upload: a body that would take the workspace over the limit → 413.
+
+Usage is counted as ``du`` does: allocated blocks, hard links once, symlinks not
+followed.  An agent can overshoot by what it writes within one interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import TooLarge
+from ..events import ErrorEvent
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["StorageGuard", "disk_usage", "format_size"]
+
+log = logging.getLogger(__name__)
+
+
+def disk_usage(paths: Iterable[Path]) -> int:
+    """Bytes allocated under ``paths`` (like ``du -s``; hard links counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root in paths:
+        stack = [str(root)]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = os.scandir(folder)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1:
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+    return total
+
+
+def format_size(num: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(num) < 1024 or unit == "GiB":
+            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
+        num /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class StorageGuard:
+    def __init__(self, interval: float, state_dir: Callable[[str], Path]) -> None:
+        self.interval = interval
+        self._state_dir = state_dir
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        #: the turn (its start time) whose storage_limit error was logged already
+        self._reported: dict[str, float] = {}
+
+    def _paths(self, session: Session) -> list[Path]:
+        return [Path(session.record.workspace), self._state_dir(session.id)]
+
+    async def used(self, session: Session) -> int:
+        return await asyncio.to_thread(disk_usage, self._paths(session))
+
+    def _limit(self, session: Session) -> tuple[int, str]:
+        limits = session.record.config.resource_limits
+        return limits.storage_bytes, limits.storage
+
+    async def check(self, session: Session, extra_bytes: int = 0, *, what: str = "") -> None:
+        """Raise ``TooLarge`` (413) if ``extra_bytes`` more would exceed the limit."""
+        limit, text = self._limit(session)
+        used = await self.used(session)
+        if used + extra_bytes <= limit:
+            return
+        if extra_bytes:
+            raise TooLarge(
+                f"{what or 'this'} ({format_size(extra_bytes)}) would take the workspace over "
+                f"its storage limit: {format_size(used)} of {text} used",
+                field="files",
+            )
+        raise TooLarge(
+            f"the workspace uses {format_size(used)}, over its storage limit of {text} "
+            "(resource_limits.storage); delete files from it (Jupyter's file browser) first"
+        )
+
+    async def before_turn(self, session: Session) -> None:
+        """Refuse a turn over the limit; watch the turn while it runs."""
+        await self.check(session)
+        self.watch(session)
+
+    def watch(self, session: Session) -> None:
+        task = self._watchers.get(session.id)
+        if task is None or task.done():
+            self._watchers[session.id] = asyncio.create_task(
+                self._watch(session), name=f"storage-{session.id}"
+            )
+
+    async def _watch(self, session: Session) -> None:
+        # the turn becomes busy once the runner took the message; idle ends the watch
+        await asyncio.sleep(self.interval)
+        while session.state == "busy":
+            try:
+                event = await self.turn_error(session)
+                if event is not None:
+                    session.log.append(event)
+                    with contextlib.suppress(Exception):
+                        await session.interrupt()
+                    return
+            except Exception:  # noqa: BLE001 - a failed measurement must not end the watch
+                log.exception("session %s: storage check failed", session.id)
+            await asyncio.sleep(self.interval)
+
+    async def turn_error(self, session: Session) -> ErrorEvent | None:
+        """The ``storage_limit`` error for the running turn, once per turn, or None."""
+        if self._reported.get(session.id) == session.turn_started:
+            return None
+        limit, text = self._limit(session)
+        used = await self.used(session)
+        if used <= limit:
+            return None
+        self._reported[session.id] = session.turn_started
+        return ErrorEvent(
+            code="storage_limit",
+            message=(
+                f"storage limit: the workspace uses {format_size(used)}, over its "
+                f"{text} (resource_limits.storage); the turn was stopped. Delete files "
+                "before the next message."
+            ),
+        )
+
+    def forget(self, session_id: str) -> None:
+        task = self._watchers.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+        self._reported.pop(session_id, None)
+
+    async def close(self) -> None:
+        tasks = list(self._watchers.values())
+        self._watchers.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
