@@ -179,7 +179,11 @@ class DockerProvider(Provider):
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="agcluster-docker"
         )
+        #: per container: (when, summary) of the last stats sample, its raw CPU counters,
+        #: and the sample being taken
         self._stats: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._raw_cpu: dict[str, dict[str, Any]] = {}
+        self._sampling: dict[str, asyncio.Future[dict[str, Any]]] = {}
         #: newest OOM event reported per container (its timeNano), so none is told twice
         self._oom_seen: dict[str, int] = {}
 
@@ -483,14 +487,36 @@ class DockerProvider(Provider):
         return handles
 
     async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
-        cached = self._stats.get(handle.agent_id)
-        if cached is not None and time.monotonic() - cached[0] < STATS_MAX_AGE:
-            return cached[1]
+        """The latest stats sample, refreshed in the background when older than
+        ``STATS_MAX_AGE``: a details request waits for the engine only the first time.
+
+        Samples are one-shot (the engine answers at once instead of collecting two
+        samples a second apart); CPU % is the use between this sample and the last.
+        """
+        container_id = handle.agent_id
+        entry = self._stats.get(container_id)
+        if entry is not None and time.monotonic() - entry[0] < STATS_MAX_AGE:
+            return entry[1]
+        task = self._sampling.get(container_id)
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._sample(container_id))
+            # a failed background refresh nobody awaits is not an "unretrieved" error
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._sampling[container_id] = task
+        if entry is not None:
+            return entry[1]  # a little old; the next request gets the fresh one
+        return await asyncio.shield(task)
+
+    async def _sample(self, container_id: str) -> dict[str, Any]:
         stats: dict[str, Any] = await self._call(
-            lambda c: c.api.stats(handle.agent_id, stream=False), retry=False
+            lambda c: c.api.stats(container_id, stream=False, one_shot=True), retry=False
         )
+        previous = self._raw_cpu.get(container_id)
+        if previous is not None:
+            stats = {**stats, "precpu_stats": previous}
+        self._raw_cpu[container_id] = stats.get("cpu_stats") or {}
         summary = stats_summary(stats)
-        self._stats[handle.agent_id] = (time.monotonic(), summary)
+        self._stats[container_id] = (time.monotonic(), summary)
         return summary
 
     # -- stop -------------------------------------------------------------------------------
@@ -517,6 +543,8 @@ class DockerProvider(Provider):
 
     async def _remove(self, container_id: str) -> None:
         self._stats.pop(container_id, None)
+        self._raw_cpu.pop(container_id, None)
+        self._sampling.pop(container_id, None)
         self._oom_seen.pop(container_id, None)
         try:
             await self._call(lambda c: c.api.stop(container_id, timeout=5), timeout=30.0)
