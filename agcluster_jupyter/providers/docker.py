@@ -21,6 +21,7 @@ import functools
 import importlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -75,9 +76,23 @@ def _unreachable(exc: BaseException) -> str:
     return unreachable_message(exc, docker_host())
 
 
+def _probe_socket(timeout: float) -> None:
+    """Connect to a ``unix://`` engine socket once; OSError when nothing listens.
+
+    The SDK leaks the socket of a failed connect (a ResourceWarning), and a missing or
+    dead socket is the common failure: find it out without the SDK.
+    """
+    host = docker_host()
+    if host.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(host.removeprefix("unix://"))
+
+
 def ping_engine(timeout: float = 2.0) -> str | None:
     """None when the engine answers a ping within ``timeout``, else why not (one line)."""
     try:
+        _probe_socket(timeout)
         client = _sdk().from_env(timeout=timeout)
         try:
             client.ping()
@@ -118,6 +133,10 @@ def _classify(exc: BaseException) -> BaseException:
         return ProviderError(f"Docker: {exc.explanation or exc}")
     if isinstance(exc, errors.DockerException):
         # the client could not even be made: no engine behind DOCKER_HOST
+        return _Transient(_unreachable(exc), unreachable=True)
+    if isinstance(exc, OSError):
+        # the socket probe: refused, missing, permission denied (last: the SDK's own
+        # errors are OSErrors too)
         return _Transient(_unreachable(exc), unreachable=True)
     return exc
 
@@ -196,6 +215,7 @@ class DockerProvider(Provider):
                 if self._client_factory is not None:
                     self._client = self._client_factory()
                 else:
+                    _probe_socket(self.call_timeout)
                     self._client = _sdk().from_env(timeout=int(self.call_timeout))
             return self._client
 

@@ -395,3 +395,23 @@ async def test_docker_unreachable_is_a_503_naming_the_socket(
     assert "start dockerd or set DOCKER_HOST" in reply["message"]
     listing = await api("agents/sessions")
     assert [s["state"] for s in listing["sessions"]] == ["failed"]
+
+
+@pytest.mark.parametrize("agcluster_config", [{"provider": "auto"}])
+async def test_auto_is_docker_when_the_engine_answers(api: Any, require_docker: Any) -> None:
+    health = await api("health")
+    assert health["provider"] == "docker" and health["isolated"] is True
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch, agent_dirs: dict[str, Path]) -> str:
+    host = f"unix://{agent_dirs['base'] / 'no-docker.sock'}"
+    monkeypatch.setenv("DOCKER_HOST", host)
+    return host
+
+
+@pytest.mark.parametrize("agcluster_config", [{"provider": "auto"}])
+async def test_auto_without_an_engine_is_local_and_says_so(no_docker: str, api: Any) -> None:
+    health = await api("health")
+    assert health["provider"] == "local" and health["isolated"] is False
+    assert "no isolation" in health["warning"]
