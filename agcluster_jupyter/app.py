@@ -257,6 +257,7 @@ class AgClusterApp(ExtensionApp):
             owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
+            storage_check_interval=self.storage_check_interval,
             warm_pool_size=self.warm_pool_size,
             warm_pool_config=(
                 self.presets.get(self.warm_pool_config) if self.warm_pool_size > 0 else None

@@ -440,7 +440,8 @@ class DockerProvider(Provider):
         def oom_events(client: Any) -> list[dict[str, Any]]:
             stream = client.api.events(
                 since=int(since) - 1,
-                until=int(time.time()) + 1,
+                # now, not later: the engine holds the stream open until ``until``
+                until=f"{time.time():.6f}",
                 filters={"container": container_id, "event": "oom"},
                 decode=True,
             )

@@ -495,7 +495,8 @@ class SessionManager:
             except Exception:  # noqa: BLE001 - best effort; the turn must end regardless
                 log.warning("session %s: could not ask the provider for faults", session.id)
         try:
-            storage = await asyncio.wait_for(self.storage.turn_error(session), 10.0)
+            # a huge workspace must not hold up the done: the next message re-checks
+            storage = await asyncio.wait_for(self.storage.turn_error(session), 2.0)
         except Exception:  # noqa: BLE001
             log.warning("session %s: storage check after the turn failed", session.id)
             storage = None
