@@ -415,3 +415,14 @@ async def test_auto_without_an_engine_is_local_and_says_so(no_docker: str, api: 
     health = await api("health")
     assert health["provider"] == "local" and health["isolated"] is False
     assert "no isolation" in health["warning"]
+
+
+async def test_only_configs_that_need_the_web_get_a_network(
+    launched: Any, require_docker: Any
+) -> None:
+    research, coder = await launched("research-agent"), await launched("code-assistant")
+    modes = {
+        s["config_id"]: inspect(require_docker, s["agent_id"])["HostConfig"]["NetworkMode"]
+        for s in (research, coder)
+    }
+    assert modes == {"research-agent": "bridge", "code-assistant": "none"}
