@@ -1,4 +1,4 @@
-"""A conversation out of its event log: raw JSONL or readable Markdown."""
+"""A conversation out of its event log: raw JSONL, readable Markdown or a notebook."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 from .events import Event
 
-__all__ = ["EXPORT_FORMATS", "to_jsonl", "to_markdown"]
+__all__ = ["EXPORT_FORMATS", "to_jsonl", "to_markdown", "to_notebook"]
 
-EXPORT_FORMATS = ("jsonl", "md")
+EXPORT_FORMATS = ("jsonl", "md", "ipynb")
 
 
 def to_jsonl(events: Iterable[Event]) -> str:
@@ -62,3 +62,111 @@ def to_markdown(events: Iterable[Event], title: str) -> str:
         elif e.type == "error":
             out += [f"> **Error ({e.code}):** {e.message}", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- notebook (nbformat v4)
+
+#: the input fields that name what a tool call is about, best first
+_SUBJECT_KEYS = ("file_path", "path", "notebook_path", "pattern", "url", "query", "subject")
+_MAX_SUMMARY = 200
+
+
+def _compact(tool: str, data: dict[str, Any]) -> str:
+    """One Markdown line for a non-Bash tool call: its name and what it acts on."""
+    subject = next((str(data[k]) for k in _SUBJECT_KEYS if data.get(k)), None)
+    if subject is None:
+        subject = json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+    if len(subject) > _MAX_SUMMARY:
+        subject = subject[: _MAX_SUMMARY - 1] + "…"
+    tick = "``" if "`" in subject else "`"
+    pad = " " if subject.startswith("`") or subject.endswith("`") else ""
+    return f"- **{tool}** {tick}{pad}{subject}{pad}{tick}"
+
+
+def _lines(text: str) -> list[str]:
+    # nbformat's multiline strings: a list of lines, each keeping its newline
+    return text.splitlines(keepends=True)
+
+
+class _NotebookBuilder:
+    def __init__(self) -> None:
+        self.cells: list[dict[str, Any]] = []
+        self._tools: list[str] = []  # pending compact tool lines, one Markdown cell
+        self._bash: dict[str, dict[str, Any]] = {}  # tool_use_id → its code cell
+
+    def _id(self) -> str:
+        return f"cell-{len(self.cells) + 1}"
+
+    def markdown(self, text: str) -> None:
+        self.flush_tools()
+        self.cells.append(
+            {"cell_type": "markdown", "id": self._id(), "metadata": {}, "source": _lines(text)}
+        )
+
+    def flush_tools(self) -> None:
+        if self._tools:
+            lines, self._tools = self._tools, []
+            self.markdown("\n".join(lines))
+
+    def tool(self, line: str) -> None:
+        self._tools.append(line)
+
+    def bash(self, tool_use_id: str, command: str) -> None:
+        self.flush_tools()
+        # %%bash makes the cell mean what it meant to the agent when run in an IPython kernel
+        cell: dict[str, Any] = {
+            "cell_type": "code",
+            "id": self._id(),
+            "metadata": {"agcluster": {"tool_use_id": tool_use_id}},
+            "execution_count": None,
+            "source": _lines(f"%%bash\n{command.rstrip()}"),
+            "outputs": [],
+        }
+        self.cells.append(cell)
+        self._bash[tool_use_id] = cell
+
+    def bash_result(self, tool_use_id: str, output: str, is_error: bool) -> bool:
+        cell = self._bash.pop(tool_use_id, None)
+        if cell is None:
+            return False
+        if output:
+            text = output if output.endswith("\n") else output + "\n"
+            name = "stderr" if is_error else "stdout"
+            cell["outputs"].append({"output_type": "stream", "name": name, "text": _lines(text)})
+        return True
+
+
+def to_notebook(events: Iterable[Event], title: str) -> dict[str, Any]:
+    """The conversation as nbformat v4 JSON: Markdown for text, code cells for Bash."""
+    nb = _NotebookBuilder()
+    nb.markdown(f"# {title}")
+    for e in events:
+        if e.type == "message":
+            who = {"user": "User", "assistant": "Assistant"}.get(e.role, e.role.title())
+            nested = " (sub-agent)" if e.parent_tool_use_id else ""
+            nb.markdown(f"**{who}{nested}:**\n\n{e.text}")
+        elif e.type == "tool_use":
+            if e.name == "Bash" and isinstance(e.input.get("command"), str):
+                nb.bash(e.tool_use_id, e.input["command"])
+            else:
+                nb.tool(_compact(e.name, e.input))
+        elif e.type == "tool_result":
+            if not nb.bash_result(e.tool_use_id, e.output, e.is_error) and e.is_error:
+                first = e.output.strip().splitlines()[0] if e.output.strip() else "failed"
+                nb.tool(f"  - error: {first[:_MAX_SUMMARY]}")
+        elif e.type == "error":
+            nb.markdown(f"> **Error ({e.code}):** {e.message}")
+        elif e.type == "result":
+            cost = f"${e.cost_usd:.4f}" if e.cost_usd is not None else "n/a"
+            nb.tool(f"\n_Turn finished in {e.duration_ms / 1000:.1f} s, cost {cost}._")
+    nb.flush_tools()
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+            "agcluster": {"title": title},
+        },
+        "cells": nb.cells,
+    }

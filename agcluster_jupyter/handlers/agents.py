@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -11,7 +12,7 @@ from tornado import web
 from .._version import __version__
 from ..errors import BadRequest, NotFound
 from ..events import Event, format_sse
-from ..export import EXPORT_FORMATS, to_jsonl, to_markdown
+from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
 from .base import AgClusterHandler
 from .sse import SSE_CONTENT_TYPE, start_sse, write_events
 
@@ -223,6 +224,11 @@ class ExportHandler(AgClusterHandler):
         elif fmt == "md":
             content_type = "text/markdown; charset=utf-8"
             body = to_markdown(events, title=session.record.name or stem)
+        elif fmt == "ipynb":
+            content_type = "application/x-ipynb+json"
+            notebook = to_notebook(events, title=session.record.name or stem)
+            # nbformat's own layout (indent 1, sorted keys), as Jupyter writes .ipynb files
+            body = json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         else:
             formats = ", ".join(EXPORT_FORMATS)
             raise BadRequest(f"unknown export format {fmt!r}; use one of {formats}", field="format")

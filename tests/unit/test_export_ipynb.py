@@ -1,0 +1,121 @@
+"""The notebook export from event sequences: valid nbformat v4, text as Markdown, Bash as
+code cells with their outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nbformat
+
+from agcluster_jupyter.events import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    MessageEvent,
+    ResultEvent,
+    TextDeltaEvent,
+    ThinkingEvent,
+    ToolResultEvent,
+    ToolUseEvent,
+)
+from agcluster_jupyter.export import EXPORT_FORMATS, to_notebook
+
+
+def _source(cell: dict[str, Any]) -> str:
+    return "".join(cell["source"])
+
+
+def _valid(nb: dict[str, Any]) -> dict[str, Any]:
+    nbformat.validate(nbformat.from_dict(nb))
+    return nb
+
+
+def test_ipynb_is_an_export_format() -> None:
+    assert "ipynb" in EXPORT_FORMATS
+
+
+def test_empty_conversation_is_a_titled_notebook() -> None:
+    nb = _valid(to_notebook([], "My agent"))
+    assert nb["nbformat"] == 4
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown"]
+    assert _source(nb["cells"][0]) == "# My agent"
+
+
+def test_text_bash_and_other_tools() -> None:
+    events: list[Event] = [
+        MessageEvent(role="user", text="Please analyse some data"),
+        ThinkingEvent(text="plan it"),
+        TextDeltaEvent(text="I'll "),
+        MessageEvent(text="I'll write a script."),
+        ToolUseEvent(
+            tool_use_id="w1", name="Write", input={"file_path": "/ws/a.py", "content": "x"}
+        ),
+        ToolResultEvent(tool_use_id="w1", output="File created"),
+        ToolUseEvent(tool_use_id="b1", name="Bash", input={"command": "python3 a.py"}),
+        ToolResultEvent(tool_use_id="b1", output="mean: 21.5 C\nwarmest: Sat"),
+        ToolUseEvent(tool_use_id="b2", name="Bash", input={"command": "false"}),
+        ToolResultEvent(tool_use_id="b2", is_error=True, output="Exit code 1"),
+        ToolUseEvent(tool_use_id="g1", name="Grep", input={"pattern": "mean"}),
+        ToolResultEvent(tool_use_id="g1", is_error=True, output="no such file\nmore"),
+        MessageEvent(text="Done."),
+        ResultEvent(cost_usd=0.0123, duration_ms=1500),
+        DoneEvent(),
+    ]
+    nb = _valid(to_notebook(events, "t"))
+    cells = nb["cells"]
+    kinds = [c["cell_type"] for c in cells]
+    assert kinds == [
+        "markdown",  # title
+        "markdown",  # user
+        "markdown",  # assistant
+        "markdown",  # Write
+        "code",
+        "code",
+        "markdown",  # Grep and its error
+        "markdown",  # Done.
+        "markdown",  # turn footer
+    ]
+    assert _source(cells[1]) == "**User:**\n\nPlease analyse some data"
+    assert _source(cells[2]) == "**Assistant:**\n\nI'll write a script."
+    assert _source(cells[3]) == "- **Write** `/ws/a.py`"
+    ok, failed = cells[4], cells[5]
+    assert _source(ok) == "%%bash\npython3 a.py"
+    assert ok["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": ["mean: 21.5 C\n", "warmest: Sat\n"]}
+    ]
+    assert failed["outputs"][0]["name"] == "stderr"
+    assert "".join(failed["outputs"][0]["text"]) == "Exit code 1\n"
+    assert _source(cells[6]) == "- **Grep** `mean`\n  - error: no such file"
+    assert "Turn finished in 1.5 s, cost $0.0123" in _source(cells[8])
+    assert all("plan it" not in _source(c) and c["cell_type"] != "raw" for c in cells)
+    assert len({c["id"] for c in cells}) == len(cells)
+
+
+def test_result_before_use_and_missing_results_stay_valid() -> None:
+    events: list[Event] = [
+        ToolResultEvent(tool_use_id="orphan", output="?"),
+        ToolUseEvent(tool_use_id="b1", name="Bash", input={"command": "sleep 100"}),
+        ErrorEvent(message="interrupted", code="interrupted"),
+        ToolResultEvent(tool_use_id="b1", output=""),
+    ]
+    nb = _valid(to_notebook(events, "t"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert len(code) == 1 and code[0]["outputs"] == []
+    assert any("interrupted" in _source(c) for c in nb["cells"])
+
+
+def test_sub_agent_text_and_odd_inputs() -> None:
+    long_input = {"items": list(range(200))}
+    events: list[Event] = [
+        MessageEvent(text="inner", parent_tool_use_id="t1"),
+        ToolUseEvent(tool_use_id="x", name="Odd", input=long_input),
+        ToolUseEvent(tool_use_id="y", name="Read", input={"file_path": "a`b`"}),
+        ToolUseEvent(tool_use_id="z", name="Bash", input={"command": 3}),
+    ]
+    nb = _valid(to_notebook(events, "t"))
+    texts = [_source(c) for c in nb["cells"]]
+    assert texts[1] == "**Assistant (sub-agent):**\n\ninner"
+    odd, read, bash = texts[2].split("\n")
+    assert odd.startswith("- **Odd** `{") and odd.endswith("…`") and len(odd) < 230
+    assert read == "- **Read** `` a`b` ``"
+    assert bash.startswith("- **Bash**")  # not a command: no code cell
