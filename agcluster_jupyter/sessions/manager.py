@@ -143,6 +143,12 @@ class SessionManager:
         self._shut_down = True
         if self.pool is not None:
             await self.pool.close()
+            # a pooled session still connecting when the pool closed is in none of the
+            # pool's lists: end it here, or its runner (container) outlives the server
+            await asyncio.gather(
+                *(self._discard_pooled(s) for s in list(self._pooled.values())),
+                return_exceptions=True,
+            )
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -167,3 +167,19 @@ async def test_the_idle_reaper_removes_the_container(api: Any, require_docker: A
     else:
         pytest.fail(f"not reaped: {details['state']}, {containers_of(require_docker, sid)}")
     await api(f"agents/sessions/{sid}", method="DELETE", params={"purge": "true"})
+
+
+async def test_shutdown_while_the_warm_pool_fills_leaves_no_container(
+    servers: Any, require_docker: Any
+) -> None:
+    server = servers("--AgClusterApp.warm_pool_size=2")
+    for _ in range(300):  # stop while the first pooled runner is up and its CLI connecting
+        if any(c.status == "running" for c in session_containers(require_docker, server.base)):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the warm pool started no container")
+    await asyncio.sleep(0.3)
+    assert server.get("health").json()["warm_pool"]["available"] == 0
+    server.stop()
+    assert session_containers(require_docker, server.base) == []
