@@ -5,10 +5,12 @@ behind the gateway."""
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from ..support import TEST_KEY
 from .docker_support import (
+    IMAGE,
     chat_sse,
     containers_of,
     dumps,
@@ -426,3 +429,34 @@ async def test_only_configs_that_need_the_web_get_a_network(
         for s in (research, coder)
     }
     assert modes == {"research-agent": "bridge", "code-assistant": "none"}
+
+
+BROKEN_IMAGE = "agcluster-agent-test:broken"
+
+
+@pytest.fixture
+def broken_image(require_docker: Any) -> Iterator[str]:
+    """The agent image (same version label) whose runner dies at once."""
+    dockerfile = (
+        f"FROM {IMAGE}\n"
+        'ENTRYPOINT ["/bin/sh", "-c", "echo the runner broke on purpose >&2; exit 3", "--"]\n'
+    )
+    require_docker.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=BROKEN_IMAGE, rm=True, network_mode="none"
+    )
+    yield BROKEN_IMAGE
+    require_docker.images.remove(BROKEN_IMAGE, force=True)
+
+
+@pytest.mark.parametrize("agcluster_config", [{"provider": "docker", "agent_image": BROKEN_IMAGE}])
+async def test_a_runner_that_dies_at_start_is_reported_with_its_exit_code_and_output(
+    broken_image: str, api: Any, require_docker: Any
+) -> None:
+    reply = await expect_error(
+        api("agents/launch", method="POST", body={"config_id": "code-assistant"}), 503
+    )
+    assert "exited with code 3" in reply["message"], reply
+    assert "the runner broke on purpose" in reply["message"]
+    (session,) = (await api("agents/sessions"))["sessions"]
+    assert session["state"] == "failed"
+    assert containers_of(require_docker, session["session_id"]) == []
