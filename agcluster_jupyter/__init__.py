@@ -6,10 +6,17 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "_jupyter_server_extension_points"]
+__all__ = ["__version__", "_jupyter_server_extension_points", "load_ipython_extension"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import AgClusterApp
 
     return [{"module": "agcluster_jupyter.app", "app": AgClusterApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext agcluster_jupyter``: register ``%%agent`` and ``%agent``."""
+    from .magics import AgentMagics
+
+    ipython.register_magics(AgentMagics(ipython))

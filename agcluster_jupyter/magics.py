@@ -1,0 +1,438 @@
+"""``%%agent`` and ``%agent``: agent sessions from IPython, through the server's REST API.
+
+``%load_ext agcluster_jupyter`` registers them.  The kernel talks to the Jupyter server it
+runs under (``AgClusterClient.discover``), so its sessions are the server's sessions;
+``%agent connect URL [--token T]`` points it elsewhere.  Every error is one line: a
+``UsageError`` (IPython prints it without a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import Markdown, display
+
+from .client import AgClusterClient, AgClusterClientError, ApiError
+from .events import Event
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "AgentMagics",
+    "CellArgs",
+    "LineArgs",
+    "interpolate",
+    "parse_cell_args",
+    "parse_line_args",
+]
+
+DEFAULT_PRESET = "code-assistant"
+LINE_COMMANDS = ("sessions", "stop", "interrupt", "files", "export", "config", "connect")
+
+
+# ---------------------------------------------------------------- argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message.strip() if message else f"{self.prog}: see %agent? for usage")
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%agent: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CellArgs:
+    preset: str
+    session: str | None
+    new: bool
+    out: str | None
+    quiet: bool
+
+    @property
+    def key(self) -> str:
+        """This kernel's name for the session the cell talks to."""
+        return self.session or self.preset
+
+
+def _cell_parser() -> _Parser:
+    parser = _Parser(prog="%%agent", add_help=False)
+    parser.add_argument("preset", nargs="?", default=DEFAULT_PRESET)
+    parser.add_argument("--session", "-s", metavar="NAME")
+    parser.add_argument("--new", action="store_true")
+    parser.add_argument("--out", "-o", metavar="VAR")
+    parser.add_argument("--quiet", "-q", action="store_true")
+    return parser
+
+
+def parse_cell_args(line: str) -> CellArgs:
+    ns = _cell_parser().parse_args(_split(line))
+    if ns.out is not None and not ns.out.isidentifier():
+        raise UsageError(f"%%agent: --out needs a Python variable name, not {ns.out!r}")
+    return CellArgs(ns.preset, ns.session, ns.new, ns.out, ns.quiet)
+
+
+@dataclass(frozen=True)
+class LineArgs:
+    command: str
+    name: str | None = None
+    format: str = "ipynb"
+    to: str | None = None
+    purge: bool = False
+    token: str | None = None
+
+
+def _line_parser() -> _Parser:
+    parser = _Parser(prog="%agent", add_help=False)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    commands.add_parser("sessions", add_help=False)
+    stop = commands.add_parser("stop", add_help=False)
+    stop.add_argument("name")
+    stop.add_argument("--purge", action="store_true")
+    interrupt = commands.add_parser("interrupt", add_help=False)
+    interrupt.add_argument("name", nargs="?")
+    files = commands.add_parser("files", add_help=False)
+    files.add_argument("name")
+    export = commands.add_parser("export", add_help=False)
+    export.add_argument("name")
+    export.add_argument("--format", "-f", choices=("ipynb", "md", "jsonl"), default="ipynb")
+    export.add_argument("--to", metavar="PATH")
+    config = commands.add_parser("config", add_help=False)
+    config.add_argument("name", metavar="preset")
+    connect = commands.add_parser("connect", add_help=False)
+    connect.add_argument("name", metavar="url")
+    connect.add_argument("--token")
+    return parser
+
+
+def parse_line_args(line: str) -> LineArgs:
+    words = _split(line)
+    if not words:
+        raise UsageError(f"%agent: say what to do: {' | '.join(LINE_COMMANDS)}")
+    if words[0] not in LINE_COMMANDS:
+        raise UsageError(f"%agent: unknown command {words[0]!r}; use {' | '.join(LINE_COMMANDS)}")
+    ns = _line_parser().parse_args(words)
+    return LineArgs(
+        command=ns.command,
+        name=getattr(ns, "name", None),
+        format=getattr(ns, "format", "ipynb"),
+        to=getattr(ns, "to", None),
+        purge=getattr(ns, "purge", False),
+        token=getattr(ns, "token", None),
+    )
+
+
+# ---------------------------------------------------------------- prompt interpolation
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """``{name}`` / ``{name.attr}`` → ``str`` of the user's value; ``{{``/``}}`` → braces.
+
+    Anything else in braces (code in the prompt, unknown names) is left as it is.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        whole, path = match.group(0), match.group(1)
+        if path is None:
+            return whole[0]
+        head, *attrs = path.split(".")
+        if head not in namespace:
+            return whole
+        value = namespace[head]
+        for attr in attrs:
+            try:
+                value = getattr(value, attr)
+            except AttributeError:
+                return whole
+        return str(value)
+
+    return _FIELD.sub(replace, text)
+
+
+# ---------------------------------------------------------------- output while a turn runs
+
+
+class _Renderer:
+    """Streams a turn to the cell's output: one updated Markdown display in a kernel, plain
+    text on stdout elsewhere (a terminal IPython cannot update a display)."""
+
+    _INTERVAL = 0.1  # s between display updates: deltas can come thousands a second
+
+    def __init__(self, rich: bool, quiet: bool) -> None:
+        self.rich, self.quiet = rich, quiet
+        self.parts: list[str] = []
+        self._handle: Any = None
+        self._shown = 0.0
+        self._line_open = False
+
+    def _text(self, text: str) -> None:
+        self.parts.append(text)
+        if self.rich:
+            self._update()
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self._line_open = not text.endswith("\n")
+
+    def _note(self, text: str) -> None:
+        if self.rich:
+            self.parts.append(f"\n\n`{text}`\n\n")
+            self._update()
+        else:
+            if self._line_open:
+                sys.stdout.write("\n")
+            sys.stdout.write(f"[{text}]\n")
+            sys.stdout.flush()
+            self._line_open = False
+
+    def _update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._shown < self._INTERVAL:
+            return
+        self._shown = now
+        body = Markdown("".join(self.parts))  # type: ignore[no-untyped-call]
+        if self._handle is None:
+            self._handle = display(body, display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self._handle.update(body)
+
+    def event(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if event.type == "text_delta" and not event.parent_tool_use_id:
+            self._text(event.text)
+        elif event.type == "message" and event.role == "assistant" and not event.parent_tool_use_id:
+            self._text("\n\n")  # one text block ends; the next starts a paragraph
+        elif event.type == "tool_use":
+            subject = event.input.get("command") or event.input.get("file_path") or ""
+            self._note(f"{event.name} {str(subject)[:80]}".strip())
+        elif event.type == "permission_request":
+            self._note(f"waiting for approval of {event.tool_name} (answer it in the panel)")
+        elif event.type == "error":
+            self._note(f"error ({event.code}): {event.message}")
+
+    def close(self) -> None:
+        if self.quiet:
+            return
+        if self.rich and self.parts:
+            self._update(force=True)
+        elif self._line_open:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- the magics
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@magics_class
+class AgentMagics(Magics):
+    """``%%agent`` and ``%agent``; sessions are remembered per kernel by name."""
+
+    def __init__(
+        self,
+        shell: InteractiveShell | None = None,
+        client_factory: Callable[[], AgClusterClient] = AgClusterClient.discover,
+    ) -> None:
+        super().__init__(shell)
+        self._factory = client_factory
+        self._client: AgClusterClient | None = None
+        self.sessions: dict[str, str] = {}  # kernel name (preset or --session) → session id
+        self.last: str | None = None  # the session of the last %%agent cell
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> AgClusterClient:
+        if self._client is None:
+            try:
+                self._client = self._factory()
+            except AgClusterClientError as exc:
+                raise UsageError(_one_line(exc)) from None
+        return self._client
+
+    def connect(self, url: str, token: str = "") -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = AgClusterClient(url, token)
+
+    def _resolve(self, name: str) -> str:
+        """A session id from this kernel's name for it, an id, an id prefix or a name."""
+        if name in self.sessions:
+            return self.sessions[name]
+        sessions = self.client.sessions()
+        for session in sessions:
+            if session["session_id"] == name:
+                return name
+        found: list[str] = [
+            str(s["session_id"])
+            for s in sessions
+            if s["session_id"].startswith(name) or s.get("name") == name
+        ]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise UsageError(f"%agent: {name!r} matches {len(found)} sessions; use more of its id")
+        raise UsageError(f"%agent: no session {name!r}; see %agent sessions")
+
+    def _session_for(self, args: CellArgs) -> str:
+        known = None if args.new else self.sessions.get(args.key)
+        if known is not None:
+            try:
+                self.client.session(known)
+                return known
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        reply = self.client.launch(args.preset, name=args.session or args.preset)
+        session_id: str = reply["session_id"]
+        self.sessions[args.key] = session_id
+        return session_id
+
+    def _rich(self) -> bool:
+        # only a kernel's front end can update a display in place
+        return getattr(self.shell, "kernel", None) is not None
+
+    # -- %%agent ---------------------------------------------------------------------------
+
+    @cell_magic
+    def agent(self, line: str, cell: str) -> None:
+        """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
+        [--out VAR] [--quiet]``.  ``{name}`` in the cell is replaced by that variable."""
+        args = parse_cell_args(line)
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        prompt = interpolate(cell, namespace).strip()
+        if not prompt:
+            raise UsageError("%%agent: the cell is the prompt, and it is empty")
+        events: list[Event] = []
+        renderer = _Renderer(self._rich(), args.quiet)
+        session_id = ""
+        try:
+            session_id = self._session_for(args)
+            self.last = session_id
+            for event in self.client.chat(session_id, prompt):
+                events.append(event)
+                renderer.event(event)
+        except AgClusterClientError as exc:
+            raise UsageError(_one_line(exc)) from None
+        except KeyboardInterrupt:
+            if session_id:
+                try:
+                    self.client.interrupt(session_id)
+                except AgClusterClientError:
+                    pass
+            print("\n%%agent: interrupted", file=sys.stderr)
+        finally:
+            renderer.close()
+        reply = _reply(session_id, events)
+        if self.shell is not None:
+            self.shell.user_ns[args.out or "_"] = reply
+
+    # -- %agent ----------------------------------------------------------------------------
+
+    @line_magic("agent")  # type: ignore[arg-type]  # IPython's decorator types are loose
+    def agent_line(self, line: str) -> Any:
+        """``%agent sessions | stop NAME [--purge] | interrupt [NAME] | files NAME |
+        export NAME [--format ipynb|md|jsonl] [--to PATH] | config PRESET | connect URL
+        [--token T]``"""
+        args = parse_line_args(line)
+        try:
+            return self._run_line(args)
+        except AgClusterClientError as exc:
+            raise UsageError(_one_line(exc)) from None
+
+    def _run_line(self, args: LineArgs) -> Any:
+        name = args.name or ""
+        if args.command == "connect":
+            self.connect(name, args.token or "")
+            health = self.client.health()
+            print(f"connected to {self.client.url} (agcluster {health.get('version')})")
+        elif args.command == "sessions":
+            mine = {sid: key for key, sid in self.sessions.items()}
+            for s in self.client.sessions():
+                here = f"  [{mine[s['session_id']]}]" if s["session_id"] in mine else ""
+                print(
+                    f"{s['session_id'][:12]}  {s['config_id']:<16} {s['state']:<8} "
+                    f"turns={s.get('turns', 0)}  {s.get('name') or ''}{here}"
+                )
+        elif args.command == "stop":
+            session_id = self._resolve(name)
+            self.client.stop(session_id, purge=args.purge)
+            self.sessions = {k: v for k, v in self.sessions.items() if v != session_id}
+            print(
+                f"stopped {session_id[:12]}" + (" and purged its workspace" if args.purge else "")
+            )
+        elif args.command == "interrupt":
+            current = self._resolve(name) if name else self.last
+            if current is None:
+                raise UsageError("%agent interrupt: no session yet; name one")
+            done = self.client.interrupt(current)["interrupted"]
+            print("interrupted" if done else "nothing was running")
+        elif args.command == "files":
+            tree = self.client.files(self._resolve(name))
+            for path in _paths(tree.get("tree", [])):
+                print(path)
+        elif args.command == "export":
+            session_id = self._resolve(name)
+            body = self.client.export(session_id, args.format)
+            target = Path(args.to or f"agent-{name if name in self.sessions else session_id[:8]}")
+            if not target.suffix:
+                target = target.with_suffix(f".{args.format}")
+            target.write_text(body, encoding="utf-8")
+            print(f"wrote {target}")
+            return None
+        elif args.command == "config":
+            print(json.dumps(self.client.config(name), indent=2))
+        return None
+
+
+def _paths(nodes: list[dict[str, Any]], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for node in nodes:
+        path = node.get("path") or f"{prefix}{node.get('name', '')}"
+        if node.get("type") == "directory" or node.get("children") is not None:
+            out += _paths(node.get("children") or [], f"{path}/")
+        else:
+            out.append(str(path))
+    return out
+
+
+def _reply(session_id: str, events: list[Event]) -> dict[str, Any]:
+    text = "\n\n".join(
+        e.text
+        for e in events
+        if e.type == "message" and e.role == "assistant" and not e.parent_tool_use_id
+    )
+    results = [e.model_dump(mode="json") for e in events if e.type == "result"]
+    return {
+        "text": text,
+        "result": results[-1] if results else None,
+        "session_id": session_id,
+        "events": [e.model_dump(mode="json") for e in events],
+    }

@@ -1,0 +1,187 @@
+"""``%load_ext agcluster_jupyter``, ``%%agent`` and ``%agent`` in a real IPython shell,
+talking to a real Jupyter server with the extension (pointed at it explicitly).
+
+The shell runs its cells in a thread: the server runs on the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from agcluster_jupyter.client import AgClusterClient
+from agcluster_jupyter.magics import AgentMagics
+
+
+@dataclass
+class Ran:
+    stdout: str
+    stderr: str
+    ok: bool
+
+
+class Shell:
+    """One IPython shell; ``await shell.run(code)`` runs a cell off the event loop."""
+
+    def __init__(self) -> None:
+        self.ip = InteractiveShell.instance()
+
+    def _run(self, code: str) -> Ran:
+        with capture_output() as out:
+            result = self.ip.run_cell(code)
+        return Ran(out.stdout, out.stderr, result.success)
+
+    async def run(self, code: str) -> Ran:
+        return await asyncio.to_thread(self._run, code)
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        ns: dict[str, Any] = self.ip.user_ns
+        return ns
+
+    @property
+    def magics(self) -> AgentMagics:
+        magics: AgentMagics = self.ip.magics_manager.registry["AgentMagics"]
+        return magics
+
+
+@pytest.fixture
+def shell() -> Iterator[Shell]:
+    InteractiveShell.clear_instance()
+    shell = Shell()
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+async def connected(
+    shell: Shell,
+    jp_serverapp: Any,
+    agcluster_app: Any,
+    http_server_client: Any,  # the server listens only once this is set up
+    jp_http_port: int,
+    jp_base_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Shell]:
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+    token = jp_serverapp.identity_provider.token
+    loaded = await shell.run("%load_ext agcluster_jupyter")
+    assert loaded.ok, loaded.stderr
+    ran = await shell.run(f"%agent connect {url} --token {token}")
+    assert ran.ok and "connected to" in ran.stdout, ran.stderr
+    yield shell
+
+    def purge() -> None:
+        with AgClusterClient(url, token) as client:
+            for session in client.sessions():
+                client.stop(session["session_id"], purge=True)
+
+    await asyncio.to_thread(purge)
+
+
+async def test_errors_are_one_line_without_traceback(shell: Shell) -> None:
+    await shell.run("%load_ext agcluster_jupyter")
+    for code, message in [
+        ("%agent", "say what to do"),
+        ("%agent frobnicate", "unknown command"),
+        ("%%agent --bogus\nhi", "unrecognized arguments"),
+        ("%%agent\n   ", "it is empty"),
+        ("%agent connect http://127.0.0.1:9/ --token x", "cannot reach the Jupyter server"),
+    ]:
+        ran = await shell.run(code)
+        assert not ran.ok, code
+        assert "Traceback" not in ran.stderr and message in ran.stderr, (code, ran.stderr)
+        assert ran.stderr.strip().count("\n") == 0, ran.stderr
+
+
+def test_no_server_found_is_one_line(shell: Shell, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agcluster_jupyter import client as client_module
+
+    monkeypatch.setattr(client_module, "_running_servers", list)
+    for name in ("JUPYTER_SERVER_URL", "JUPYTERHUB_SERVICE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    shell._run("%load_ext agcluster_jupyter")
+    ran = shell._run("%agent sessions")
+    assert not ran.ok and "UsageError: no running Jupyter server found" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.cli
+async def test_agent_cell_streams_stores_and_reuses_the_session(connected: Shell) -> None:
+    shell = connected
+    shell.ns["what"] = "some data"
+    ran = await shell.run("%%agent --out reply\nPlease analyse {what}")
+    assert ran.ok, ran.stderr
+    assert "[Bash python3 analysis.py]" in ran.stdout
+    assert "scripted demo model" in ran.stdout
+    reply = shell.ns["reply"]
+    assert set(reply) == {"text", "result", "session_id", "events"}
+    assert "Saturday is the warmest day" in reply["text"]
+    assert reply["result"]["type"] == "result"
+    assert reply["events"][-1]["type"] == "done"
+    prompts = [e["text"] for e in reply["events"] if e["type"] == "message" and e["role"] == "user"]
+    assert prompts == ["Please analyse some data"]
+    first = reply["session_id"]
+
+    # the same preset reuses the kernel's session; --quiet prints nothing; `_` holds it
+    ran = await shell.run("%%agent code-assistant --quiet\nhello")
+    assert ran.ok and ran.stdout == "", (ran.stdout, ran.stderr)
+    assert shell.ns["_"]["session_id"] == first
+    assert "scripted demo model" in shell.ns["_"]["text"]
+    # --new and --session start other sessions
+    await shell.run("%%agent --new -q\nhello")
+    second = shell.ns["_"]["session_id"]
+    await shell.run("%%agent --session side -q\nhello")
+    side = shell.ns["_"]["session_id"]
+    assert len({first, second, side}) == 3
+    assert shell.magics.sessions == {"code-assistant": second, "side": side}
+
+    listing = await shell.run("%agent sessions")
+    assert listing.ok and first[:12] in listing.stdout and "[side]" in listing.stdout
+
+    files = await shell.run(f"%agent files {first[:8]}")
+    assert files.ok and "analysis.py" in files.stdout.split()
+
+    exported = await shell.run(f"%agent export {first[:8]} --to conv")
+    assert exported.ok and "wrote conv.ipynb" in exported.stdout
+    notebook = nbformat.read("conv.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert any(c.cell_type == "code" and "python3 analysis.py" in c.source for c in notebook.cells)
+    md = await shell.run("%agent export side -f md")
+    assert md.ok and Path("agent-side.md").read_text().startswith("# side")
+
+    config = await shell.run("%agent config data-analysis")
+    assert json.loads(config.stdout)["id"] == "data-analysis"
+    assert (await shell.run("%agent interrupt")).stdout.strip() == "nothing was running"
+
+    stopped = await shell.run("%agent stop side")
+    assert stopped.ok and f"stopped {side[:12]}" in stopped.stdout
+    assert "side" not in shell.magics.sessions
+    unknown = await shell.run("%agent stop nobody")
+    assert not unknown.ok and "no session 'nobody'" in unknown.stderr
+
+
+@pytest.mark.cli
+async def test_unknown_preset_is_one_line(connected: Shell) -> None:
+    ran = await connected.run("%%agent no-such-preset\nhello")
+    assert not ran.ok
+    assert "agcluster error 400" in ran.stderr and "Traceback" not in ran.stderr
+
+
+@pytest.mark.no_server_key
+async def test_no_key_is_one_line(connected: Shell) -> None:
+    ran = await connected.run("%%agent\nhello")
+    assert not ran.ok and "Traceback" not in ran.stderr
+    # the server logs to the same stderr here; the shell's part is one UsageError line
+    (line,) = [line for line in ran.stderr.splitlines() if line.startswith("UsageError")]
+    assert "no Anthropic API key" in line and "ANTHROPIC_API_KEY" in line

@@ -1,0 +1,148 @@
+"""``%%agent`` / ``%agent`` argument parsing and ``{var}`` interpolation."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from agcluster_jupyter.events import ErrorEvent, Event, MessageEvent, TextDeltaEvent, ToolUseEvent
+from agcluster_jupyter.magics import (
+    DEFAULT_PRESET,
+    CellArgs,
+    LineArgs,
+    _Renderer,
+    interpolate,
+    parse_cell_args,
+    parse_line_args,
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("", CellArgs(DEFAULT_PRESET, None, False, None, False)),
+        ("data-analysis", CellArgs("data-analysis", None, False, None, False)),
+        (
+            "research-agent --session lit --new --out reply --quiet",
+            CellArgs("research-agent", "lit", True, "reply", True),
+        ),
+        ("-s 'my session' -o r -q", CellArgs(DEFAULT_PRESET, "my session", False, "r", True)),
+        ("--out=r code-assistant", CellArgs("code-assistant", None, False, "r", False)),
+    ],
+)
+def test_cell_args(line: str, expected: CellArgs) -> None:
+    assert parse_cell_args(line) == expected
+
+
+def test_cell_key_is_the_session_name_else_the_preset() -> None:
+    assert parse_cell_args("data-analysis").key == "data-analysis"
+    assert parse_cell_args("data-analysis --session a").key == "a"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("a b", "unrecognized arguments: b"),
+        ("--bogus", "unrecognized arguments: --bogus"),
+        ("--out", "expected one argument"),
+        ("--out 1x", "Python variable name"),
+        ("--session 'unclosed", "No closing quotation"),
+    ],
+)
+def test_bad_cell_args_are_one_line_usage_errors(line: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        parse_cell_args(line)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("sessions", LineArgs("sessions")),
+        ("stop data-analysis", LineArgs("stop", "data-analysis")),
+        ("stop abc --purge", LineArgs("stop", "abc", purge=True)),
+        ("interrupt", LineArgs("interrupt")),
+        ("interrupt lit", LineArgs("interrupt", "lit")),
+        ("files lit", LineArgs("files", "lit")),
+        ("export lit", LineArgs("export", "lit")),
+        ("export lit -f md --to out.md", LineArgs("export", "lit", format="md", to="out.md")),
+        ("config data-analysis", LineArgs("config", "data-analysis")),
+        ("connect http://h:1/ --token t", LineArgs("connect", "http://h:1/", token="t")),
+    ],
+)
+def test_line_args(line: str, expected: LineArgs) -> None:
+    assert parse_line_args(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("", "say what to do"),
+        ("launch x", "unknown command 'launch'"),
+        ("stop", "required: name"),
+        ("export x --format pdf", "invalid choice: 'pdf'"),
+        ("files a b", "unrecognized arguments: b"),
+    ],
+)
+def test_bad_line_args(line: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        parse_line_args(line)
+    assert "\n" not in str(info.value)
+
+
+def test_interpolation() -> None:
+    ns = {"n": 3, "path": "data.csv", "obj": types.SimpleNamespace(shape=(2, 5))}
+    assert interpolate("Load {path} and show {n} rows", ns) == "Load data.csv and show 3 rows"
+    assert interpolate("shape is {obj.shape}", ns) == "shape is (2, 5)"
+    # unknown names, missing attributes, code and escapes are left alone
+    assert interpolate("{missing} {obj.nope} {n!r}", ns) == "{missing} {obj.nope} {n!r}"
+    assert interpolate("def f(): return {'a': 1}", ns) == "def f(): return {'a': 1}"
+    assert interpolate("{{n}} is {n}", ns) == "{n} is 3"
+
+
+def _turn() -> list[Event]:
+    return [
+        TextDeltaEvent(text="Hel"),
+        TextDeltaEvent(text="lo"),
+        TextDeltaEvent(text="inner", parent_tool_use_id="t"),
+        MessageEvent(text="Hello"),
+        ToolUseEvent(tool_use_id="1", name="Bash", input={"command": "ls"}),
+        ErrorEvent(message="over budget", code="budget"),
+    ]
+
+
+def test_renderer_updates_one_markdown_display_in_a_kernel() -> None:
+    InteractiveShell.instance()  # display() publishes through the shell
+    renderer = _Renderer(rich=True, quiet=False)
+    renderer._INTERVAL = 0
+    try:
+        with capture_output() as out:
+            for event in _turn():
+                renderer.event(event)
+            renderer.close()
+    finally:
+        InteractiveShell.clear_instance()
+    assert out.stdout == ""
+    assert len({o.transient["display_id"] for o in out.outputs}) == 1
+    final = out.outputs[-1].data["text/markdown"]
+    assert final.startswith("Hello\n\n") and "`Bash ls`" in final and "inner" not in final
+    assert "`error (budget): over budget`" in final
+
+
+def test_renderer_prints_plain_text_elsewhere_and_nothing_when_quiet() -> None:
+    renderer = _Renderer(rich=False, quiet=False)
+    with capture_output() as out:
+        for event in _turn():
+            renderer.event(event)
+        renderer.close()
+    assert out.stdout == "Hello\n\n[Bash ls]\n[error (budget): over budget]\n"
+    quiet = _Renderer(rich=False, quiet=True)
+    with capture_output() as out:
+        for event in _turn():
+            quiet.event(event)
+        quiet.close()
+    assert out.stdout == "" and not out.outputs
