@@ -254,19 +254,26 @@ class DroppingTransport(httpx.BaseTransport):
 
 
 @pytest.mark.cli
+@pytest.mark.parametrize(
+    "drops",
+    [
+        [3, 4],  # the chat stream after 3 events, the first resumed stream after 4 more
+        [0],  # before the first event: resumed from the session's last seq before the turn
+        [1, 0, 2],  # resumed streams drop too, one before giving anything
+    ],
+)
 async def test_chat_resumes_a_dropped_stream_without_gaps_or_duplicates(
-    make_client: MakeClient,
+    make_client: MakeClient, drops: list[int]
 ) -> None:
     plain = make_client()
     sid = (await run(plain.launch, "code-assistant"))["session_id"]
     before = (await run(plain.session, sid))["last_seq"]
 
-    # the chat stream drops after 3 events, the first resumed stream after 4 more
-    transport = DroppingTransport([3, 4])
+    transport = DroppingTransport(drops)
     client = make_client(transport=transport)
     events: list[Event] = await run(lambda: list(client.chat(sid, "Please analyse some data")))
 
-    assert transport.streams == ["POST chat", "GET events", "GET events"]
+    assert transport.streams == ["POST chat"] + ["GET events"] * len(drops)
     seqs = [e.seq for e in events]
     assert seqs == list(range(before + 1, before + 1 + len(seqs)))
     assert events[-1].type == "done"
