@@ -38,7 +38,17 @@ __all__ = [
 ]
 
 DEFAULT_PRESET = "code-assistant"
-LINE_COMMANDS = ("sessions", "stop", "interrupt", "files", "export", "config", "connect")
+LINE_COMMANDS = (
+    "sessions",
+    "stop",
+    "interrupt",
+    "files",
+    "upload",
+    "download",
+    "export",
+    "config",
+    "connect",
+)
 
 
 # ---------------------------------------------------------------- argument parsing
@@ -100,6 +110,10 @@ class LineArgs:
     to: str | None = None
     purge: bool = False
     token: str | None = None
+    path: str | None = None  # upload: the local file; download: the workspace file
+    session: str | None = None  # upload/download: the session (default: the last used)
+    target: str = ""
+    overwrite: bool = False
 
 
 def _line_parser() -> _Parser:
@@ -119,6 +133,15 @@ def _line_parser() -> _Parser:
     export.add_argument("--to", metavar="PATH")
     config = commands.add_parser("config", add_help=False)
     config.add_argument("name", metavar="preset")
+    upload = commands.add_parser("upload", add_help=False)
+    upload.add_argument("path")
+    upload.add_argument("--session", "-s")
+    upload.add_argument("--target", default="", metavar="DIR")
+    upload.add_argument("--overwrite", action="store_true")
+    download = commands.add_parser("download", add_help=False)
+    download.add_argument("path", nargs="?")
+    download.add_argument("--session", "-s")
+    download.add_argument("--to", metavar="PATH")
     connect = commands.add_parser("connect", add_help=False)
     connect.add_argument("name", metavar="url")
     connect.add_argument("--token")
@@ -139,6 +162,10 @@ def parse_line_args(line: str) -> LineArgs:
         to=getattr(ns, "to", None),
         purge=getattr(ns, "purge", False),
         token=getattr(ns, "token", None),
+        path=getattr(ns, "path", None),
+        session=getattr(ns, "session", None),
+        target=getattr(ns, "target", ""),
+        overwrite=getattr(ns, "overwrite", False),
     )
 
 
@@ -301,6 +328,14 @@ class AgentMagics(Magics):
             raise UsageError(f"%agent: {name!r} matches {len(found)} sessions; use more of its id")
         raise UsageError(f"%agent: no session {name!r}; see %agent sessions")
 
+    def _current(self, name: str | None) -> str:
+        """The named session, else the one the last ``%%agent`` cell used."""
+        if name:
+            return self._resolve(name)
+        if self.last is None:
+            raise UsageError("%agent: no session yet; run an %%agent cell or pass --session")
+        return self.last
+
     def _session_for(self, args: CellArgs) -> str:
         known = None if args.new else self.sessions.get(args.key)
         if known is not None:
@@ -358,9 +393,18 @@ class AgentMagics(Magics):
 
     @line_magic("agent")  # type: ignore[arg-type]  # IPython's decorator types are loose
     def agent_line(self, line: str) -> Any:
-        """``%agent sessions | stop NAME [--purge] | interrupt [NAME] | files NAME |
-        export NAME [--format ipynb|md|jsonl] [--to PATH] | config PRESET | connect URL
-        [--token T]``"""
+        """``%agent COMMAND``, one of::
+
+        sessions                      all sessions of the server; [name] marks this kernel's
+        stop NAME [--purge]           stop a session (and delete its workspace)
+        interrupt [NAME]              stop the running turn (default: the last session)
+        files NAME                    the workspace's files
+        upload PATH [--session NAME] [--target DIR] [--overwrite]
+        download [PATH] [--session NAME] [--to PATH]   a file, or the workspace as ZIP
+        export NAME [--format ipynb|md|jsonl] [--to PATH]
+        config PRESET                 a preset's whole config
+        connect URL [--token T]       use that Jupyter server instead of this kernel's
+        """
         args = parse_line_args(line)
         try:
             return self._run_line(args)
@@ -407,6 +451,25 @@ class AgentMagics(Magics):
             target.write_text(body, encoding="utf-8")
             print(f"wrote {target}")
             return None
+        elif args.command == "upload":
+            session_id = self._current(args.session)
+            local = Path(args.path or "")
+            if not local.is_file():
+                raise UsageError(f"%agent upload: no file {str(local)!r}")
+            done = self.client.upload(
+                session_id, {local.name: local}, target_path=args.target, overwrite=args.overwrite
+            )
+            print(f"uploaded {', '.join(u['path'] for u in done)} to {session_id[:12]}")
+        elif args.command == "download":
+            session_id = self._current(args.session)
+            if args.path:
+                data = self.client.read_bytes(session_id, args.path)
+                target = Path(args.to or Path(args.path).name)
+            else:  # the whole workspace
+                data = self.client.download(session_id)
+                target = Path(args.to or f"workspace-{session_id[:8]}.zip")
+            target.write_bytes(data)
+            print(f"wrote {target} ({len(data)} bytes)")
         elif args.command == "config":
             print(json.dumps(self.client.config(name), indent=2))
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,19 @@ async def test_agent_cell_streams_stores_and_reuses_the_session(connected: Shell
     config = await shell.run("%agent config data-analysis")
     assert json.loads(config.stdout)["id"] == "data-analysis"
     assert (await shell.run("%agent interrupt")).stdout.strip() == "nothing was running"
+
+    # upload and download go to the last session unless --session names one
+    Path("local.csv").write_text("x\n1\n")
+    up = await shell.run("%agent upload local.csv --target in")
+    assert up.ok and f"uploaded in/local.csv to {side[:12]}" in up.stdout, up.stderr
+    down = await shell.run("%agent download in/local.csv --session side --to back.csv")
+    assert down.ok and Path("back.csv").read_text() == "x\n1\n"
+    whole = await shell.run("%agent download")
+    assert whole.ok, whole.stderr
+    archive = zipfile.ZipFile(f"workspace-{side[:8]}.zip")
+    assert "in/local.csv" in archive.namelist()
+    missing = await shell.run("%agent upload nope.csv")
+    assert not missing.ok and "no file 'nope.csv'" in missing.stderr
 
     stopped = await shell.run("%agent stop side")
     assert stopped.ok and f"stopped {side[:12]}" in stopped.stdout

@@ -71,6 +71,13 @@ def test_bad_cell_args_are_one_line_usage_errors(line: str, message: str) -> Non
         ("export lit", LineArgs("export", "lit")),
         ("export lit -f md --to out.md", LineArgs("export", "lit", format="md", to="out.md")),
         ("config data-analysis", LineArgs("config", "data-analysis")),
+        ("upload d.csv", LineArgs("upload", path="d.csv")),
+        (
+            "upload d.csv -s lit --target in --overwrite",
+            LineArgs("upload", path="d.csv", session="lit", target="in", overwrite=True),
+        ),
+        ("download", LineArgs("download")),
+        ("download out/a.png --to a.png", LineArgs("download", path="out/a.png", to="a.png")),
         ("connect http://h:1/ --token t", LineArgs("connect", "http://h:1/", token="t")),
     ],
 )
@@ -86,6 +93,7 @@ def test_line_args(line: str, expected: LineArgs) -> None:
         ("stop", "required: name"),
         ("export x --format pdf", "invalid choice: 'pdf'"),
         ("files a b", "unrecognized arguments: b"),
+        ("upload", "required: path"),
     ],
 )
 def test_bad_line_args(line: str, message: str) -> None:
