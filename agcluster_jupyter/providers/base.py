@@ -16,7 +16,10 @@ Exceptions::
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +209,42 @@ class Provider(abc.ABC):
 
     def channel(self, handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
         return channel_for(handle, timeout)
+
+    async def wait_ready(
+        self,
+        handle: RunnerHandle,
+        timeout: float,
+        *,
+        poll: float = 0.02,
+        check_alive: Callable[[], Awaitable[None]] | None = None,
+        check_every: float = 0.5,
+    ) -> None:
+        """Poll the runner's ``/health`` until it is ready (no fixed sleeps).
+
+        ``check_alive`` (which raises ``RunnerStartError`` for a runner that died) runs
+        every ``check_every`` s, so a dead runner is reported at once, not at the timeout.
+        Raises ``RunnerStartError`` for a runner that reports ``failed`` and
+        ``TimeoutError`` (with the runner's last detail) when ``timeout`` runs out.
+        """
+        deadline = time.monotonic() + timeout
+        next_check = time.monotonic()
+        detail = ""
+        async with self.channel(handle, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if check_alive is not None and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + check_every
+                    await check_alive()
+                try:
+                    body: dict[str, Any] = (await client.get("/health")).json()
+                    if runner_ready(body):
+                        return
+                    if body.get("status") == "failed":
+                        raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")
+                    detail = str(body.get("detail", ""))
+                except (httpx.HTTPError, ValueError):
+                    pass  # no socket yet, or the runner still binding it
+                await asyncio.sleep(poll)
+        raise TimeoutError(detail)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release the provider's own resources (not the runners)."""

@@ -43,7 +43,6 @@ from .base import (
     RunnerSpec,
     RunnerStartError,
     RunnerStatus,
-    runner_ready,
 )
 from .docker_spec import (
     RUNNER_SOCKET,
@@ -373,34 +372,22 @@ class DockerProvider(Provider):
         await self._remove(attrs["Id"])
 
     async def _wait_healthy(self, handle: RunnerHandle) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        next_inspect = time.monotonic() + 0.5
-        detail = ""
-        async with self.channel(handle, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                try:
-                    response = await client.get("/health")
-                    body: dict[str, Any] = response.json()
-                    if runner_ready(body):
-                        return
-                    if body.get("status") == "failed":
-                        raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")
-                    detail = str(body.get("detail", ""))
-                except (httpx.HTTPError, ValueError):
-                    pass  # no socket yet, or the runner still binding it
-                if time.monotonic() >= next_inspect:
-                    # a container that died never answers: say why at once, not at the end
-                    next_inspect = time.monotonic() + 0.5
-                    state = await self._state(handle.agent_id)
-                    if state is not None and not state.get("Running"):
-                        raise RunnerStartError(await self._exit_reason(handle, state))
-                await asyncio.sleep(0.02)
-        logs = await self._logs(handle.agent_id)
-        raise RunnerStartError(
-            f"the runner did not become healthy in {self.start_timeout:.0f} s"
-            + (f" ({detail})" if detail else "")
-            + (f"; its last output: {logs}" if logs else "")
-        )
+        async def alive() -> None:
+            # a container that died never answers: say why at once, not at the end
+            state = await self._state(handle.agent_id)
+            if state is not None and not state.get("Running"):
+                raise RunnerStartError(await self._exit_reason(handle, state))
+
+        try:
+            await self.wait_ready(handle, self.start_timeout, poll=0.02, check_alive=alive)
+        except TimeoutError as exc:
+            logs = await self._logs(handle.agent_id)
+            detail = str(exc)
+            raise RunnerStartError(
+                f"the runner did not become healthy in {self.start_timeout:.0f} s"
+                + (f" ({detail})" if detail else "")
+                + (f"; its last output: {logs}" if logs else "")
+            ) from None
 
     # -- inspecting ---------------------------------------------------------------------------
 

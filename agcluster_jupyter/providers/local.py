@@ -29,7 +29,6 @@ from .base import (
     RunnerSpec,
     RunnerStartError,
     RunnerStatus,
-    runner_ready,
 )
 
 __all__ = ["LocalProvider", "unreachable_parent"]
@@ -184,28 +183,20 @@ class LocalProvider(Provider):
     async def _wait_healthy(
         self, handle: RunnerHandle, proc: asyncio.subprocess.Process, log_path: Path
     ) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        detail = ""
-        async with self.channel(handle, timeout=5.0) as client:
-            while time.monotonic() < deadline:
-                if proc.returncode is not None:
-                    raise RunnerStartError(
-                        f"the runner exited with code {proc.returncode}: {_tail(log_path)}"
-                    )
-                try:
-                    response = await client.get("/health")
-                    body: dict[str, Any] = response.json()
-                    if runner_ready(body):
-                        return
-                    if body.get("status") == "failed":
-                        raise RunnerStartError(f"the runner failed: {body.get('detail', '')}")
-                    detail = str(body.get("detail", ""))
-                except (httpx.HTTPError, ValueError):
-                    pass
-                await asyncio.sleep(0.05)
-        raise RunnerStartError(
-            f"the runner did not become healthy in {self.start_timeout:.0f} s {detail}".strip()
-        )
+        async def alive() -> None:
+            if proc.returncode is not None:
+                raise RunnerStartError(
+                    f"the runner exited with code {proc.returncode}: {_tail(log_path)}"
+                )
+
+        try:
+            await self.wait_ready(
+                handle, self.start_timeout, poll=0.02, check_alive=alive, check_every=0.0
+            )
+        except TimeoutError as exc:
+            raise RunnerStartError(
+                f"the runner did not become healthy in {self.start_timeout:.0f} s {exc}".strip()
+            ) from None
 
     def _pid(self, handle: RunnerHandle) -> int:
         return int(handle.extra.get("pid") or handle.agent_id.removeprefix("local-"))
