@@ -5,9 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from tornado.httpclient import HTTPClientError
+
 from agcluster_jupyter.testing.jupyter import descendants, runner_pids
 
-__all__ = ["TEST_KEY", "descendants", "parse_sse", "runner_pids"]
+__all__ = [
+    "TEST_KEY",
+    "bash_scenario",
+    "chat_sse",
+    "descendants",
+    "expect_error",
+    "parse_sse",
+    "runner_pids",
+]
 
 #: the key the gateway adds upstream; the scripted model accepts only this one
 TEST_KEY = "scripted-model-test-key"
@@ -26,3 +37,33 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
         assert int(fields["id"]) == data["seq"]
         events.append(data)
     return events
+
+
+async def chat_sse(api: Any, session_id: str, message: str, **kwargs: Any) -> list[dict[str, Any]]:
+    text = await api(
+        f"agents/{session_id}/chat",
+        method="POST",
+        body={"message": message},
+        headers={"Accept": "text/event-stream"},
+        request_timeout=120,
+        **kwargs,
+    )
+    return parse_sse(text)
+
+
+async def expect_error(coro: Any, status: int) -> dict[str, Any]:
+    with pytest.raises(HTTPClientError) as info:
+        await coro
+    assert info.value.code == status, info.value.response.body if info.value.response else ""
+    assert info.value.response is not None
+    body: dict[str, Any] = json.loads(info.value.response.body)
+    assert body["message"] and "Traceback" not in body["message"]
+    return body
+
+
+def bash_scenario(match: str, command: str) -> dict[str, Any]:
+    """A scripted-model scenario whose one step runs ``command`` with Bash."""
+    return {
+        "match": match,
+        "steps": [[{"tool_use": {"name": "Bash", "input": {"command": command}}}]],
+    }

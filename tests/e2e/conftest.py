@@ -7,7 +7,6 @@ hide a broken setup).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,7 @@ import pytest
 from agcluster_jupyter._version import __version__
 from agcluster_jupyter.providers.base import LABEL_SESSION, LABEL_STATE_ROOT
 
-from .docker_support import IMAGE, STATE_ROOTS
-
-
-def _unusable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"docker e2e: {reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(f"docker e2e: {reason}")
+from .docker_support import IMAGE, STATE_ROOTS, docker_unusable
 
 
 @pytest.fixture(scope="session")
@@ -33,15 +26,15 @@ def docker_client() -> Iterator[Any]:
         client = docker.from_env(timeout=30)
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means no engine
-        _unusable(f"no Docker engine ({exc})")
+        docker_unusable(f"no Docker engine ({exc})")
     try:
         labels = client.images.get(IMAGE).labels
     except Exception:  # noqa: BLE001
-        _unusable(
+        docker_unusable(
             f"the agent image {IMAGE} is missing; build it with `jupyter agcluster build-image`"
         )
     if labels.get("org.agcluster.version") != __version__:
-        _unusable(f"the agent image {IMAGE} is stale; rebuild it")
+        docker_unusable(f"the agent image {IMAGE} is stale; rebuild it")
     yield client
     # the whole suite: no container of any docker test's server is left
     left = [

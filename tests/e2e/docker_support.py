@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agcluster_jupyter._version import __version__
 from agcluster_jupyter.providers.base import LABEL_SESSION
 
-from ..integration.test_api import chat_sse, expect_error
-from ..support import parse_sse
+from ..support import chat_sse, expect_error, parse_sse
 
 __all__ = [
     "IMAGE",
+    "docker_unusable",
     "STATE_ROOTS",
     "chat_sse",
     "containers_of",
@@ -25,6 +28,14 @@ __all__ = [
 ]
 
 IMAGE = f"agcluster-agent:{__version__}"
+
+
+def docker_unusable(reason: str) -> None:
+    """No usable engine or image: a skip on a developer's machine, a failure in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"docker e2e: {reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(f"docker e2e: {reason}")
+
 
 #: the folders the docker tests' servers used: their containers must all be gone
 STATE_ROOTS: set[str] = set()

@@ -14,31 +14,17 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from ..support import TEST_KEY, descendants, parse_sse, runner_pids
+from ..support import (
+    TEST_KEY,
+    bash_scenario,
+    chat_sse,
+    descendants,
+    expect_error,
+    parse_sse,
+    runner_pids,
+)
 
 pytestmark = pytest.mark.cli
-
-
-async def chat_sse(api: Any, session_id: str, message: str, **kwargs: Any) -> list[dict[str, Any]]:
-    text = await api(
-        f"agents/{session_id}/chat",
-        method="POST",
-        body={"message": message},
-        headers={"Accept": "text/event-stream"},
-        request_timeout=120,
-        **kwargs,
-    )
-    return parse_sse(text)
-
-
-async def expect_error(coro: Any, status: int) -> dict[str, Any]:
-    with pytest.raises(HTTPClientError) as info:
-        await coro
-    assert info.value.code == status, info.value.response.body if info.value.response else ""
-    assert info.value.response is not None
-    body: dict[str, Any] = json.loads(info.value.response.body)
-    assert body["message"] and "Traceback" not in body["message"]
-    return body
 
 
 async def test_unauthenticated_requests_are_refused(
@@ -205,21 +191,7 @@ async def test_busy_session_answers_409_and_interrupt_ends_the_turn(
     api: Any, launched: Any, scripted_model: Any
 ) -> None:
     scripted_model.add_scenarios(
-        [
-            {
-                "match": "slow job",
-                "steps": [
-                    [
-                        {
-                            "tool_use": {
-                                "name": "Bash",
-                                "input": {"command": "python3 -c 'import time; time.sleep(30)'"},
-                            }
-                        }
-                    ]
-                ],
-            }
-        ]
+        [bash_scenario("slow job", "python3 -c 'import time; time.sleep(30)'")]
     )
     session = await launched("code-assistant")
     sid = session["session_id"]
@@ -267,23 +239,7 @@ async def test_event_log_replays_from_last_event_id_and_after(api: Any, launched
 async def test_permission_request_waits_for_approval(
     api: Any, launched: Any, scripted_model: Any
 ) -> None:
-    scripted_model.add_scenarios(
-        [
-            {
-                "match": "make marker",
-                "steps": [
-                    [
-                        {
-                            "tool_use": {
-                                "name": "Bash",
-                                "input": {"command": "echo approved > marker.txt"},
-                            }
-                        }
-                    ]
-                ],
-            }
-        ]
-    )
+    scripted_model.add_scenarios([bash_scenario("make marker", "echo approved > marker.txt")])
     config = {
         "id": "careful",
         "allowed_tools": ["Bash", "Read"],

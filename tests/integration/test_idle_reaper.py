@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ..support import parse_sse
+from ..support import bash_scenario, parse_sse
 
 pytestmark = pytest.mark.cli
 
@@ -53,21 +53,7 @@ async def test_reads_do_not_count_as_activity(api: Any, launched: Any) -> None:
 
 async def test_a_running_turn_is_activity(api: Any, launched: Any, scripted_model: Any) -> None:
     scripted_model.add_scenarios(
-        [
-            {
-                "match": "long job",
-                "steps": [
-                    [
-                        {
-                            "tool_use": {
-                                "name": "Bash",
-                                "input": {"command": "python3 -c 'import time; time.sleep(6)'"},
-                            }
-                        }
-                    ]
-                ],
-            }
-        ]
+        [bash_scenario("long job", "python3 -c 'import time; time.sleep(6)'")]
     )
     session = await launched("code-assistant")
     sid = session["session_id"]
