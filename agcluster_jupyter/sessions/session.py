@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ class Session:
 
     # -- state ----------------------------------------------------------------------------
 
-    def set_state(self, new: SessionState, detail: str = "", *, emit: bool = True) -> None:
+    def set_state(self, new: SessionState, detail: str = "") -> None:
         old = self.record.state
         if old == new:
             return
@@ -172,8 +173,7 @@ class Session:
         self.record.state = new
         self.record.state_detail = detail
         self.save()
-        if emit:
-            self.log.append(StatusEvent(state=new, detail=detail))
+        self.log.append(StatusEvent(state=new, detail=detail))
 
     # -- runner ------------------------------------------------------------------------------
 
@@ -403,6 +403,4 @@ def _message(response: httpx.Response) -> str:
 
 
 def _iso(epoch: float) -> str:
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
