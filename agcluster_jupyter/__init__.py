@@ -17,6 +17,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext agcluster_jupyter``: register ``%%agent`` and ``%agent``."""
-    from .magics import AgentMagics
+    from .magics import AgentMagics, await_agent_cells
 
     ipython.register_magics(AgentMagics(ipython))
+    # in a kernel, %%agent cells run as awaits so the widget's buttons work mid-turn
+    if getattr(ipython, "kernel", None) is not None:
+        if await_agent_cells not in ipython.input_transformers_post:
+            ipython.input_transformers_post.append(await_agent_cells)

@@ -216,6 +216,7 @@ class AgClusterClient:
     ) -> None:
         self.url = _slash(url)
         self.api_url = self.url + "api/agcluster/"
+        self._token, self._timeout = token, timeout
         headers = {"Authorization": f"token {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.api_url, headers=headers, timeout=timeout, transport=transport
@@ -226,6 +227,10 @@ class AgClusterClient:
         """A client for the Jupyter server this kernel runs under (see ``find_server``)."""
         info = find_server()
         return cls(info.url, info.token, **kwargs)
+
+    def clone(self) -> AgClusterClient:
+        """A client of the same server with its own connections (one per thread)."""
+        return AgClusterClient(self.url, self._token, timeout=self._timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -9,13 +9,16 @@ runs under (``AgClusterClient.discover``), so its sessions are the server's sess
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import re
 import shlex
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,21 +28,26 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import Markdown, display
 
 from .client import AgClusterClient, AgClusterClientError, ApiError
-from .events import Event
+from .datafiles import FORMATS, DataFileError, as_file
+from .events import Event, MessageEvent
+from .widgets import AgentWidget
 
 __all__ = [
     "DEFAULT_PRESET",
     "AgentMagics",
     "CellArgs",
     "LineArgs",
+    "await_agent_cells",
     "interpolate",
     "parse_cell_args",
     "parse_line_args",
 ]
 
 DEFAULT_PRESET = "code-assistant"
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 LINE_COMMANDS = (
     "sessions",
+    "show",
     "stop",
     "interrupt",
     "files",
@@ -78,11 +86,19 @@ class CellArgs:
     new: bool
     out: str | None
     quiet: bool
+    #: notebook variables to put into the workspace first: ``(name, format)``
+    with_: tuple[tuple[str, str], ...] = ()
+    #: a permission mode instead of the preset's (``default`` asks before each tool)
+    mode: str | None = None
+    #: tools whose permission requests this cell approves by itself (``*`` for all)
+    approve: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         """This kernel's name for the session the cell talks to."""
-        return self.session or self.preset
+        if self.session:
+            return self.session
+        return f"{self.preset}:{self.mode}" if self.mode else self.preset
 
 
 def _cell_parser() -> _Parser:
@@ -92,14 +108,42 @@ def _cell_parser() -> _Parser:
     parser.add_argument("--new", action="store_true")
     parser.add_argument("--out", "-o", metavar="VAR")
     parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument("--with", "-w", dest="with_", action="append", default=[], metavar="VAR")
+    parser.add_argument("--mode", "-m", choices=PERMISSION_MODES)
+    parser.add_argument("--approve", "-a", action="append", default=[], metavar="TOOLS")
     return parser
+
+
+def _with_specs(values: list[str]) -> tuple[tuple[str, str], ...]:
+    specs: list[tuple[str, str]] = []
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            name, _, fmt = item.partition(":")
+            if not name.isidentifier():
+                raise UsageError(f"%%agent: --with needs a variable name, not {name!r}")
+            if fmt and fmt not in FORMATS:
+                raise UsageError(
+                    f"%%agent: --with {name}:{fmt}: the format is one of {', '.join(FORMATS)}"
+                )
+            specs.append((name, fmt))
+    return tuple(specs)
 
 
 def parse_cell_args(line: str) -> CellArgs:
     ns = _cell_parser().parse_args(_split(line))
     if ns.out is not None and not ns.out.isidentifier():
         raise UsageError(f"%%agent: --out needs a Python variable name, not {ns.out!r}")
-    return CellArgs(ns.preset, ns.session, ns.new, ns.out, ns.quiet)
+    approve = tuple(t.strip() for v in ns.approve for t in v.split(",") if t.strip())
+    return CellArgs(
+        ns.preset,
+        ns.session,
+        ns.new,
+        ns.out,
+        ns.quiet,
+        _with_specs(ns.with_),
+        ns.mode,
+        approve,
+    )
 
 
 @dataclass(frozen=True)
@@ -120,6 +164,8 @@ def _line_parser() -> _Parser:
     parser = _Parser(prog="%agent", add_help=False)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("sessions", add_help=False)
+    show = commands.add_parser("show", add_help=False)
+    show.add_argument("name", nargs="?")
     stop = commands.add_parser("stop", add_help=False)
     stop.add_argument("name")
     stop.add_argument("--purge", action="store_true")
@@ -270,6 +316,103 @@ class _Renderer:
             sys.stdout.flush()
 
 
+# ---------------------------------------------------------------- a turn's plumbing
+
+#: images a turn may add as outputs (more are listed in the reply, not shown)
+_MAX_IMAGES = 10
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
+_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class _Turn:
+    session_id: str
+    prompt: str
+    #: image files in the workspace before the turn: path → (size, modified)
+    images: dict[str, tuple[int, str]] = field(default_factory=dict)
+    approve: set[str] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
+
+
+def _images(tree: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+
+    def walk(nodes: list[dict[str, Any]], prefix: str) -> None:
+        for node in nodes:
+            path = str(node.get("path") or f"{prefix}{node.get('name', '')}")
+            if node.get("type") == "directory" or node.get("children") is not None:
+                walk(node.get("children") or [], f"{path}/")
+            elif path.lower().endswith(_IMAGE_SUFFIXES):
+                found[path] = (int(node.get("size_bytes") or 0), str(node.get("modified", "")))
+
+    walk(tree.get("tree", []), "")
+    return found
+
+
+def _new_images(
+    before: Mapping[str, tuple[int, str]], after: Mapping[str, tuple[int, str]]
+) -> list[str]:
+    """Images that appeared or changed during the turn, in path order."""
+    return sorted(
+        path
+        for path, stamp in after.items()
+        if before.get(path) != stamp and 0 < stamp[0] <= _IMAGE_MAX_BYTES
+    )
+
+
+def _show_image(path: str, data: bytes) -> None:
+    from IPython.display import SVG, Image
+
+    if path.lower().endswith(".svg"):
+        display(SVG(data=data), metadata={"agcluster_path": path})  # type: ignore[no-untyped-call]
+    else:
+        display(Image(data=data), metadata={"agcluster_path": path})  # type: ignore[no-untyped-call]
+
+
+async def _stream_in_thread(client: AgClusterClient, turn: _Turn) -> AsyncIterator[Event]:
+    """``client.chat`` read in a worker thread, handed to the event loop as it comes."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for event in client.chat(turn.session_id, turn.prompt):
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        except BaseException as exc:  # handed over to the loop, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        finally:
+            client.close()
+
+    thread = threading.Thread(target=read, name=f"agcluster-chat-{turn.session_id}", daemon=True)
+    thread.start()
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+# ---------------------------------------------------------------- running %%agent cells async
+
+_CELL_CALL = "get_ipython().run_cell_magic('agent', "
+
+
+def await_agent_cells(lines: list[str]) -> list[str]:
+    """IPython input transformer: a ``%%agent`` cell becomes ``await`` of the async magic.
+
+    ipykernel runs a cell with a top-level ``await`` on its event loop, and keeps handling
+    widget messages while it waits; that is what lets the widget's buttons work mid-turn.
+    """
+    if len(lines) == 1 and lines[0].startswith(_CELL_CALL):
+        rest = lines[0][len(_CELL_CALL) :]
+        return [f"await get_ipython().magics_manager.registry['AgentMagics'].agent_async({rest}"]
+    return lines
+
+
 # ---------------------------------------------------------------- the magics
 
 
@@ -336,6 +479,29 @@ class AgentMagics(Magics):
             raise UsageError("%agent: no session yet; run an %%agent cell or pass --session")
         return self.last
 
+    def _session_name(self, key: str) -> str:
+        """The server-side name of this kernel's session ``key``: with the notebook's file
+        name, so a restarted kernel of the same notebook finds its sessions again."""
+        notebook = os.environ.get("JPY_SESSION_NAME", "")
+        return f"{key} · {Path(notebook).name}" if notebook else key
+
+    def _find_live(self, name: str) -> str | None:
+        """The newest running session the server knows by ``name`` (after a kernel restart)."""
+        found = [
+            s
+            for s in self.client.sessions()
+            if s.get("name") == name and s.get("state") not in ("stopped", "stopping", "failed")
+        ]
+        found.sort(key=lambda s: str(s.get("created_at", "")))
+        return str(found[-1]["session_id"]) if found else None
+
+    def _launch_body(self, args: CellArgs) -> dict[str, Any]:
+        if args.mode is None:
+            return {"config_id": args.preset}
+        config = self.client.config(args.preset)
+        config["permission_mode"] = args.mode
+        return {"config": config}
+
     def _session_for(self, args: CellArgs) -> str:
         known = None if args.new else self.sessions.get(args.key)
         if known is not None:
@@ -345,7 +511,16 @@ class AgentMagics(Magics):
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-        reply = self.client.launch(args.preset, name=args.session or args.preset)
+        name = self._session_name(args.key)
+        if not args.new:
+            found = self._find_live(name)
+            if found is None and args.session:
+                found = self._find_live(args.session)
+            if found is not None:
+                self.sessions[args.key] = found
+                return found
+        body = self._launch_body(args)
+        reply = self.client.launch(body.get("config_id"), config=body.get("config"), name=name)
         session_id: str = reply["session_id"]
         self.sessions[args.key] = session_id
         return session_id
@@ -356,38 +531,121 @@ class AgentMagics(Magics):
 
     # -- %%agent ---------------------------------------------------------------------------
 
-    @cell_magic
-    def agent(self, line: str, cell: str) -> None:
-        """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
-        [--out VAR] [--quiet]``.  ``{name}`` in the cell is replaced by that variable."""
+    def _prepare(self, line: str, cell: str) -> tuple[CellArgs, str]:
         args = parse_cell_args(line)
         namespace = self.shell.user_ns if self.shell is not None else {}
         prompt = interpolate(cell, namespace).strip()
         if not prompt:
             raise UsageError("%%agent: the cell is the prompt, and it is empty")
-        events: list[Event] = []
+        for name, _fmt in args.with_:
+            if name not in namespace:
+                raise UsageError(f"%%agent: --with {name}: no variable {name!r} in the notebook")
+        return args, prompt
+
+    def _start(self, args: CellArgs, prompt: str) -> _Turn:
+        """Find or launch the session, put ``--with`` data in, note the images there."""
+        session_id = self._session_for(args)
+        self.last = session_id
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        notes: list[str] = []
+        if args.with_:
+            files: dict[str, bytes] = {}
+            for name, fmt in args.with_:
+                try:
+                    data_file = as_file(name, namespace[name], fmt)
+                except DataFileError as exc:
+                    raise UsageError(f"%%agent: {exc}") from None
+                files[data_file.filename] = data_file.data
+                notes.append(data_file.description)
+            self.client.upload(session_id, files, overwrite=True)
+            prompt += "\n\n(Files from the notebook, in your working directory:\n- "
+            prompt += "\n- ".join(notes) + ")"
+        images = _images(self.client.files(session_id)) if self._rich() else {}
+        return _Turn(session_id, prompt, images, set(args.approve))
+
+    def _auto_approve(self, turn: _Turn, event: Event) -> None:
+        if event.type != "permission_request" or not turn.approve:
+            return
+        if "*" in turn.approve or "all" in turn.approve or event.tool_name in turn.approve:
+            self.client.permission(turn.session_id, event.request_id, "allow")
+
+    def _finish(self, args: CellArgs, turn: _Turn) -> dict[str, Any]:
+        reply = _reply(turn.session_id, turn.events)
+        if self._rich() and turn.session_id:
+            try:
+                shown = _images(self.client.files(turn.session_id))
+            except AgClusterClientError:
+                shown = {}
+            for path in _new_images(turn.images, shown)[:_MAX_IMAGES]:
+                _show_image(path, self.client.read_bytes(turn.session_id, path))
+                reply.setdefault("images", []).append(path)
+        if self.shell is not None:
+            self.shell.user_ns[args.out or "_"] = reply
+        return reply
+
+    def _widget(self, turn: _Turn, args: CellArgs) -> AgentWidget:
+        widget = AgentWidget(self.client, turn.session_id, title=self._session_name(args.key))
+        widget.view.apply(MessageEvent(role="user", text=turn.prompt))  # shown at once
+        return widget
+
+    @cell_magic
+    def agent(self, line: str, cell: str) -> None:
+        """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
+        [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]``.
+        ``{name}`` in the cell is replaced by that variable."""
+        args, prompt = self._prepare(line, cell)
         renderer = _Renderer(self._rich(), args.quiet)
-        session_id = ""
+        turn = _Turn("", prompt)
         try:
-            session_id = self._session_for(args)
-            self.last = session_id
-            for event in self.client.chat(session_id, prompt):
-                events.append(event)
+            turn = self._start(args, prompt)
+            for event in self.client.chat(turn.session_id, turn.prompt):
+                turn.events.append(event)
                 renderer.event(event)
+                self._auto_approve(turn, event)
         except AgClusterClientError as exc:
             raise UsageError(_one_line(exc)) from None
         except KeyboardInterrupt:
-            if session_id:
-                try:
-                    self.client.interrupt(session_id)
-                except AgClusterClientError:
-                    pass
-            print("\n%%agent: interrupted", file=sys.stderr)
+            self._interrupt_quietly(turn.session_id)
         finally:
             renderer.close()
-        reply = _reply(session_id, events)
-        if self.shell is not None:
-            self.shell.user_ns[args.out or "_"] = reply
+        self._finish(args, turn)
+
+    async def agent_async(self, line: str, cell: str) -> None:
+        """``%%agent`` in a kernel: the turn streams into an ``AgentWidget`` while the
+        kernel's loop keeps running, so its Approve/Deny and Interrupt buttons work
+        mid-turn (ipykernel dispatches widget messages while a cell awaits)."""
+        args, prompt = self._prepare(line, cell)
+        turn = _Turn("", prompt)
+        handle: Any = None
+        widget: AgentWidget | None = None
+        try:
+            turn = await asyncio.to_thread(self._start, args, prompt)
+            if not args.quiet:
+                widget = self._widget(turn, args)
+                handle = display(widget.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+            async for event in _stream_in_thread(self.client.clone(), turn):
+                turn.events.append(event)
+                if widget is not None:
+                    widget.apply(event)
+                if event.type == "permission_request":
+                    await asyncio.to_thread(self._auto_approve, turn, event)
+        except AgClusterClientError as exc:
+            raise UsageError(_one_line(exc)) from None
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            await asyncio.to_thread(self._interrupt_quietly, turn.session_id)
+        finally:
+            if widget is not None:
+                widget.flush()
+                handle.update(widget.mimebundle(), raw=True)  # the static snapshot, final
+        await asyncio.to_thread(self._finish, args, turn)
+
+    def _interrupt_quietly(self, session_id: str) -> None:
+        if session_id:
+            try:
+                self.client.interrupt(session_id)
+            except AgClusterClientError:
+                pass
+        print("\n%%agent: interrupted", file=sys.stderr)
 
     # -- %agent ----------------------------------------------------------------------------
 
@@ -396,6 +654,8 @@ class AgentMagics(Magics):
         """``%agent COMMAND``, one of::
 
         sessions                      all sessions of the server; [name] marks this kernel's
+        show [NAME]                   a live widget of a session (its whole history, then
+                                      live; chat from it): how to re-attach after a restart
         stop NAME [--purge]           stop a session (and delete its workspace)
         interrupt [NAME]              stop the running turn (default: the last session)
         files NAME                    the workspace's files
@@ -411,12 +671,27 @@ class AgentMagics(Magics):
         except AgClusterClientError as exc:
             raise UsageError(_one_line(exc)) from None
 
+    def _show(self, session_id: str) -> AgentWidget | None:
+        """A live widget of the session: its whole log replayed, then followed, with an
+        input to chat from the widget.  Outside a kernel: the conversation as text."""
+        title = next((k for k, v in self.sessions.items() if v == session_id), session_id[:8])
+        widget = AgentWidget(self.client, session_id, title=title, chat_input=True)
+        if not self._rich():
+            widget.extend(list(self.client.events(session_id)))
+            print(widget.view.markdown())
+            return None
+        widget.follow()
+        display(widget)  # type: ignore[no-untyped-call]
+        return None
+
     def _run_line(self, args: LineArgs) -> Any:
         name = args.name or ""
         if args.command == "connect":
             self.connect(name, args.token or "")
             health = self.client.health()
             print(f"connected to {self.client.url} (agcluster {health.get('version')})")
+        elif args.command == "show":
+            return self._show(self._current(name or None))
         elif args.command == "sessions":
             mine = {sid: key for key, sid in self.sessions.items()}
             for s in self.client.sessions():
