@@ -154,3 +154,63 @@ def test_renderer_prints_plain_text_elsewhere_and_nothing_when_quiet() -> None:
             quiet.event(event)
         quiet.close()
     assert out.stdout == "" and not out.outputs
+
+
+def test_with_mode_and_approve_options() -> None:
+    args = parse_cell_args("data-analysis --with df --with arr:npy,notes -m default -a Bash,Write")
+    assert args.with_ == (("df", ""), ("arr", "npy"), ("notes", ""))
+    assert args.mode == "default" and args.approve == ("Bash", "Write")
+    # a session per preset *and* mode, unless named
+    assert args.key == "data-analysis:default"
+    assert parse_cell_args("-m plan -s x").key == "x"
+    for line, message in [
+        ("--with 1x", "variable name"),
+        ("--with df:xlsx", "one of csv, parquet, json, npy"),
+        ("--mode sometimes", "invalid choice"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_cell_args(line)
+
+
+def test_agent_cells_become_awaits_in_a_kernel() -> None:
+    from agcluster_jupyter.magics import await_agent_cells
+
+    shell = InteractiveShell.instance()
+    try:
+        code = shell.transform_cell("%%agent data-analysis\nhi {x}\n")
+        [line] = await_agent_cells(code.splitlines(keepends=True))
+        assert line.startswith(
+            "await get_ipython().magics_manager.registry['AgentMagics'].agent_async("
+        )
+        assert "'data-analysis', 'hi {x}\\n')" in line
+        # anything else is left alone
+        for other in ("x = 1\n", shell.transform_cell("%%bash\nls\n")):
+            lines = other.splitlines(keepends=True)
+            assert await_agent_cells(lines) == lines
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_new_or_changed_images_of_a_turn() -> None:
+    from agcluster_jupyter.magics import _images, _new_images
+
+    def tree(*files: tuple[str, int, str]) -> dict[str, object]:
+        return {
+            "tree": [
+                {"name": p, "path": p, "type": "file", "size_bytes": n, "modified": m}
+                for p, n, m in files
+            ]
+        }
+
+    before = _images(tree(("old.png", 10, "t1"), ("same.svg", 5, "t1"), ("data.csv", 9, "t1")))
+    assert set(before) == {"old.png", "same.svg"}
+    after = _images(
+        tree(
+            ("old.png", 10, "t2"),  # rewritten
+            ("same.svg", 5, "t1"),  # untouched
+            ("new.JPG", 7, "t2"),
+            ("empty.png", 0, "t2"),  # still being written: nothing to show
+            ("huge.png", 30 * 1024 * 1024, "t2"),
+        )
+    )
+    assert _new_images(before, after) == ["new.JPG", "old.png"]
