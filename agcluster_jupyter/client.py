@@ -17,7 +17,9 @@ be found or reached, ``ApiError`` for an HTTP error answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -217,6 +219,7 @@ class AgClusterClient:
         self.url = _slash(url)
         self.api_url = self.url + "api/agcluster/"
         self._token, self._timeout = token, timeout
+        self._reading: set[httpx.Response] = set()  # event streams being read now
         headers = {"Authorization": f"token {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.api_url, headers=headers, timeout=timeout, transport=transport
@@ -297,6 +300,7 @@ class AgClusterClient:
         return self._read(context, response)
 
     def _read(self, context: Any, response: httpx.Response) -> Generator[Event, None, None]:
+        self._reading.add(response)
         try:
             if not response.is_success:
                 response.read()
@@ -304,7 +308,18 @@ class AgClusterClient:
             for _id, _kind, data in iter_sse(response.iter_lines()):
                 yield _event(data)
         finally:
+            self._reading.discard(response)
             context.__exit__(None, None, None)
+
+    def abort_streams(self) -> None:
+        """End every event stream being read, from any thread: the reader sees the
+        connection drop at once (a blocked read is woken by shutting the socket down)."""
+        for response in list(self._reading):
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     # -- the API ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ the session's event log); the buttons call the REST API.  ``SessionView`` holds 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import threading
@@ -49,6 +50,11 @@ def _pre(text: str, limit: int = _DETAIL_LIMIT) -> str:
         '<pre style="white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 2px 0">'
         f"{html.escape(text)}</pre>"
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _markdown_output(text: str) -> dict[str, Any]:
@@ -131,6 +137,7 @@ class AgentWidget(widgets.VBox):
         self._rendered_at = 0.0
         self._rows: dict[str, _ToolRow] = {}
         self._follower: threading.Thread | None = None
+        self._follow_client: AgClusterClient | None = None
         self._stop_following = threading.Event()
 
         self.header = widgets.HTML()
@@ -245,7 +252,7 @@ class AgentWidget(widgets.VBox):
     def follow(self, after: int = 0) -> threading.Thread:
         """Replay the session's event log after ``after`` and keep reading it (a daemon
         thread) until ``close()``; survives a dropped stream by resuming from the last seq."""
-        client = self._api().clone()
+        client = self._follow_client = self._api().clone()
         self._stop_following.clear()
 
         def run() -> None:
@@ -258,10 +265,10 @@ class AgentWidget(widgets.VBox):
                             return
                         self.apply(event)
                         delay = 0.2
-                except AgClusterClientError as exc:
-                    self._say(f"event stream: {exc}", error=True)
                 except Exception as exc:  # a dropped connection: resume from last_seq
-                    self._say(f"reconnecting ({type(exc).__name__})")
+                    if self._stop_following.is_set():
+                        return
+                    self._say(f"event stream: {_one_line(exc)}; reconnecting", error=True)
                 finally:
                     self.flush()
                 if self.view.state in ("stopped", "failed"):
@@ -276,7 +283,12 @@ class AgentWidget(widgets.VBox):
         return self._follower
 
     def close(self) -> None:
+        """Stop following (closing the stream wakes the reader at once) and close."""
         self._stop_following.set()
+        if self._follow_client is not None:
+            self._follow_client.abort_streams()
+            with contextlib.suppress(Exception):
+                self._follow_client.close()
         super().close()
 
     # -- rendering ---------------------------------------------------------------------------
