@@ -2,8 +2,9 @@
 
 ``%load_ext agcluster_jupyter`` registers them.  The kernel talks to the Jupyter server it
 runs under (``AgClusterClient.discover``), so its sessions are the server's sessions;
-``%agent connect URL [--token T]`` points it elsewhere.  Every error is one line: a
-``UsageError`` (IPython prints it without a traceback).
+where there is none (plain IPython), to one started inside this process
+(``inprocess.default_client``); ``%agent connect URL [--token T]`` points it elsewhere.
+Every error is one line: a ``UsageError`` (IPython prints it without a traceback).
 """
 
 from __future__ import annotations
@@ -416,6 +417,13 @@ def await_agent_cells(lines: list[str]) -> list[str]:
 # ---------------------------------------------------------------- the magics
 
 
+def _default_client() -> AgClusterClient:
+    # the server this kernel runs under, else one inside this process (plain IPython)
+    from .inprocess import default_client
+
+    return default_client()
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -428,10 +436,10 @@ class AgentMagics(Magics):
     def __init__(
         self,
         shell: InteractiveShell | None = None,
-        client_factory: Callable[[], AgClusterClient] = AgClusterClient.discover,
+        client_factory: Callable[[], AgClusterClient] | None = None,
     ) -> None:
         super().__init__(shell)
-        self._factory = client_factory
+        self._factory = client_factory or _default_client
         self._client: AgClusterClient | None = None
         self.sessions: dict[str, str] = {}  # kernel name (preset or --session) → session id
         self.last: str | None = None  # the session of the last %%agent cell

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .support import TEST_KEY, runner_pids
+from .support import TEST_KEY, in_process_settings, runner_pids
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -163,3 +163,34 @@ async def launched(api: Fetch) -> AsyncIterator[Callable[..., Awaitable[dict[str
             await api(f"agents/sessions/{session_id}", method="DELETE", params={"purge": "true"})
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
+
+
+@pytest.fixture
+def no_server_env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scripted_model: Any,
+    agent_dirs: dict[str, Path],
+) -> Iterator[Path]:
+    """A kernel with no Jupyter server to find: no server variables, an empty runtime dir,
+    and the agcluster settings in a Jupyter config file (as a user would keep them)."""
+    for name in ("JUPYTER_SERVER_URL", "JUPYTER_TOKEN", "JUPYTER_SERVER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("JUPYTERHUB_"):
+            monkeypatch.delenv(name)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    config = tmp_path / "config"
+    config.mkdir()
+    settings = {"AgClusterApp": in_process_settings(scripted_model.url, agent_dirs)}
+    (config / "jupyter_server_config.json").write_text(json.dumps(settings))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+    yield config
+    from agcluster_jupyter.inprocess import default_server
+
+    server = default_server()
+    if server is not None:
+        server.stop()

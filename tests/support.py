@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,4 +67,15 @@ def bash_scenario(match: str, command: str) -> dict[str, Any]:
     return {
         "match": match,
         "steps": [[{"tool_use": {"name": "Bash", "input": {"command": command}}}]],
+    }
+
+
+def in_process_settings(model_url: str, dirs: dict[str, Path]) -> dict[str, Any]:
+    """AgClusterApp settings of an in-process server for tests (local provider)."""
+    return {
+        "provider": "local",
+        "anthropic_base_url": model_url,
+        # world-traversable: as root the CLI runs as nobody
+        "workspace_root": str(dirs["workspaces"]),
+        "agent_state_root": str(dirs["agent_state"]),
     }

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,46 +21,7 @@ from agcluster_jupyter import inprocess
 from agcluster_jupyter.client import AgClusterClient, ServerNotFound, find_server
 from agcluster_jupyter.inprocess import InProcessServer, default_client, default_server
 
-from ..support import TEST_KEY, bash_scenario, runner_pids
-
-
-def _settings(model_url: str, dirs: dict[str, Path]) -> dict[str, Any]:
-    return {
-        "provider": "local",
-        "anthropic_base_url": model_url,
-        # world-traversable: as root the CLI runs as nobody
-        "workspace_root": str(dirs["workspaces"]),
-        "agent_state_root": str(dirs["agent_state"]),
-    }
-
-
-@pytest.fixture
-def no_server_env(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    scripted_model: Any,
-    agent_dirs: dict[str, Path],
-) -> Iterator[Path]:
-    """A kernel with no Jupyter server to find: no server variables, an empty runtime dir,
-    and the agcluster settings in a Jupyter config file (as a user would keep them)."""
-    for name in ("JUPYTER_SERVER_URL", "JUPYTER_TOKEN", "JUPYTER_SERVER_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    for name in list(os.environ):
-        if name.startswith("JUPYTERHUB_"):
-            monkeypatch.delenv(name)
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    config = tmp_path / "config"
-    config.mkdir()
-    settings = {"AgClusterApp": _settings(scripted_model.url, agent_dirs)}
-    (config / "jupyter_server_config.json").write_text(json.dumps(settings))
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
-    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
-    yield config
-    server = default_server()
-    if server is not None:
-        server.stop()
+from ..support import TEST_KEY, bash_scenario, in_process_settings, runner_pids
 
 
 @pytest.mark.cli
@@ -70,7 +30,10 @@ def test_in_process_server_runs_a_turn(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)  # read from the environment, as always
     scripted_model.add_scenarios([bash_scenario("make notes", "echo in-process > notes.txt")])
-    argv = [f"--AgClusterApp.{k}={v}" for k, v in _settings(scripted_model.url, agent_dirs).items()]
+    argv = [
+        f"--AgClusterApp.{k}={v}"
+        for k, v in in_process_settings(scripted_model.url, agent_dirs).items()
+    ]
     server = InProcessServer(argv)
     under = str(agent_dirs["base"])
     started = time.monotonic()

@@ -105,16 +105,21 @@ async def test_errors_are_one_line_without_traceback(shell: Shell) -> None:
         assert ran.stderr.strip().count("\n") == 0, ran.stderr
 
 
-def test_no_server_found_is_one_line(shell: Shell, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agcluster_jupyter import client as client_module
-
-    monkeypatch.setattr(client_module, "_running_servers", list)
-    for name in ("JUPYTER_SERVER_URL", "JUPYTERHUB_SERVICE_URL"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.cli
+def test_plain_ipython_without_a_server_runs_agents_in_process(
+    shell: Shell, no_server_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     shell._run("%load_ext agcluster_jupyter")
-    ran = shell._run("%agent sessions")
-    assert not ran.ok and "UsageError: no running Jupyter server found" in ran.stderr
-    assert "Traceback" not in ran.stderr
+    ran = shell._run("%%agent -o r\nhello")
+    assert ran.ok, ran.stderr
+    # one line says where the agents run; the reply streamed as text
+    notes = [line for line in ran.stderr.splitlines() if line.startswith("agcluster:")]
+    assert len(notes) == 1 and "inside this Python process" in notes[0], ran.stderr
+    assert "scripted demo model" in ran.stdout and "Traceback" not in ran.stderr
+    assert "scripted demo model" in shell.ns["r"]["text"]
+    listing = shell._run("%agent sessions")
+    assert listing.ok and shell.ns["r"]["session_id"][:12] in listing.stdout
 
 
 @pytest.mark.cli
