@@ -138,6 +138,17 @@ def check_quickstart(run: Run) -> None:
     assert set(sessions) == {"code-assistant"}
     session = sessions["code-assistant"]
     assert session["state"] == "stopped"
+    # the cell streamed into a live widget (an awaited cell in the real kernel), and its
+    # output keeps a Markdown snapshot of the turn for renderers without the kernel
+    [agent_cell] = [c for c in nb.cells if c.source.startswith("%%agent code-assistant")]
+    [shown] = [o for o in agent_cell.outputs if o["output_type"] == "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]
+    snapshot = shown["data"]["text/markdown"]
+    assert snapshot.startswith("> Write a script called analysis.py")
+    assert "Saturday is the warmest day" in snapshot
+    # the widget's state is saved with the notebook, so the view renders without a kernel
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert shown["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] in state
     # the agent wrote and ran its script: the demo model's reply, the tool calls, the file
     assert "`analysis.py`" in cell(nb, "reply = _")
     assert "'Write': 1" in cell(nb, "from collections import Counter")
