@@ -187,9 +187,50 @@ def check_two_sessions(run: Run) -> None:
     assert f"stopped {ids['b'][:12]} and purged its workspace" in cell(nb, "%agent stop a")
 
 
+def check_data_analysis(run: Run) -> None:
+    nb, folder, sessions = run.nb, run.folder, run.sessions
+    [name] = sessions
+    session = sessions[name]
+    assert session["config_id"] == "data-analysis" and session["state"] == "stopped"
+    workspace = Path(session["workspace"])
+    # --with sales: the DataFrame went in as CSV, and the prompt told the agent about it
+    assert (workspace / "sales.csv").read_text().splitlines()[0] == "region,units,revenue"
+    [agent_cell] = [c for c in nb.cells if c.source.startswith("%%agent data-analysis")]
+    widget, *images = [o for o in agent_cell.outputs if o["output_type"] == "display_data"]
+    snapshot = widget["data"]["text/markdown"]
+    assert "> Plot units by region from sales.csv" in snapshot
+    assert "sales.csv: DataFrame, 4 rows × 3 columns: region, units, revenue" in snapshot
+    # the chart the agent drew during the turn is an output of the cell
+    [image] = images
+    assert image["metadata"]["agcluster_path"] == "figures/chart.svg"
+    assert image["data"]["image/svg+xml"].startswith("<svg")
+    assert "units by region" in image["data"]["image/svg+xml"]
+    assert (workspace / "figures" / "chart.svg").is_file()
+    said = cell(nb, 'print(analysis["text"])')
+    assert "figures/chart.svg" in said and "images: ['figures/chart.svg']" in said
+    assert cell(nb, "%agent download sales.csv").strip().endswith("True")
+    assert (folder / "sales-from-agent.csv").is_file()
+    # %agent show: a widget with the session's whole history
+    [shown] = [o for o in nb.cells if o.source.startswith("%agent show")][0].outputs
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]
+
+
+def check_approvals(run: Run) -> None:
+    nb, sessions = run.nb, run.sessions
+    assert sessions == {}  # stopped with --purge
+    asked = cell(nb, "asked = [")
+    assert "requests: [('Write', 'notes.md')]" in asked and "tool ran: [True]" in asked
+    answered = cell(nb, "from agcluster_jupyter.client import AgClusterClient")
+    assert "asked: Write notes.md" in answered
+    assert "denied:" in answered and "not now, thanks" in answered, answered
+    assert "and purged its workspace" in cell(nb, "%agent stop code-assistant:default")
+
+
 CHECKS: dict[str, Callable[[Run], None]] = {
     "01-quickstart": check_quickstart,
+    "02-data-analysis": check_data_analysis,
     "03-two-sessions": check_two_sessions,
+    "04-approvals": check_approvals,
 }
 
 

@@ -278,7 +278,14 @@ def test_bad_scripts_are_refused(bad: Any) -> None:
 
 def test_demo_script_parses_and_offers_the_tour() -> None:
     demo = demo_script()
-    assert [s.name for s in demo.scenarios] == ["analysis", "greeting", "files", "default"]
+    assert [s.name for s in demo.scenarios] == [
+        "chart",
+        "analysis",
+        "note",
+        "greeting",
+        "files",
+        "default",
+    ]
     tools = {
         b.name
         for s in demo.scenarios
