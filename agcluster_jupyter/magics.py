@@ -31,7 +31,7 @@ from IPython.display import Markdown, display
 from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import FORMATS, DataFileError, as_file
 from .events import Event, MessageEvent
-from .widgets import AgentWidget
+from .widgets import AgentWidget, summarize_input
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -300,8 +300,8 @@ class _Renderer:
         elif event.type == "message" and event.role == "assistant" and not event.parent_tool_use_id:
             self._text("\n\n")  # one text block ends; the next starts a paragraph
         elif event.type == "tool_use":
-            subject = event.input.get("command") or event.input.get("file_path") or ""
-            self._note(f"{event.name} {str(subject)[:80]}".strip())
+            subject = summarize_input(event.input, session_id=event.session_id)
+            self._note(f"{event.name} {subject}".strip())
         elif event.type == "permission_request":
             self._note(f"waiting for approval of {event.tool_name} (answer it in the panel)")
         elif event.type == "error":
@@ -723,8 +723,8 @@ class AgentMagics(Magics):
             print("interrupted" if done else "nothing was running")
         elif args.command == "files":
             tree = self.client.files(self._resolve(name))
-            for path in _paths(tree.get("tree", [])):
-                print(path)
+            paths = _paths(tree.get("tree", []))
+            print("\n".join(paths) if paths else "(no files yet)")
         elif args.command == "export":
             session_id = self._resolve(name)
             body = self.client.export(session_id, args.format)

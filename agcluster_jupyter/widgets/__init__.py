@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from .agent import AgentWidget
 from .browser import WorkspaceBrowser, flatten_tree, free_name
-from .state import ChatEntry, PendingPermission, SessionView, ToolCall, summarize_input
+from .state import (
+    ChatEntry,
+    PendingPermission,
+    SessionView,
+    ToolCall,
+    summarize_input,
+    workspace_path,
+)
 
 __all__ = [
     "AgentWidget",
@@ -21,4 +28,5 @@ __all__ = [
     "flatten_tree",
     "free_name",
     "summarize_input",
+    "workspace_path",
 ]

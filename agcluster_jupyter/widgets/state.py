@@ -24,6 +24,7 @@ __all__ = [
     "ToolCall",
     "ToolStatus",
     "summarize_input",
+    "workspace_path",
 ]
 
 ToolStatus = Literal["running", "waiting", "ok", "error", "interrupted"]
@@ -43,12 +44,26 @@ _SUBJECT_KEYS = (
 )
 
 
-def summarize_input(tool_input: dict[str, Any], limit: int = 80) -> str:
+_PATH_KEYS = ("file_path", "notebook_path", "path")
+
+
+def workspace_path(path: str, session_id: str = "") -> str:
+    """``path`` as the user sees it: relative to the session's workspace when inside it
+    (``/workspace/...`` in a container, ``.../<session id>/...`` on the host)."""
+    for marker in (f"/{session_id}/" if session_id else None, "/workspace/"):
+        if marker and marker in path:
+            return path.split(marker, 1)[1] or "."
+    return path
+
+
+def summarize_input(tool_input: dict[str, Any], limit: int = 80, session_id: str = "") -> str:
     """One line that says what a call does: its command, file, pattern, ... or its JSON."""
     for key in _SUBJECT_KEYS:
         value = tool_input.get(key)
         if isinstance(value, str) and value.strip():
             text = " ".join(value.split())
+            if key in _PATH_KEYS:
+                text = workspace_path(text, session_id)
             break
     else:
         text = json.dumps(tool_input, ensure_ascii=False, sort_keys=True) if tool_input else ""
@@ -78,9 +93,12 @@ class ToolCall:
     #: the sub-agent's own text, for Task/Agent calls
     notes: list[str] = field(default_factory=list)
 
+    #: the session it ran in: workspace paths are shown relative to it
+    session_id: str = ""
+
     @property
     def summary(self) -> str:
-        return summarize_input(self.input)
+        return summarize_input(self.input, session_id=self.session_id)
 
     @property
     def duration_s(self) -> float | None:
@@ -217,6 +235,7 @@ class SessionView:
             input=dict(event.input),
             parent_tool_use_id=event.parent_tool_use_id,
             started=event.ts,
+            session_id=event.session_id,
         )
         if event.tool_use_id in self.permissions:
             call.status = "waiting"

@@ -204,3 +204,36 @@ async def test_no_key_is_one_line(connected: Shell) -> None:
     # the server logs to the same stderr here; the shell's part is one UsageError line
     (line,) = [line for line in ran.stderr.splitlines() if line.startswith("UsageError")]
     assert "no Anthropic API key" in line and "ANTHROPIC_API_KEY" in line
+
+
+@pytest.mark.cli
+async def test_a_restarted_kernel_finds_its_notebooks_sessions(
+    connected: Shell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/ana/work/sales.ipynb")
+    ran = await connected.run("%%agent -q\nhello")
+    assert ran.ok, ran.stderr
+    first = connected.ns["_"]["session_id"]
+    url, token = connected.magics.client.url, connected.magics.client._token
+    details = await asyncio.to_thread(connected.magics.client.session, first)
+    assert details["name"] == "code-assistant · sales.ipynb"
+
+    # a new kernel of the same notebook: nothing in memory, the server still knows
+    InteractiveShell.clear_instance()
+    fresh = Shell()
+    assert (await fresh.run("%load_ext agcluster_jupyter")).ok
+    assert (await fresh.run(f"%agent connect {url} --token {token}")).ok
+    ran = await fresh.run("%%agent -q\nhello again")
+    assert ran.ok, ran.stderr
+    assert fresh.ns["_"]["session_id"] == first
+    # another notebook's kernel gets a session of its own
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/ana/work/other.ipynb")
+    InteractiveShell.clear_instance()
+    other = Shell()
+    await other.run("%load_ext agcluster_jupyter")
+    await other.run(f"%agent connect {url} --token {token}")
+    assert (await other.run("%%agent -q\nhello")).ok
+    assert other.ns["_"]["session_id"] != first
+    # the replayed history, outside a kernel, is the conversation as text
+    shown = await fresh.run(f"%agent show {first[:8]}")
+    assert shown.ok and "> hello\n" in shown.stdout and "> hello again" in shown.stdout

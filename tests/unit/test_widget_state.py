@@ -222,3 +222,26 @@ def test_input_summary() -> None:
     assert summarize_input({}) == ""
     long = summarize_input({"command": "x" * 200})
     assert len(long) == 80 and long.endswith("…")
+
+
+def test_paths_are_shown_relative_to_the_workspace() -> None:
+    assert summarize_input({"file_path": "/workspace/src/a.py"}) == "src/a.py"
+    host = "/srv/ws/0123-abcd/notes.md"
+    assert summarize_input({"file_path": host}, session_id="0123-abcd") == "notes.md"
+    assert summarize_input({"file_path": "/etc/passwd"}, session_id="0123-abcd") == "/etc/passwd"
+    view = SessionView("0123-abcd")
+    view.extend(
+        [
+            parse_event(
+                {
+                    "seq": 1,
+                    "session_id": "0123-abcd",
+                    "type": "tool_use",
+                    "tool_use_id": "t",
+                    "name": "Write",
+                    "input": {"file_path": host},
+                }
+            )
+        ]
+    )
+    assert view.calls["t"].summary == "notes.md"
