@@ -1,0 +1,87 @@
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { agentsIcon } from './icons';
+import { AgentsPanel } from './panel';
+import { PanelSettings, DEFAULT_SETTINGS, readSettings } from './settings';
+
+/** The plugin id: also the settings schema's id (`schema/plugin.json`). */
+export const PLUGIN_ID = 'agcluster-jupyter:plugin';
+
+/** Command ids. */
+export namespace CommandIDs {
+  export const openPanel = 'agcluster:open-panel';
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'The Agents side panel: launch, chat with and follow agcluster agent sessions.',
+  autoStart: true,
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry, IRenderMimeRegistry, ILabShell],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    rendermime: IRenderMimeRegistry | null,
+    labShell: ILabShell | null
+  ) => {
+    let settings: PanelSettings = { ...DEFAULT_SETTINGS };
+    const panel = new AgentsPanel({ rendermime, settings });
+    panel.id = 'agcluster-agents-panel';
+    panel.title.icon = agentsIcon;
+    panel.title.caption = 'Agents';
+
+    let side: 'left' | 'right' = settings.panelSide;
+    app.shell.add(panel, side, { rank: 900 });
+    // the panel's open/closed state and its side area come back after a reload
+    restorer?.add(panel, 'agcluster-agents-panel');
+
+    const moveTo = (next: 'left' | 'right'): void => {
+      if (next === side || !labShell) {
+        return;
+      }
+      const wasVisible = panel.isVisible;
+      side = next;
+      app.shell.add(panel, side, { rank: 900 });
+      if (wasVisible) {
+        app.shell.activateById(panel.id);
+      }
+    };
+
+    app.commands.addCommand(CommandIDs.openPanel, {
+      label: 'Open the Agents Panel',
+      caption: 'Show the agcluster Agents side panel',
+      icon: agentsIcon,
+      execute: () => {
+        app.shell.activateById(panel.id);
+      }
+    });
+    palette?.addItem({ command: CommandIDs.openPanel, category: 'Agents' });
+
+    if (settingRegistry) {
+      Promise.all([settingRegistry.load(PLUGIN_ID), app.restored])
+        .then(([loaded]) => {
+          const apply = (): void => {
+            settings = readSettings(loaded.composite);
+            panel.updateSettings(settings);
+            moveTo(settings.panelSide);
+          };
+          apply();
+          loaded.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error('agcluster-jupyter: failed to load the settings', reason);
+        });
+    }
+  }
+};
+
+export default plugin;
