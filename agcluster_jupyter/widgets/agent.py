@@ -39,6 +39,8 @@ _STATE_COLOURS = {
 }
 #: seconds between chat re-renders while text streams (deltas can come thousands a second)
 _RENDER_INTERVAL = 0.1
+#: events rendered the moment they arrive; the rest are coalesced
+_RENDER_AT_ONCE = frozenset({"permission_request", "error", "done"})
 #: characters of a tool's input or output shown when its row is expanded
 _DETAIL_LIMIT = 20_000
 
@@ -73,37 +75,45 @@ def _entry_markdown(entry: ChatEntry) -> str:
     return entry.text + (" ▍" if entry.streaming else "")
 
 
-class _ToolRow(widgets.VBox):
-    """One call: a header line that expands to its input and output, then its sub-calls."""
+class _ToolRow:
+    """One call of the timeline: an HTML ``<details>`` line (click: its input and output)
+    and, for a Task/Agent call, a box of its sub-agent's calls underneath.
+
+    One widget per call (plus a box where there are sub-calls): ipywidgets cost about a
+    millisecond each to create, and a long session's history has hundreds of calls."""
 
     def __init__(self, call: ToolCall) -> None:
-        self.toggle = widgets.Button(
-            icon="caret-right", tooltip="show input and output", layout={"width": "32px"}
-        )
-        self.head = widgets.HTML()
-        self.details = widgets.HTML(layout={"display": "none"})
-        self.children_box = widgets.VBox(layout={"margin": "0 0 0 24px"})
-        self.toggle.on_click(self._flip)
-        super().__init__(
-            [widgets.HBox([self.toggle, self.head]), self.details, self.children_box],
-            layout={"margin": "1px 0"},
-        )
+        self.line = widgets.HTML(layout={"margin": "1px 0"})
+        self.children_box: widgets.VBox | None = None
         self.call = call
+        self._shown: tuple[Any, ...] = ()
         self.update(call)
 
     @property
-    def expanded(self) -> bool:
-        return bool(self.details.layout.display != "none")
+    def widget(self) -> widgets.Widget:
+        """What the timeline shows: the line, or the line over its sub-calls."""
+        if self.children_box is None:
+            return self.line
+        return self._column
 
-    def _flip(self, _button: Any = None) -> None:
-        self.details.layout.display = "none" if self.expanded else ""
-        self.toggle.icon = "caret-down" if self.expanded else "caret-right"
+    def set_children(self, rows: list[widgets.Widget]) -> None:
+        if not rows and self.children_box is None:
+            return
+        if self.children_box is None:
+            self.children_box = widgets.VBox(layout={"margin": "0 0 0 24px"})
+            self._column = widgets.VBox([self.line, self.children_box])
+        if list(self.children_box.children) != rows:
+            self.children_box.children = rows
 
     def update(self, call: ToolCall) -> None:
+        shown = (call.status, call.ended, len(call.children), len(call.notes), len(call.output))
+        if shown == self._shown:
+            return  # nothing of this call changed since it was drawn
+        self._shown = shown
         self.call = call
         duration = f" · {call.duration_s:.1f} s" if call.duration_s is not None else ""
         sub = f" · {len(call.children)} sub-agent calls" if call.children else ""
-        self.head.value = (
+        head = (
             f"{_STATUS_ICONS[call.status]} <b>{html.escape(call.name)}</b> "
             f"<code>{html.escape(call.summary)}</code>"
             f'<span style="color: var(--jp-ui-font-color2, #757575)">{duration}{sub}</span>'
@@ -112,10 +122,13 @@ class _ToolRow(widgets.VBox):
         if call.notes:
             detail += "<b>sub-agent</b>" + _pre("\n\n".join(call.notes))
         if call.output or call.status in ("ok", "error"):
-            detail += f"<b>{'error' if call.status == 'error' else 'output'}</b>" + _pre(
-                call.output
-            )
-        self.details.value = detail
+            label = "error" if call.status == "error" else "output"
+            detail += f"<b>{label}</b>" + _pre(call.output)
+        self.head, self.details = head, detail
+        self.line.value = (
+            f'<details><summary style="cursor: pointer">{head}</summary>'
+            f'<div style="margin-left: 1.5em">{detail}</div></details>'
+        )
 
 
 class AgentWidget(widgets.VBox):
@@ -135,6 +148,7 @@ class AgentWidget(widgets.VBox):
         self.view = SessionView(session_id)
         self._lock = threading.RLock()
         self._rendered_at = 0.0
+        self._trailing: threading.Timer | None = None
         self._rows: dict[str, _ToolRow] = {}
         self._follower: threading.Thread | None = None
         self._follow_client: AgClusterClient | None = None
@@ -175,12 +189,15 @@ class AgentWidget(widgets.VBox):
     # -- events in ---------------------------------------------------------------------------
 
     def apply(self, event: Event) -> bool:
-        """Fold one event in and re-render what it changed; False for a duplicate."""
+        """Fold one event in and re-render; False for a duplicate.
+
+        Renders are coalesced (at most one per ``_RENDER_INTERVAL``, the last one by a
+        timer) except for what a person must see at once: a permission request, an error,
+        the end of a turn."""
         with self._lock:
             if not self.view.apply(event):
                 return False
-            streaming = event.type == "text_delta"
-            self._render(force=not streaming)
+            self._render(force=event.type in _RENDER_AT_ONCE)
             if event.type == "done" and self.tabs.selected_index == 3:
                 self.files.refresh()
             return True
@@ -259,6 +276,9 @@ class AgentWidget(widgets.VBox):
             delay = 0.2
             while not self._stop_following.is_set():
                 try:
+                    if self.view.last_seq == 0 and after == 0:
+                        # the history in one go: one render, not one per event
+                        self.extend(list(client.events(self.session_id)))
                     since = max(after, self.view.last_seq)
                     for event in client.events(self.session_id, after=since, follow=True):
                         if self._stop_following.is_set():
@@ -300,7 +320,14 @@ class AgentWidget(widgets.VBox):
     def _render(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._rendered_at < _RENDER_INTERVAL:
+            if self._trailing is None:  # render what is held back, even if nothing follows
+                self._trailing = threading.Timer(_RENDER_INTERVAL, self.flush)
+                self._trailing.daemon = True
+                self._trailing.start()
             return
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         self._rendered_at = now
         view = self.view
         colour = _STATE_COLOURS.get(view.state, "var(--jp-success-color1, #388e3c)")
@@ -325,7 +352,7 @@ class AgentWidget(widgets.VBox):
         )
 
     def _render_timeline(self) -> None:
-        def rows(calls: list[ToolCall]) -> list[_ToolRow]:
+        def rows(calls: list[ToolCall]) -> list[widgets.Widget]:
             out = []
             for call in calls:
                 row = self._rows.get(call.tool_use_id)
@@ -333,10 +360,8 @@ class AgentWidget(widgets.VBox):
                     row = self._rows[call.tool_use_id] = _ToolRow(call)
                 else:
                     row.update(call)
-                children = rows(call.children)
-                if list(row.children_box.children) != children:
-                    row.children_box.children = children
-                out.append(row)
+                row.set_children(rows(call.children))
+                out.append(row.widget)
             return out
 
         top = rows(self.view.timeline)

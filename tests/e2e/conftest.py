@@ -16,7 +16,7 @@ import pytest
 from agcluster_jupyter._version import __version__
 from agcluster_jupyter.providers.base import LABEL_SESSION, LABEL_STATE_ROOT
 
-from .docker_support import IMAGE, STATE_ROOTS, docker_unusable
+from .docker_support import IMAGE, STATE_ROOTS, docker_unusable, list_containers
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def docker_client() -> Iterator[Any]:
     # the whole suite: no container of any docker test's server is left
     left = [
         c.name
-        for c in client.containers.list(all=True, filters={"label": LABEL_SESSION})
+        for c in list_containers(client, LABEL_SESSION)
         if any(c.labels.get(LABEL_STATE_ROOT, "").startswith(r) for r in STATE_ROOTS)
     ]
     client.close()

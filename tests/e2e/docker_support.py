@@ -41,17 +41,28 @@ def docker_unusable(reason: str) -> None:
 STATE_ROOTS: set[str] = set()
 
 
+def list_containers(client: Any, label: str) -> list[Any]:
+    """``containers.list`` by label, racing removals: the SDK inspects each listed
+    container, and one removed in between (a provider at work) raises NotFound."""
+    import docker.errors
+
+    for _ in range(10):
+        try:
+            return list(client.containers.list(all=True, filters={"label": label}))
+        except docker.errors.NotFound:
+            continue
+    raise AssertionError(f"containers labelled {label} kept vanishing while being listed")
+
+
 def containers_of(client: Any, session_id: str) -> list[Any]:
-    return list(
-        client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={session_id}"})
-    )
+    return list_containers(client, f"{LABEL_SESSION}={session_id}")
 
 
 def session_containers(client: Any, base: Path) -> list[Any]:
     """Containers of the server whose folders are under ``base``."""
     return [
         c
-        for c in client.containers.list(all=True, filters={"label": LABEL_SESSION})
+        for c in list_containers(client, LABEL_SESSION)
         if c.labels.get("agcluster.state-root", "").startswith(str(base))
     ]
 

@@ -72,10 +72,11 @@ def test_deltas_are_throttled_but_flush_shows_everything(
 def test_duplicates_do_not_rerender(widget: AgentWidget) -> None:
     events = _events({"type": "message", "role": "user", "text": "once"})
     assert widget.apply(events[0]) and not widget.apply(events[0])
+    widget.flush()
     assert _markdown(widget) == ["**You:** once"]
 
 
-def test_tool_timeline_nests_sub_agent_calls_and_expands(widget: AgentWidget) -> None:
+def test_tool_timeline_nests_sub_agent_calls(widget: AgentWidget) -> None:
     widget.extend(
         _events(
             {"type": "tool_use", "tool_use_id": "t1", "name": "Agent", "input": {}},
@@ -89,20 +90,36 @@ def test_tool_timeline_nests_sub_agent_calls_and_expands(widget: AgentWidget) ->
             {"type": "tool_result", "tool_use_id": "t2", "output": "<b>a.txt</b>"},
         )
     )
-    [top] = widget.timeline.children
-    assert "Agent" in top.head.value and "⏳" in top.head.value
-    [child] = top.children_box.children
-    assert "✓" in child.head.value and "<code>ls</code>" in child.head.value
-    assert "1.0 s" in child.head.value
-    # output is escaped, shown only when expanded
-    assert "&lt;b&gt;a.txt&lt;/b&gt;" in child.details.value
-    assert not child.expanded
-    child.toggle.click()
-    assert child.expanded and child.toggle.icon == "caret-down"
+    top, child = widget._rows["t1"], widget._rows["t2"]
+    # the Task's line over a box of its sub-agent's calls
+    assert widget.timeline.children == (top.widget,)
+    assert top.widget.children == (top.line, top.children_box)
+    assert top.children_box is not None and top.children_box.children == (child.line,)
+    assert "Agent" in top.head and "⏳" in top.head
+    assert "✓" in child.head and "<code>ls</code>" in child.head and "1.0 s" in child.head
+    # one collapsed <details> per call: the summary line, then input and output (escaped)
+    assert child.line.value.startswith("<details><summary")
+    assert "&lt;b&gt;a.txt&lt;/b&gt;" in child.details and child.details in child.line.value
+    line = child.line
     widget.apply(_events({"type": "tool_result", "tool_use_id": "t1", "output": "x"}, start=4)[0])
-    assert widget.timeline.children == (top,)  # rows are updated in place, not rebuilt
-    assert "✓" in top.head.value and "1 sub-agent calls" in top.head.value
+    widget.flush()
+    assert widget._rows["t2"].line is line  # drawn once, updated in place
+    assert "✓" in top.head and "1 sub-agent calls" in top.head
     assert widget.tabs.titles[1] == "Tools (2)"
+
+
+def test_a_long_history_replays_in_one_render(widget: AgentWidget) -> None:
+    events = []
+    for turn in range(50):
+        events += [
+            {"type": "message", "role": "user", "text": f"q{turn}"},
+            {"type": "tool_use", "tool_use_id": f"t{turn}", "name": "Bash", "input": {}},
+            {"type": "tool_result", "tool_use_id": f"t{turn}", "output": "ok"},
+            {"type": "message", "role": "assistant", "text": f"a{turn}"},
+            {"type": "done"},
+        ]
+    assert widget.extend(_events(*events)) == 250
+    assert len(widget.chat.outputs) == 100 and len(widget.timeline.children) == 50
 
 
 def test_tasks_tab(widget: AgentWidget) -> None:
@@ -119,6 +136,7 @@ def test_tasks_tab(widget: AgentWidget) -> None:
             }
         )[0]
     )
+    widget.flush()
     value = widget.tasks.value
     assert "☑ <s>Write &lt;it&gt;</s>" in value and "◐ <b>Running it</b>" in value
     assert "☐ Report" in value
@@ -173,3 +191,14 @@ def test_tree_flattening_and_download_names(tmp_path: Path) -> None:
     (tmp_path / "r.csv").touch()
     (tmp_path / "r (2).csv").touch()
     assert free_name(tmp_path, "r.csv") == tmp_path / "r (3).csv"
+
+
+def test_what_throttling_held_back_is_drawn_by_itself(widget: AgentWidget) -> None:
+    import time
+
+    for event in _events({"type": "text_delta", "text": "a"}, {"type": "text_delta", "text": "b"}):
+        widget.apply(event)  # the second comes within the interval: held back
+    deadline = time.monotonic() + 5
+    while _markdown(widget) != ["ab ▍"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _markdown(widget) == ["ab ▍"]  # no flush() and no further event needed
