@@ -1,0 +1,305 @@
+/**
+ * A typed client of the agcluster REST contract (`{base_url}api/agcluster/`).
+ *
+ * Every request goes through `ServerConnection.makeRequest` with the settings of the page
+ * (`ServerConnection.makeSettings()`): base URL, token and XSRF cookie, so it works the same
+ * behind JupyterHub.  A failed request throws an `ApiError` carrying the server's
+ * `{message, reason, field}`.
+ */
+
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { JSONObject, SessionState } from './events';
+
+/** The REST root, relative to the server's base URL. */
+export const API_ROOT = 'api/agcluster';
+
+export interface Health {
+  status: 'ok' | 'degraded' | string;
+  version: string;
+  provider: string;
+  provider_ok: boolean;
+  provider_detail?: string;
+  isolated?: boolean;
+  agent_image?: string;
+  /** the server runs the built-in scripted model: replies are scripted */
+  demo_mode?: boolean;
+  /** the server has a key of its own (launches may omit `api_key`) */
+  server_key?: boolean;
+  sessions?: number;
+  warning?: string;
+  warm_pool?: { config_id: string; size: number; available: number };
+}
+
+export interface ResourceLimits {
+  cpu?: number;
+  memory?: string;
+  storage?: string;
+  [key: string]: unknown;
+}
+
+export interface ConfigSummary {
+  id: string;
+  name: string;
+  description: string;
+  allowed_tools: string[];
+  permission_mode: string;
+  has_mcp_servers: boolean;
+  has_sub_agents: boolean;
+  resource_limits: ResourceLimits;
+}
+
+export interface LaunchRequest {
+  config_id?: string;
+  config?: JSONObject;
+  /** kept in the server's memory only */
+  api_key?: string;
+  name?: string;
+}
+
+export interface LaunchResponse {
+  session_id: string;
+  agent_id: string | null;
+  config_id: string;
+  status: SessionState;
+  provider?: string;
+  isolated?: boolean;
+  workspace?: string;
+  warning?: string;
+}
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+}
+
+export interface SessionInfo {
+  session_id: string;
+  agent_id: string | null;
+  name: string;
+  state: SessionState;
+  state_detail: string;
+  config_id: string;
+  owner?: string;
+  created_at: string;
+  last_active: string;
+  usage: Usage;
+  token_budget?: number | null;
+  turns: number;
+  workspace: string;
+  sdk_session_id?: string | null;
+  provider: string;
+  isolated: boolean;
+  resource_limits: ResourceLimits;
+  last_seq: number;
+  resources: { [key: string]: unknown };
+}
+
+export interface FileNode {
+  name: string;
+  path: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  size_bytes: number;
+  modified: string;
+  children?: FileNode[];
+  truncated?: boolean;
+}
+
+export interface FileTree {
+  root: string;
+  tree: FileNode[];
+  total_files: number;
+  truncated?: boolean;
+}
+
+export interface FilePreview {
+  path: string;
+  binary: boolean;
+  size_bytes: number;
+  content?: string;
+  language?: string;
+  lines?: number;
+  truncated?: boolean;
+  mime_type?: string;
+}
+
+export type ExportFormat = 'md' | 'jsonl' | 'ipynb';
+
+/** A request the server refused (or that never reached it: `status` 0). */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly reason: string = '',
+    readonly field: string = ''
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** The `ApiError` of a non-2xx response, with the server's `{message, reason, field}`. */
+export async function errorFromResponse(response: Response): Promise<ApiError> {
+  let message = '';
+  let reason = response.statusText;
+  let field = '';
+  const text = await response.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { message?: unknown; reason?: unknown; field?: unknown };
+    if (typeof body.message === 'string') {
+      message = body.message;
+    }
+    if (typeof body.reason === 'string') {
+      reason = body.reason;
+    }
+    if (typeof body.field === 'string') {
+      field = body.field;
+    }
+  } catch {
+    // not JSON (a proxy's error page): say what we know
+  }
+  if (!message) {
+    message = `${response.status} ${reason || 'error'}`.trim();
+  }
+  return new ApiError(message, response.status, reason, field);
+}
+
+const enc = encodeURIComponent;
+
+/** The agcluster REST API, through the page's server connection. */
+export class AgClusterAPI {
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+  }
+
+  readonly settings: ServerConnection.ISettings;
+
+  /** The absolute URL of an API path (relative to the REST root). */
+  url(path: string, query?: { [key: string]: string }): string {
+    const base = URLExt.join(this.settings.baseUrl, API_ROOT, path);
+    return query ? base + URLExt.objectToQueryString(query) : base;
+  }
+
+  /**
+   * A raw response of the API: ok, or `ApiError` (network failures included).  For
+   * streams and downloads; `json()` below for the rest.
+   */
+  async fetch(path: string, init: RequestInit = {}, query?: { [key: string]: string }): Promise<Response> {
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(this.url(path, query), init, this.settings);
+    } catch (error) {
+      if (isAbort(error) || init.signal?.aborted) {
+        throw abortError();
+      }
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new ApiError(`cannot reach the Jupyter server: ${detail}`, 0, 'Network Error');
+    }
+    if (!response.ok) {
+      throw await errorFromResponse(response);
+    }
+    return response;
+  }
+
+  /** A JSON request: the body (if any) is sent as JSON, the reply parsed. */
+  async json<T>(path: string, method = 'GET', body?: unknown, query?: { [key: string]: string }): Promise<T> {
+    const init: RequestInit = { method };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    const response = await this.fetch(path, init, query);
+    const text = await response.text();
+    if (!text) {
+      return {} as T;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(`${method} ${path}: the server did not answer JSON`, response.status);
+    }
+  }
+
+  health(): Promise<Health> {
+    return this.json<Health>('health');
+  }
+
+  async configs(): Promise<ConfigSummary[]> {
+    const reply = await this.json<{ configs: ConfigSummary[] }>('configs/');
+    return reply.configs;
+  }
+
+  config(configId: string): Promise<JSONObject> {
+    return this.json<JSONObject>(`configs/${enc(configId)}`);
+  }
+
+  launch(request: LaunchRequest): Promise<LaunchResponse> {
+    return this.json<LaunchResponse>('agents/launch', 'POST', request);
+  }
+
+  async sessions(): Promise<SessionInfo[]> {
+    const reply = await this.json<{ sessions: SessionInfo[] }>('agents/sessions');
+    return reply.sessions;
+  }
+
+  session(sessionId: string): Promise<SessionInfo> {
+    return this.json<SessionInfo>(`agents/sessions/${enc(sessionId)}`);
+  }
+
+  /** Stop a session (its workspace is kept unless `purge`). */
+  stop(sessionId: string, purge = false): Promise<{ stopped: boolean; purged: boolean }> {
+    return this.json(`agents/sessions/${enc(sessionId)}`, 'DELETE', undefined, purge ? { purge: 'true' } : undefined);
+  }
+
+  interrupt(sessionId: string): Promise<{ interrupted: boolean }> {
+    return this.json(`agents/${enc(sessionId)}/interrupt`, 'POST', {});
+  }
+
+  answerPermission(
+    sessionId: string,
+    requestId: string,
+    decision: 'allow' | 'deny',
+    message = ''
+  ): Promise<{ request_id: string; decision: string }> {
+    return this.json(`agents/${enc(sessionId)}/permissions/${enc(requestId)}`, 'POST', {
+      decision,
+      message
+    });
+  }
+
+  files(sessionId: string): Promise<FileTree> {
+    return this.json<FileTree>(`files/${enc(sessionId)}`);
+  }
+
+  file(sessionId: string, path: string): Promise<FilePreview> {
+    return this.json<FilePreview>(`files/${enc(sessionId)}/${encodePath(path)}`);
+  }
+
+  exportConversation(sessionId: string, format: ExportFormat = 'md'): Promise<Response> {
+    return this.fetch(`agents/${enc(sessionId)}/export`, {}, { format });
+  }
+}
+
+/** A workspace path with each segment URL-encoded and the slashes kept. */
+export function encodePath(path: string): string {
+  return path.split('/').filter(Boolean).map(enc).join('/');
+}
+
+/** The error an aborted request rejects with. */
+export function abortError(): Error {
+  const error = new Error('aborted');
+  error.name = 'AbortError';
+  return error;
+}
+
+/** The fetch was aborted on purpose (an AbortSignal), not a failure. */
+export function isAbort(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    ((error as { name?: unknown }).name === 'AbortError' ||
+      (error as { name?: unknown }).name === 'TimeoutError')
+  );
+}
