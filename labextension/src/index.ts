@@ -7,6 +7,7 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStateDB } from '@jupyterlab/statedb';
 
 import { agentsIcon } from './icons';
 import { AgentsPanel } from './panel';
@@ -14,6 +15,9 @@ import { PanelSettings, DEFAULT_SETTINGS, readSettings } from './settings';
 
 /** The plugin id: also the settings schema's id (`schema/plugin.json`). */
 export const PLUGIN_ID = 'agcluster-jupyter:plugin';
+
+/** Where the panel keeps the session being looked at across reloads. */
+const STATE_KEY = `${PLUGIN_ID}:state`;
 
 /** Command ids. */
 export namespace CommandIDs {
@@ -24,14 +28,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'The Agents side panel: launch, chat with and follow agcluster agent sessions.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry, IRenderMimeRegistry, ILabShell],
+  optional: [
+    ILayoutRestorer,
+    ICommandPalette,
+    ISettingRegistry,
+    IRenderMimeRegistry,
+    ILabShell,
+    IStateDB
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null,
     rendermime: IRenderMimeRegistry | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    state: IStateDB | null
   ) => {
     let settings: PanelSettings = { ...DEFAULT_SETTINGS };
     const panel = new AgentsPanel({ rendermime, settings });
@@ -65,6 +77,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: CommandIDs.openPanel, category: 'Agents' });
+
+    if (state) {
+      // the session being looked at comes back too (if it still exists)
+      void Promise.all([state.fetch(STATE_KEY), app.restored])
+        .then(async ([saved]) => {
+          const selected = (saved as { selected?: unknown } | undefined)?.selected;
+          if (typeof selected === 'string' && panel.model.selected === null) {
+            await panel.model.api.session(selected);
+            panel.model.select(selected);
+          }
+        })
+        .catch(() => undefined)
+        .then(() => {
+          let last = panel.model.selected;
+          panel.model.changed.connect(model => {
+            if (model.selected !== last) {
+              last = model.selected;
+              void state.save(STATE_KEY, { selected: last });
+            }
+          });
+        });
+    }
 
     if (settingRegistry) {
       Promise.all([settingRegistry.load(PLUGIN_ID), app.restored])

@@ -40,22 +40,25 @@ def _tool(name: str) -> str:
     return path
 
 
+def npm(*args: str) -> list[str]:
+    """The command line of ``npm ARGS`` (run it in labextension/ with ``npm_env()``)."""
+    return [_tool("npm"), *args]
+
+
+def npm_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "CI": "1", "NO_COLOR": "1", **(extra or {})}
+
+
 def _npm(*args: str, env: dict[str, str] | None = None, timeout: float = 280) -> str:
     proc = subprocess.run(
-        [_tool("npm"), *args],
-        cwd=LABEXT,
-        env={**os.environ, "CI": "1", "NO_COLOR": "1", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        npm(*args), cwd=LABEXT, env=npm_env(env), capture_output=True, text=True, timeout=timeout
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"npm {' '.join(args)} failed ({proc.returncode}):\n{output}"
     return output
 
 
-@pytest.fixture(scope="module")
-def node_modules() -> Path:
+def ensure_node_modules() -> Path:
     """labextension/node_modules, installed from the lock file when missing."""
     version = subprocess.run(
         [_tool("node"), "--version"], capture_output=True, text=True, check=True
@@ -66,6 +69,11 @@ def node_modules() -> Path:
     if not (modules / ".bin" / "vitest").exists():
         _npm("ci", "--no-audit", "--no-fund")
     return modules
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    return ensure_node_modules()
 
 
 # -- the same events through Python and TypeScript ---------------------------------------
