@@ -254,12 +254,14 @@ class AgentWidget(widgets.VBox):
         self.prompt.value = ""
 
         def run() -> None:
+            own = client.clone()  # a thread of its own, connections of its own
             try:
-                for event in client.clone().chat(self.session_id, message):
+                for event in own.chat(self.session_id, message):
                     self.apply(event)
             except AgClusterClientError as exc:
                 self._say(str(exc), error=True)
             finally:
+                own.close()
                 self.flush()
 
         thread = threading.Thread(target=run, name=f"agcluster-send-{self.session_id}", daemon=True)
@@ -273,6 +275,12 @@ class AgentWidget(widgets.VBox):
         self._stop_following.clear()
 
         def run() -> None:
+            try:
+                follow_until_closed()
+            finally:
+                client.close()
+
+        def follow_until_closed() -> None:
             delay = 0.2
             while not self._stop_following.is_set():
                 try:
