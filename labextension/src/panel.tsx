@@ -64,10 +64,16 @@ export class AgentsPanel extends ReactWidget {
     super.dispose();
   }
 
+  protected override onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this._activate();
+    }
+  }
+
   protected override onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    void this.model.refresh();
-    this._startPolling();
+    this._activate();
   }
 
   protected override onAfterHide(msg: Message): void {
@@ -79,6 +85,14 @@ export class AgentsPanel extends ReactWidget {
     return (
       <AgentsView model={this.model} rendermime={this._rendermime} settings={this._settings} />
     );
+  }
+
+  /** Shown: fresh data, then the sessions list polled while it stays visible. */
+  private _activate(): void {
+    if (this._timer === null) {
+      void this.model.refresh();
+      this._startPolling();
+    }
   }
 
   private _startPolling(): void {
