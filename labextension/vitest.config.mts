@@ -9,7 +9,11 @@ export default defineConfig({
     server: {
       deps: {
         // ESM without file extensions: let Vite resolve them (the panel test's DOM)
-        inline: [/@jupyter\/web-components/, /@jupyter\/react-components/, /@microsoft\/fast-/]
+        inline: [
+          /@jupyter\/web-components/,
+          /@jupyter\/react-components/,
+          /@microsoft\/fast-/
+        ]
       }
     }
   }

@@ -147,7 +147,11 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
   let field = '';
   const text = await response.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as { message?: unknown; reason?: unknown; field?: unknown };
+    const body = JSON.parse(text) as {
+      message?: unknown;
+      reason?: unknown;
+      field?: unknown;
+    };
     if (typeof body.message === 'string') {
       message = body.message;
     }
@@ -186,16 +190,28 @@ export class AgClusterAPI {
    * A raw response of the API: ok, or `ApiError` (network failures included).  For
    * streams and downloads; `json()` below for the rest.
    */
-  async fetch(path: string, init: RequestInit = {}, query?: { [key: string]: string }): Promise<Response> {
+  async fetch(
+    path: string,
+    init: RequestInit = {},
+    query?: { [key: string]: string }
+  ): Promise<Response> {
     let response: Response;
     try {
-      response = await ServerConnection.makeRequest(this.url(path, query), init, this.settings);
+      response = await ServerConnection.makeRequest(
+        this.url(path, query),
+        init,
+        this.settings
+      );
     } catch (error) {
       if (isAbort(error) || init.signal?.aborted) {
         throw abortError();
       }
       const detail = error instanceof Error ? error.message : String(error);
-      throw new ApiError(`cannot reach the Jupyter server: ${detail}`, 0, 'Network Error');
+      throw new ApiError(
+        `cannot reach the Jupyter server: ${detail}`,
+        0,
+        'Network Error'
+      );
     }
     if (!response.ok) {
       throw await errorFromResponse(response);
@@ -204,7 +220,12 @@ export class AgClusterAPI {
   }
 
   /** A JSON request: the body (if any) is sent as JSON, the reply parsed. */
-  async json<T>(path: string, method = 'GET', body?: unknown, query?: { [key: string]: string }): Promise<T> {
+  async json<T>(
+    path: string,
+    method = 'GET',
+    body?: unknown,
+    query?: { [key: string]: string }
+  ): Promise<T> {
     const init: RequestInit = { method };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
@@ -218,7 +239,10 @@ export class AgClusterAPI {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new ApiError(`${method} ${path}: the server did not answer JSON`, response.status);
+      throw new ApiError(
+        `${method} ${path}: the server did not answer JSON`,
+        response.status
+      );
     }
   }
 
@@ -240,7 +264,9 @@ export class AgClusterAPI {
   }
 
   async sessions(): Promise<SessionInfo[]> {
-    const reply = await this.json<{ sessions: SessionInfo[] }>('agents/sessions');
+    const reply = await this.json<{ sessions: SessionInfo[] }>(
+      'agents/sessions'
+    );
     return reply.sessions;
   }
 
@@ -249,8 +275,16 @@ export class AgClusterAPI {
   }
 
   /** Stop a session (its workspace is kept unless `purge`). */
-  stop(sessionId: string, purge = false): Promise<{ stopped: boolean; purged: boolean }> {
-    return this.json(`agents/sessions/${enc(sessionId)}`, 'DELETE', undefined, purge ? { purge: 'true' } : undefined);
+  stop(
+    sessionId: string,
+    purge = false
+  ): Promise<{ stopped: boolean; purged: boolean }> {
+    return this.json(
+      `agents/sessions/${enc(sessionId)}`,
+      'DELETE',
+      undefined,
+      purge ? { purge: 'true' } : undefined
+    );
   }
 
   interrupt(sessionId: string): Promise<{ interrupted: boolean }> {
@@ -263,10 +297,14 @@ export class AgClusterAPI {
     decision: 'allow' | 'deny',
     message = ''
   ): Promise<{ request_id: string; decision: string }> {
-    return this.json(`agents/${enc(sessionId)}/permissions/${enc(requestId)}`, 'POST', {
-      decision,
-      message
-    });
+    return this.json(
+      `agents/${enc(sessionId)}/permissions/${enc(requestId)}`,
+      'POST',
+      {
+        decision,
+        message
+      }
+    );
   }
 
   files(sessionId: string): Promise<FileTree> {
@@ -274,10 +312,15 @@ export class AgClusterAPI {
   }
 
   file(sessionId: string, path: string): Promise<FilePreview> {
-    return this.json<FilePreview>(`files/${enc(sessionId)}/${encodePath(path)}`);
+    return this.json<FilePreview>(
+      `files/${enc(sessionId)}/${encodePath(path)}`
+    );
   }
 
-  exportConversation(sessionId: string, format: ExportFormat = 'md'): Promise<Response> {
+  exportConversation(
+    sessionId: string,
+    format: ExportFormat = 'md'
+  ): Promise<Response> {
     return this.fetch(`agents/${enc(sessionId)}/export`, {}, { format });
   }
 }

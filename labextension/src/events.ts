@@ -5,13 +5,7 @@
  */
 
 export type SessionState =
-  | 'starting'
-  | 'ready'
-  | 'busy'
-  | 'idle'
-  | 'stopping'
-  | 'stopped'
-  | 'failed';
+  'starting' | 'ready' | 'busy' | 'idle' | 'stopping' | 'stopped' | 'failed';
 
 export interface EventBase {
   seq: number;
@@ -149,7 +143,11 @@ export function parseEvent(data: string): AgentEvent | null {
   if (typeof raw.type !== 'string' || !EVENT_TYPES.has(raw.type)) {
     return null;
   }
-  if (typeof raw.seq !== 'number' || !Number.isInteger(raw.seq) || raw.seq < 0) {
+  if (
+    typeof raw.seq !== 'number' ||
+    !Number.isInteger(raw.seq) ||
+    raw.seq < 0
+  ) {
     return null;
   }
   return raw as unknown as AgentEvent;

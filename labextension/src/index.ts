@@ -26,7 +26,8 @@ export namespace CommandIDs {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'The Agents side panel: launch, chat with and follow agcluster agent sessions.',
+  description:
+    'The Agents side panel: launch, chat with and follow agcluster agent sessions.',
   autoStart: true,
   optional: [
     ILayoutRestorer,
@@ -82,7 +83,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       // the session being looked at comes back too (if it still exists)
       void Promise.all([state.fetch(STATE_KEY), app.restored])
         .then(async ([saved]) => {
-          const selected = (saved as { selected?: unknown } | undefined)?.selected;
+          const selected = (saved as { selected?: unknown } | undefined)
+            ?.selected;
           if (typeof selected === 'string' && panel.model.selected === null) {
             await panel.model.api.session(selected);
             panel.model.select(selected);
@@ -112,7 +114,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           loaded.changed.connect(apply);
         })
         .catch(reason => {
-          console.error('agcluster-jupyter: failed to load the settings', reason);
+          console.error(
+            'agcluster-jupyter: failed to load the settings',
+            reason
+          );
         });
     }
   }

@@ -1,4 +1,8 @@
-import { IRenderMime, IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import {
+  IRenderMime,
+  IRenderMimeRegistry,
+  MimeModel
+} from '@jupyterlab/rendermime';
 import React, { useEffect, useRef } from 'react';
 
 /**
@@ -26,8 +30,12 @@ export function Markdown(props: {
     const renderer = s.renderer;
     s.rendering = true;
     renderer
-      .renderModel(new MimeModel({ data: { 'text/markdown': text }, trusted: false }))
-      .catch(error => console.warn('agcluster-jupyter: markdown rendering failed', error))
+      .renderModel(
+        new MimeModel({ data: { 'text/markdown': text }, trusted: false })
+      )
+      .catch(error =>
+        console.warn('agcluster-jupyter: markdown rendering failed', error)
+      )
       .finally(() => {
         s.rendering = false;
         if (s.renderer === renderer) {

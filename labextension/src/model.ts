@@ -6,7 +6,13 @@
 
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { AgClusterAPI, ConfigSummary, Health, SessionInfo, isAbort } from './api';
+import {
+  AgClusterAPI,
+  ConfigSummary,
+  Health,
+  SessionInfo,
+  isAbort
+} from './api';
 import { AgentEvent } from './events';
 import { SessionView, answered, applyEvent, emptyView } from './reducer';
 import { ConnectionState, EventFollower, streamTurn } from './sse';
@@ -56,7 +62,10 @@ export class AgentsModel {
 
   /** Health, presets and sessions, all at once. */
   async refresh(): Promise<void> {
-    const [health, configs] = await Promise.allSettled([this.api.health(), this.api.configs()]);
+    const [health, configs] = await Promise.allSettled([
+      this.api.health(),
+      this.api.configs()
+    ]);
     if (health.status === 'fulfilled') {
       this.health = health.value;
       this.errors.server = '';

@@ -46,7 +46,8 @@ export class AgentsPanel extends ReactWidget {
   readonly model: AgentsModel;
 
   updateSettings(settings: PanelSettings): void {
-    const restart = settings.sessionsRefreshSeconds !== this._settings.sessionsRefreshSeconds;
+    const restart =
+      settings.sessionsRefreshSeconds !== this._settings.sessionsRefreshSeconds;
     this._settings = settings;
     if (restart && this._timer !== null) {
       this._stopPolling();
@@ -83,7 +84,11 @@ export class AgentsPanel extends ReactWidget {
 
   protected render(): JSX.Element {
     return (
-      <AgentsView model={this.model} rendermime={this._rendermime} settings={this._settings} />
+      <AgentsView
+        model={this.model}
+        rendermime={this._rendermime}
+        settings={this._settings}
+      />
     );
   }
 
@@ -153,26 +158,46 @@ function Header({ model }: { model: AgentsModel }): JSX.Element {
         </div>
       )}
       {health && health.isolated === false && (
-        <div className="jp-AgentsPanel-warning" title={health.provider_detail ?? ''}>
-          No isolation: the {health.provider} provider runs agents on this machine
+        <div
+          className="jp-AgentsPanel-warning"
+          title={health.provider_detail ?? ''}
+        >
+          No isolation: the {health.provider} provider runs agents on this
+          machine
         </div>
       )}
       {health && !health.provider_ok && (
-        <div className="jp-AgentsPanel-error">{health.provider_detail || 'provider unavailable'}</div>
+        <div className="jp-AgentsPanel-error">
+          {health.provider_detail || 'provider unavailable'}
+        </div>
       )}
-      {model.errors.server && <div className="jp-AgentsPanel-error">{model.errors.server}</div>}
+      {model.errors.server && (
+        <div className="jp-AgentsPanel-error">{model.errors.server}</div>
+      )}
     </div>
   );
 }
 
-function Home({ model, settings }: { model: AgentsModel; settings: PanelSettings }): JSX.Element {
+function Home({
+  model,
+  settings
+}: {
+  model: AgentsModel;
+  settings: PanelSettings;
+}): JSX.Element {
   const configs = [...model.configs].sort((a, b) =>
-    a.id === settings.defaultPreset ? -1 : b.id === settings.defaultPreset ? 1 : 0
+    a.id === settings.defaultPreset
+      ? -1
+      : b.id === settings.defaultPreset
+        ? 1
+        : 0
   );
   return (
     <div className="jp-AgentsPanel-home">
       <Section title="Launch">
-        {model.errors.launch && <div className="jp-AgentsPanel-error">{model.errors.launch}</div>}
+        {model.errors.launch && (
+          <div className="jp-AgentsPanel-error">{model.errors.launch}</div>
+        )}
         {configs.length === 0 && model.loaded && (
           <div className="jp-AgentsPanel-empty">No presets</div>
         )}
@@ -187,11 +212,17 @@ function Home({ model, settings }: { model: AgentsModel; settings: PanelSettings
           <div className="jp-AgentsPanel-error">{model.errors.sessions}</div>
         )}
         {model.sessions.length === 0 && model.loaded && (
-          <div className="jp-AgentsPanel-empty">No sessions yet: launch a preset</div>
+          <div className="jp-AgentsPanel-empty">
+            No sessions yet: launch a preset
+          </div>
         )}
         <ul className="jp-AgentsPanel-sessions">
           {model.sessions.map(session => (
-            <SessionRow key={session.session_id} session={session} model={model} />
+            <SessionRow
+              key={session.session_id}
+              session={session}
+              model={model}
+            />
           ))}
         </ul>
       </Section>
@@ -199,21 +230,35 @@ function Home({ model, settings }: { model: AgentsModel; settings: PanelSettings
   );
 }
 
-function Section(props: { title: string; children?: React.ReactNode }): JSX.Element {
+function Section(props: {
+  title: string;
+  children?: React.ReactNode;
+}): JSX.Element {
   const [open, setOpen] = useState(true);
   const Caret = open ? caretDownIcon : caretRightIcon;
   return (
     <section className="jp-AgentsPanel-section">
-      <button className="jp-AgentsPanel-sectionTitle" onClick={() => setOpen(!open)}>
+      <button
+        className="jp-AgentsPanel-sectionTitle"
+        onClick={() => setOpen(!open)}
+      >
         <Caret.react tag="span" />
         {props.title}
       </button>
-      {open && <div className="jp-AgentsPanel-sectionBody">{props.children}</div>}
+      {open && (
+        <div className="jp-AgentsPanel-sectionBody">{props.children}</div>
+      )}
     </section>
   );
 }
 
-function PresetCard({ config, model }: { config: ConfigSummary; model: AgentsModel }): JSX.Element {
+function PresetCard({
+  config,
+  model
+}: {
+  config: ConfigSummary;
+  model: AgentsModel;
+}): JSX.Element {
   const limits = config.resource_limits ?? {};
   const resources = [
     limits.cpu !== undefined ? `${limits.cpu} CPU` : '',
@@ -224,7 +269,9 @@ function PresetCard({ config, model }: { config: ConfigSummary; model: AgentsMod
   return (
     <div className="jp-AgentsPanel-card" data-config-id={config.id}>
       <div className="jp-AgentsPanel-cardTitle">{config.name || config.id}</div>
-      {config.description && <div className="jp-AgentsPanel-cardText">{config.description}</div>}
+      {config.description && (
+        <div className="jp-AgentsPanel-cardText">{config.description}</div>
+      )}
       <div className="jp-AgentsPanel-chips">
         {config.allowed_tools.map(tool => (
           <span key={tool} className="jp-AgentsPanel-chip">
@@ -251,10 +298,20 @@ function PresetCard({ config, model }: { config: ConfigSummary; model: AgentsMod
 const LIVE_STATES = new Set(['starting', 'ready', 'busy', 'idle']);
 
 function StateBadge({ state }: { state: string }): JSX.Element {
-  return <span className={`jp-AgentsPanel-state jp-AgentsPanel-state-${state}`}>{state}</span>;
+  return (
+    <span className={`jp-AgentsPanel-state jp-AgentsPanel-state-${state}`}>
+      {state}
+    </span>
+  );
 }
 
-function SessionRow({ session, model }: { session: SessionInfo; model: AgentsModel }): JSX.Element {
+function SessionRow({
+  session,
+  model
+}: {
+  session: SessionInfo;
+  model: AgentsModel;
+}): JSX.Element {
   const used = session.usage?.total_tokens ?? 0;
   const stopping = model.stopping.has(session.session_id);
   return (
@@ -266,10 +323,16 @@ function SessionRow({ session, model }: { session: SessionInfo; model: AgentsMod
     >
       <div className="jp-AgentsPanel-sessionMain">
         <StateBadge state={session.state} />
-        <span className="jp-AgentsPanel-sessionName">{session.name || session.config_id}</span>
+        <span className="jp-AgentsPanel-sessionName">
+          {session.name || session.config_id}
+        </span>
       </div>
       <div className="jp-AgentsPanel-sessionMeta">
-        {[session.name ? session.config_id : '', age(session.created_at), `${tokens(used)} tokens`]
+        {[
+          session.name ? session.config_id : '',
+          age(session.created_at),
+          `${tokens(used)} tokens`
+        ]
           .filter(Boolean)
           .join(' · ')}
       </div>
@@ -319,8 +382,15 @@ function SessionPane({
           {tokens(totalTokens(view))} tokens{cost ? ` · ${cost}` : ''}
         </span>
       </div>
-      {(model.connection === 'reconnecting' || model.connection === 'failed') && (
-        <div className={model.connection === 'failed' ? 'jp-AgentsPanel-error' : 'jp-AgentsPanel-warning'}>
+      {(model.connection === 'reconnecting' ||
+        model.connection === 'failed') && (
+        <div
+          className={
+            model.connection === 'failed'
+              ? 'jp-AgentsPanel-error'
+              : 'jp-AgentsPanel-warning'
+          }
+        >
           {model.connection === 'failed' ? 'Event stream lost' : 'Reconnecting'}
           {model.connectionDetail ? `: ${model.connectionDetail}` : '…'}
         </div>
@@ -350,15 +420,22 @@ function SessionPane({
           <Section title={`Tasks (${tasksDone(view)}/${view.todos.length})`}>
             <ul className="jp-AgentsPanel-todos">
               {view.todos.map((todo, i) => (
-                <li key={i} className={`jp-AgentsPanel-todo jp-AgentsPanel-todo-${todo.status}`}>
-                  {todo.status === 'in_progress' && todo.activeForm ? todo.activeForm : todo.content}
+                <li
+                  key={i}
+                  className={`jp-AgentsPanel-todo jp-AgentsPanel-todo-${todo.status}`}
+                >
+                  {todo.status === 'in_progress' && todo.activeForm
+                    ? todo.activeForm
+                    : todo.content}
                 </li>
               ))}
             </ul>
           </Section>
         )}
       </div>
-      {model.errors.chat && <div className="jp-AgentsPanel-error">{model.errors.chat}</div>}
+      {model.errors.chat && (
+        <div className="jp-AgentsPanel-error">{model.errors.chat}</div>
+      )}
       <Composer model={model} />
     </div>
   );
@@ -384,13 +461,24 @@ function Entry({
   return <div className={className}>{entry.text}</div>;
 }
 
-function Permission({ request, model }: { request: PendingPermission; model: AgentsModel }): JSX.Element {
+function Permission({
+  request,
+  model
+}: {
+  request: PendingPermission;
+  model: AgentsModel;
+}): JSX.Element {
   return (
-    <div className="jp-AgentsPanel-permission" data-request-id={request.request_id}>
+    <div
+      className="jp-AgentsPanel-permission"
+      data-request-id={request.request_id}
+    >
       <div>
         Allow <b>{request.tool_name}</b>?
       </div>
-      <code className="jp-AgentsPanel-permissionInput">{summarizeInput(request.input, 200)}</code>
+      <code className="jp-AgentsPanel-permissionInput">
+        {summarizeInput(request.input, 200)}
+      </code>
       <div className="jp-AgentsPanel-buttons">
         <button
           className="jp-mod-styled jp-mod-accept"
@@ -418,8 +506,12 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
         <Caret.react tag="span" />
         <span className="jp-AgentsPanel-callStatus" title={call.status} />
         <span className="jp-AgentsPanel-callName">{call.name}</span>
-        <span className="jp-AgentsPanel-callSummary">{summarizeInput(call.input)}</span>
-        <span className="jp-AgentsPanel-callTime">{seconds(durationSeconds(call))}</span>
+        <span className="jp-AgentsPanel-callSummary">
+          {summarizeInput(call.input)}
+        </span>
+        <span className="jp-AgentsPanel-callTime">
+          {seconds(durationSeconds(call))}
+        </span>
       </div>
       {open && (
         <div className="jp-AgentsPanel-callDetail">
@@ -429,7 +521,9 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
               {note}
             </div>
           ))}
-          {call.output && <pre className="jp-AgentsPanel-callOutput">{call.output}</pre>}
+          {call.output && (
+            <pre className="jp-AgentsPanel-callOutput">{call.output}</pre>
+          )}
         </div>
       )}
       {call.childNodes.length > 0 && (
@@ -463,7 +557,11 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
         value={draft}
         onChange={event => setDraft(event.target.value)}
         onKeyDown={event => {
-          if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
+          if (
+            event.key === 'Enter' &&
+            !event.shiftKey &&
+            !event.nativeEvent.isComposing
+          ) {
             event.preventDefault();
             event.stopPropagation();
             send();
@@ -472,7 +570,10 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
       />
       <div className="jp-AgentsPanel-buttons">
         {busy && (
-          <button className="jp-mod-styled jp-mod-warn" onClick={() => void model.interrupt()}>
+          <button
+            className="jp-mod-styled jp-mod-warn"
+            onClick={() => void model.interrupt()}
+          >
             Interrupt
           </button>
         )}

@@ -98,7 +98,9 @@ export function tasksDone(view: SessionView): number {
 }
 
 export function runningCalls(view: SessionView): ToolCall[] {
-  return Object.values(view.calls).filter(c => c.status === 'running' || c.status === 'waiting');
+  return Object.values(view.calls).filter(
+    c => c.status === 'running' || c.status === 'waiting'
+  );
 }
 
 /** Seconds from the call to its result (server clock); null while running. */
@@ -123,7 +125,12 @@ export function callTree(view: SessionView): ToolCallNode[] {
     if (call === undefined || depth > 32) {
       return [];
     }
-    return [{ ...call, childNodes: call.children.flatMap(child => node(child, depth + 1)) }];
+    return [
+      {
+        ...call,
+        childNodes: call.children.flatMap(child => node(child, depth + 1))
+      }
+    ];
   };
   return view.timeline.flatMap(id => node(id, 0));
 }
@@ -150,7 +157,8 @@ export function pythonJson(value: unknown): string {
   if (value !== null && typeof value === 'object') {
     const keys = Object.keys(value).sort();
     const items = keys.map(
-      k => `${JSON.stringify(k)}: ${pythonJson((value as { [key: string]: unknown })[k])}`
+      k =>
+        `${JSON.stringify(k)}: ${pythonJson((value as { [key: string]: unknown })[k])}`
     );
     return `{${items.join(', ')}}`;
   }
@@ -171,7 +179,9 @@ export function summarizeInput(input: JSONObject, limit = 80): string {
     text = Object.keys(input).length ? pythonJson(input) : '';
   }
   const chars = Array.from(text); // code points, as Python counts them
-  return chars.length <= limit ? text : chars.slice(0, limit - 1).join('') + '\u2026';
+  return chars.length <= limit
+    ? text
+    : chars.slice(0, limit - 1).join('') + '\u2026';
 }
 
 /** The conversation as Markdown. */
@@ -207,7 +217,10 @@ export function applyEvent(view: SessionView, event: AgentEvent): SessionView {
 }
 
 /** Apply each event in turn. */
-export function applyEvents(view: SessionView, events: Iterable<AgentEvent>): SessionView {
+export function applyEvents(
+  view: SessionView,
+  events: Iterable<AgentEvent>
+): SessionView {
   let next = view;
   for (const event of events) {
     next = applyEvent(next, event);
@@ -231,7 +244,11 @@ export function answered(view: SessionView, requestId: string): SessionView {
 function fold(view: SessionView, event: AgentEvent): SessionView {
   switch (event.type) {
     case 'status': {
-      let next: SessionView = { ...view, state: event.state, detail: event.detail ?? '' };
+      let next: SessionView = {
+        ...view,
+        state: event.state,
+        detail: event.detail ?? ''
+      };
       if (event.state === 'busy') {
         next = { ...next, busy: true };
       } else if (event.state === 'stopped' || event.state === 'failed') {
@@ -246,18 +263,27 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
       if (view.openEntry < 0) {
         return {
           ...view,
-          entries: [...view.entries, { role: 'assistant', text: event.text, streaming: true }],
+          entries: [
+            ...view.entries,
+            { role: 'assistant', text: event.text, streaming: true }
+          ],
           openEntry: view.entries.length
         };
       }
       const open = view.entries[view.openEntry];
-      return replaceEntry(view, view.openEntry, { ...open, text: open.text + event.text });
+      return replaceEntry(view, view.openEntry, {
+        ...open,
+        text: open.text + event.text
+      });
     }
     case 'message': {
       if (event.parent_tool_use_id) {
         const parent = view.calls[event.parent_tool_use_id];
         if (parent !== undefined && event.role === 'assistant') {
-          return withCall(view, { ...parent, notes: [...parent.notes, event.text] });
+          return withCall(view, {
+            ...parent,
+            notes: [...parent.notes, event.text]
+          });
         }
         return view;
       }
@@ -265,7 +291,10 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         const next = closeBlock(view);
         return {
           ...next,
-          entries: [...next.entries, { role: 'user', text: event.text, streaming: false }],
+          entries: [
+            ...next.entries,
+            { role: 'user', text: event.text, streaming: false }
+          ],
           busy: true
         };
       }
@@ -281,14 +310,19 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         }
         return {
           ...view,
-          entries: [...view.entries, { role: 'assistant', text: event.text, streaming: false }]
+          entries: [
+            ...view.entries,
+            { role: 'assistant', text: event.text, streaming: false }
+          ]
         };
       }
       return view;
     }
     case 'tool_use': {
       const next = closeBlock(view);
-      const waiting = next.permissions.some(p => p.request_id === event.tool_use_id);
+      const waiting = next.permissions.some(
+        p => p.request_id === event.tool_use_id
+      );
       const call: ToolCall = {
         tool_use_id: event.tool_use_id,
         name: event.name,
@@ -302,16 +336,23 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         notes: []
       };
       const withNew = withCall(next, call);
-      const parent = event.parent_tool_use_id ? next.calls[event.parent_tool_use_id] : undefined;
+      const parent = event.parent_tool_use_id
+        ? next.calls[event.parent_tool_use_id]
+        : undefined;
       if (parent !== undefined) {
-        return withCall(withNew, { ...parent, children: [...parent.children, call.tool_use_id] });
+        return withCall(withNew, {
+          ...parent,
+          children: [...parent.children, call.tool_use_id]
+        });
       }
       return { ...withNew, timeline: [...withNew.timeline, call.tool_use_id] };
     }
     case 'tool_result': {
       const next: SessionView = {
         ...view,
-        permissions: view.permissions.filter(p => p.request_id !== event.tool_use_id)
+        permissions: view.permissions.filter(
+          p => p.request_id !== event.tool_use_id
+        )
       };
       const call = next.calls[event.tool_use_id];
       if (call === undefined) {
@@ -332,10 +373,16 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         tool_name: event.tool_name,
         input: { ...(event.input ?? {}) }
       };
-      const others = view.permissions.filter(p => p.request_id !== event.request_id);
-      const at = view.permissions.findIndex(p => p.request_id === event.request_id);
+      const others = view.permissions.filter(
+        p => p.request_id !== event.request_id
+      );
+      const at = view.permissions.findIndex(
+        p => p.request_id === event.request_id
+      );
       const permissions =
-        at < 0 ? [...others, request] : view.permissions.map((p, i) => (i === at ? request : p));
+        at < 0
+          ? [...others, request]
+          : view.permissions.map((p, i) => (i === at ? request : p));
       let next: SessionView = { ...view, permissions };
       const call = next.calls[event.request_id];
       if (call !== undefined && call.status === 'running') {
@@ -376,7 +423,11 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         ...next,
         entries: [
           ...next.entries,
-          { role: 'error', text: `${event.message} (${event.code ?? 'error'})`, streaming: false }
+          {
+            role: 'error',
+            text: `${event.message} (${event.code ?? 'error'})`,
+            streaming: false
+          }
         ]
       };
     }
@@ -396,8 +447,15 @@ function withCall(view: SessionView, call: ToolCall): SessionView {
   return { ...view, calls: { ...view.calls, [call.tool_use_id]: call } };
 }
 
-function replaceEntry(view: SessionView, index: number, entry: ChatEntry): SessionView {
-  return { ...view, entries: view.entries.map((e, i) => (i === index ? entry : e)) };
+function replaceEntry(
+  view: SessionView,
+  index: number,
+  entry: ChatEntry
+): SessionView {
+  return {
+    ...view,
+    entries: view.entries.map((e, i) => (i === index ? entry : e))
+  };
 }
 
 function closeBlock(view: SessionView): SessionView {
@@ -405,7 +463,10 @@ function closeBlock(view: SessionView): SessionView {
     return view;
   }
   const open = view.entries[view.openEntry];
-  return { ...replaceEntry(view, view.openEntry, { ...open, streaming: false }), openEntry: -1 };
+  return {
+    ...replaceEntry(view, view.openEntry, { ...open, streaming: false }),
+    openEntry: -1
+  };
 }
 
 /** A call without a result when the turn ends was cut off (interrupt, crash). */
@@ -415,7 +476,10 @@ function endTurn(view: SessionView, unfinished: ToolStatus): SessionView {
   for (const call of Object.values(next.calls)) {
     if (call.status === 'running' || call.status === 'waiting') {
       calls = calls === next.calls ? { ...calls } : calls;
-      (calls as { [id: string]: ToolCall })[call.tool_use_id] = { ...call, status: unfinished };
+      (calls as { [id: string]: ToolCall })[call.tool_use_id] = {
+        ...call,
+        status: unfinished
+      };
     }
   }
   return { ...next, calls, permissions: [], busy: false };

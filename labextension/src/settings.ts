@@ -14,14 +14,18 @@ export const DEFAULT_SETTINGS: PanelSettings = {
 };
 
 /** The settings from a composite settings object, each field checked, defaults elsewhere. */
-export function readSettings(composite: ReadonlyPartialJSONValue | undefined): PanelSettings {
+export function readSettings(
+  composite: ReadonlyPartialJSONValue | undefined
+): PanelSettings {
   const raw = (composite ?? {}) as { [key: string]: unknown };
   const preset = raw.defaultPreset;
   const side = raw.panelSide;
   const refresh = raw.sessionsRefreshSeconds;
   return {
-    defaultPreset: typeof preset === 'string' ? preset : DEFAULT_SETTINGS.defaultPreset,
-    panelSide: side === 'left' || side === 'right' ? side : DEFAULT_SETTINGS.panelSide,
+    defaultPreset:
+      typeof preset === 'string' ? preset : DEFAULT_SETTINGS.defaultPreset,
+    panelSide:
+      side === 'left' || side === 'right' ? side : DEFAULT_SETTINGS.panelSide,
     sessionsRefreshSeconds:
       typeof refresh === 'number' && refresh >= 1
         ? refresh

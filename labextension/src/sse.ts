@@ -19,7 +19,8 @@ export interface SSEFrame {
   data: string;
 }
 
-export type SSEItem = { kind: 'frame'; frame: SSEFrame } | { kind: 'comment'; text: string };
+export type SSEItem =
+  { kind: 'frame'; frame: SSEFrame } | { kind: 'comment'; text: string };
 
 /** An incremental parser of the `text/event-stream` format (WHATWG HTML, server-sent events). */
 export class SSEParser {
@@ -68,7 +69,11 @@ export class SSEParser {
       if (this._data.length > 0) {
         items.push({
           kind: 'frame',
-          frame: { id: this._id, event: this._event || 'message', data: this._data.join('\n') }
+          frame: {
+            id: this._id,
+            event: this._event || 'message',
+            data: this._data.join('\n')
+          }
         });
       }
       this._reset();
@@ -258,7 +263,8 @@ function eventsOf(
   };
 }
 
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
+export type ConnectionState =
+  'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
 
 export interface FollowOptions {
   /** deliver events with a seq above this (0: the whole log) */
@@ -324,11 +330,22 @@ export class EventFollower {
     );
     let detail = '';
     while (!signal.aborted) {
-      opts.onConnection?.(attempt === 0 ? 'connecting' : 'reconnecting', detail);
+      opts.onConnection?.(
+        attempt === 0 ? 'connecting' : 'reconnecting',
+        detail
+      );
       try {
-        const response = await openEvents(this.api, this.sessionId, this._lastSeq, { signal });
+        const response = await openEvents(
+          this.api,
+          this.sessionId,
+          this._lastSeq,
+          { signal }
+        );
         opts.onConnection?.('open');
-        await readSSE(response, deliver, { signal, idleTimeoutMs: opts.idleTimeoutMs });
+        await readSSE(response, deliver, {
+          signal,
+          idleTimeoutMs: opts.idleTimeoutMs
+        });
         detail = 'the server closed the stream';
       } catch (error) {
         if (signal.aborted) {
@@ -342,7 +359,10 @@ export class EventFollower {
       }
       attempt += 1;
       try {
-        await sleep(backoff(attempt, opts.retryDelayMs, opts.maxRetryDelayMs), signal);
+        await sleep(
+          backoff(attempt, opts.retryDelayMs, opts.maxRetryDelayMs),
+          signal
+        );
       } catch {
         break;
       }
@@ -412,7 +432,10 @@ export async function streamTurn(
       if (response === null) {
         response = await openEvents(api, sessionId, last, { signal });
       }
-      await readSSE(response, deliver, { signal, idleTimeoutMs: options.idleTimeoutMs });
+      await readSSE(response, deliver, {
+        signal,
+        idleTimeoutMs: options.idleTimeoutMs
+      });
       if (finished) {
         return { lastSeq: last };
       }
@@ -429,7 +452,10 @@ export async function streamTurn(
     response = null;
     attempt += 1;
     if (attempt > maxReconnects) {
-      throw new ApiError(`the event stream of ${sessionId} kept dropping: ${problem}`, 0);
+      throw new ApiError(
+        `the event stream of ${sessionId} kept dropping: ${problem}`,
+        0
+      );
     }
     await sleep(backoff(attempt, options.retryDelayMs), signal);
   }

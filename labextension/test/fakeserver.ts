@@ -20,16 +20,25 @@ export class FakeServer {
   }
 
   api(): AgClusterAPI {
-    const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-      const request = input instanceof Request ? input : new Request(input, init);
+    const fetch = async (
+      input: RequestInfo | URL,
+      init?: RequestInit
+    ): Promise<Response> => {
+      const request =
+        input instanceof Request ? input : new Request(input, init);
       this.requests.push(request);
-      const path = new URL(request.url).pathname.slice(new URL(BASE_URL).pathname.length);
+      const path = new URL(request.url).pathname.slice(
+        new URL(BASE_URL).pathname.length
+      );
       for (const route of this.routes) {
         if (route.method === request.method && route.pattern.test(path)) {
           return route.handler(request);
         }
       }
-      return json({ message: `no route ${request.method} ${path}`, reason: 'Not Found' }, 404);
+      return json(
+        { message: `no route ${request.method} ${path}`, reason: 'Not Found' },
+        404
+      );
     };
     return new AgClusterAPI(
       ServerConnection.makeSettings({ baseUrl: BASE_URL, token: TOKEN, fetch })
@@ -52,7 +61,10 @@ export function frame(event: AgentEvent): string {
  * An SSE response that sends `chunks`, then closes (`end: 'close'`), breaks
  * (`end: 'error'`), or stays open and silent (`end: 'hang'`).
  */
-export function sse(chunks: string[], end: 'close' | 'error' | 'hang' = 'close'): Response {
+export function sse(
+  chunks: string[],
+  end: 'close' | 'error' | 'hang' = 'close'
+): Response {
   const encoder = new TextEncoder();
   const queue = [...chunks];
   // pull-based: a chunk is handed over only when read, so an error comes after the data
@@ -71,11 +83,16 @@ export function sse(chunks: string[], end: 'close' | 'error' | 'hang' = 'close')
       return undefined;
     }
   });
-  return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } });
+  return new Response(body, {
+    headers: { 'Content-Type': 'text/event-stream' }
+  });
 }
 
 /** Events stamped as a session log would: seq from `from`, ts one second apart. */
-export function stamp(specs: Array<{ [key: string]: unknown }>, from = 1): AgentEvent[] {
+export function stamp(
+  specs: Array<{ [key: string]: unknown }>,
+  from = 1
+): AgentEvent[] {
   return specs.map((spec, i) => {
     const seq = from + i;
     const second = String(seq % 60).padStart(2, '0');

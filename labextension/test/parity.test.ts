@@ -27,7 +27,9 @@ interface ParityCase {
   expected: { [key: string]: unknown };
 }
 
-const file = process.env.AGC_PARITY_FILE || new URL('fixtures/parity.json', import.meta.url);
+const file =
+  process.env.AGC_PARITY_FILE ||
+  new URL('fixtures/parity.json', import.meta.url);
 const cases = JSON.parse(readFileSync(file, 'utf-8')) as ParityCase[];
 
 function call(node: ToolCallNode): unknown {
@@ -58,7 +60,11 @@ function snapshot(view: SessionView, applied: number): unknown {
     entries: view.entries.map(e => [e.role, e.text, e.streaming]),
     timeline: callTree(view).map(call),
     todos: view.todos.map(t => [t.content, t.status, t.activeForm]),
-    permissions: view.permissions.map(p => [p.request_id, p.tool_name, summarizeInput(p.input, 200)]),
+    permissions: view.permissions.map(p => [
+      p.request_id,
+      p.tool_name,
+      summarizeInput(p.input, 200)
+    ]),
     running: runningCalls(view)
       .map(c => c.tool_use_id)
       .sort(),

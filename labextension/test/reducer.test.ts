@@ -42,7 +42,12 @@ function turn(): AgentEvent[] {
     { type: 'text_delta', text: 'Let me ' },
     { type: 'text_delta', text: 'look.' },
     { type: 'message', role: 'assistant', text: 'Let me look.' },
-    { type: 'tool_use', tool_use_id: 't1', name: 'Agent', input: { description: 'dig' } },
+    {
+      type: 'tool_use',
+      tool_use_id: 't1',
+      name: 'Agent',
+      input: { description: 'dig' }
+    },
     {
       type: 'tool_use',
       tool_use_id: 't2',
@@ -50,8 +55,18 @@ function turn(): AgentEvent[] {
       input: { command: 'ls -la' },
       parent_tool_use_id: 't1'
     },
-    { type: 'tool_result', tool_use_id: 't2', output: 'a.txt', parent_tool_use_id: 't1' },
-    { type: 'message', role: 'assistant', text: 'found a.txt', parent_tool_use_id: 't1' },
+    {
+      type: 'tool_result',
+      tool_use_id: 't2',
+      output: 'a.txt',
+      parent_tool_use_id: 't1'
+    },
+    {
+      type: 'message',
+      role: 'assistant',
+      text: 'found a.txt',
+      parent_tool_use_id: 't1'
+    },
     { type: 'tool_result', tool_use_id: 't1', output: 'sub-agent says: a.txt' },
     {
       type: 'todo_update',
@@ -67,7 +82,11 @@ function turn(): AgentEvent[] {
       cost_usd: 0.0125,
       usage: { input_tokens: 10, output_tokens: 5 },
       num_turns: 2,
-      session_usage: { input_tokens: 1200, output_tokens: 300, total_tokens: 1500 }
+      session_usage: {
+        input_tokens: 1200,
+        output_tokens: 300,
+        total_tokens: 1500
+      }
     },
     { type: 'status', state: 'idle' },
     { type: 'done' }
@@ -92,7 +111,11 @@ function snapshot(view: SessionView): unknown {
   return [
     view.lastSeq,
     view.entries.map(e => [e.role, e.text, e.streaming]),
-    callTree(view).map(c => [c.tool_use_id, c.status, c.childNodes.map(k => k.tool_use_id)]),
+    callTree(view).map(c => [
+      c.tool_use_id,
+      c.status,
+      c.childNodes.map(k => k.tool_use_id)
+    ]),
     view.todos.map(t => [t.content, t.status]),
     totalTokens(view),
     view.costUsd,
@@ -127,7 +150,9 @@ describe('reducer', () => {
     ]);
     expect(tasksDone(view)).toBe(1);
     // the gateway's meter is the session's count (sub-agents included), not the turn's usage
-    expect([view.inputTokens, view.outputTokens, totalTokens(view)]).toEqual([1200, 300, 1500]);
+    expect([view.inputTokens, view.outputTokens, totalTokens(view)]).toEqual([
+      1200, 300, 1500
+    ]);
     expect([view.costUsd, view.turns]).toEqual([0.0125, 1]);
     expect([view.state, view.busy]).toEqual(['idle', false]);
   });
@@ -135,7 +160,11 @@ describe('reducer', () => {
   it('text streams into one open entry until its message', () => {
     const view = applyEvents(emptyView(SID), turn().slice(0, 4));
     expect(view.entries).toHaveLength(2);
-    expect(view.entries[1]).toEqual({ role: 'assistant', text: 'Let me look.', streaming: true });
+    expect(view.entries[1]).toEqual({
+      role: 'assistant',
+      text: 'Let me look.',
+      streaming: true
+    });
     expect(view.busy).toBe(true);
   });
 
@@ -186,14 +215,21 @@ describe('reducer', () => {
       emptyView(SID),
       events({ type: 'message', role: 'assistant', text: 'whole' })
     );
-    expect(view.entries.map(e => [e.text, e.streaming])).toEqual([['whole', false]]);
+    expect(view.entries.map(e => [e.text, e.streaming])).toEqual([
+      ['whole', false]
+    ]);
   });
 
   it('a permission request waits until answered or resulted', () => {
     let view = applyEvents(
       emptyView(SID),
       events(
-        { type: 'tool_use', tool_use_id: 't1', name: 'Bash', input: { command: 'rm x' } },
+        {
+          type: 'tool_use',
+          tool_use_id: 't1',
+          name: 'Bash',
+          input: { command: 'rm x' }
+        },
         {
           type: 'permission_request',
           request_id: 't1',
@@ -213,9 +249,19 @@ describe('reducer', () => {
     const other = applyEvents(
       emptyView(SID),
       events(
-        { type: 'permission_request', request_id: 'p9', tool_name: 'Write', input: {} },
+        {
+          type: 'permission_request',
+          request_id: 'p9',
+          tool_name: 'Write',
+          input: {}
+        },
         { type: 'tool_use', tool_use_id: 'p9', name: 'Write', input: {} },
-        { type: 'tool_result', tool_use_id: 'p9', is_error: true, output: 'denied' }
+        {
+          type: 'tool_result',
+          tool_use_id: 'p9',
+          is_error: true,
+          output: 'denied'
+        }
       )
     );
     expect(other.permissions).toEqual([]);
@@ -228,9 +274,23 @@ describe('reducer', () => {
       events(
         { type: 'status', state: 'busy' },
         { type: 'text_delta', text: 'work' },
-        { type: 'tool_use', tool_use_id: 't1', name: 'Bash', input: { command: 'x' } },
-        { type: 'permission_request', request_id: 't1', tool_name: 'Bash', input: {} },
-        { type: 'error', message: 'the agent was interrupted', code: 'interrupted' },
+        {
+          type: 'tool_use',
+          tool_use_id: 't1',
+          name: 'Bash',
+          input: { command: 'x' }
+        },
+        {
+          type: 'permission_request',
+          request_id: 't1',
+          tool_name: 'Bash',
+          input: {}
+        },
+        {
+          type: 'error',
+          message: 'the agent was interrupted',
+          code: 'interrupted'
+        },
         { type: 'done' }
       )
     );
@@ -257,7 +317,11 @@ describe('reducer', () => {
   });
 
   it('usage without the gateway meter adds up turn usage', () => {
-    const usage = { input_tokens: 10, cache_read_input_tokens: 90, output_tokens: 7 };
+    const usage = {
+      input_tokens: 10,
+      cache_read_input_tokens: 90,
+      output_tokens: 7
+    };
     const view = applyEvents(
       emptyView(SID),
       events({ type: 'result', usage }, { type: 'result', usage })
@@ -271,17 +335,33 @@ describe('reducer', () => {
     const idle = { type: 'status', state: 'idle' };
     view = applyEvents(
       view,
-      events(...Array(16).fill(idle), { type: 'error', message: 'boom' }).map(e =>
-        e.type === 'error' ? { ...e, code: 'error' } : e
+      events(...Array(16).fill(idle), { type: 'error', message: 'boom' }).map(
+        e => (e.type === 'error' ? { ...e, code: 'error' } : e)
       )
     );
-    expect(markdown(view)).toBe('> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom (error)');
+    expect(markdown(view)).toBe(
+      '> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom (error)'
+    );
   });
 
   it('events without a seq are always applied; the session id is taken from the first', () => {
     const view = applyEvents(emptyView(), [
-      { seq: 0, session_id: 'sx', ts: '', type: 'message', role: 'user', text: 'a' },
-      { seq: 0, session_id: 'sx', ts: '', type: 'message', role: 'user', text: 'a' }
+      {
+        seq: 0,
+        session_id: 'sx',
+        ts: '',
+        type: 'message',
+        role: 'user',
+        text: 'a'
+      },
+      {
+        seq: 0,
+        session_id: 'sx',
+        ts: '',
+        type: 'message',
+        role: 'user',
+        text: 'a'
+      }
     ]);
     expect(view.entries).toHaveLength(2);
     expect(view.sessionId).toBe('sx');
@@ -291,7 +371,9 @@ describe('reducer', () => {
 describe('summarizeInput', () => {
   it('says what a call does in one line', () => {
     expect(summarizeInput({ command: 'ls   -la\n  /tmp' })).toBe('ls -la /tmp');
-    expect(summarizeInput({ file_path: '/w/a.py', content: 'x' })).toBe('/w/a.py');
+    expect(summarizeInput({ file_path: '/w/a.py', content: 'x' })).toBe(
+      '/w/a.py'
+    );
     expect(summarizeInput({ a: 1 })).toBe('{"a": 1}');
     expect(summarizeInput({ b: [1, { d: 'é', c: null }], a: true })).toBe(
       '{"a": true, "b": [1, {"c": null, "d": "é"}]}'

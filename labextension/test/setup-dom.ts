@@ -17,7 +17,8 @@ if (typeof window !== 'undefined') {
   }
   if (!('requestIdleCallback' in g)) {
     g.requestIdleCallback = (callback: () => void) => setTimeout(callback, 0);
-    g.cancelIdleCallback = (handle: ReturnType<typeof setTimeout>) => clearTimeout(handle);
+    g.cancelIdleCallback = (handle: ReturnType<typeof setTimeout>) =>
+      clearTimeout(handle);
   }
   if (!window.matchMedia) {
     window.matchMedia = (query: string) =>

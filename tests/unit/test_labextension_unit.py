@@ -251,8 +251,9 @@ def test_vitest_suite_and_reducer_parity_with_python(node_modules: Path, tmp_pat
     assert skipped <= {"live.test.ts"}, output
 
 
-def test_typescript_strict_typecheck(node_modules: Path) -> None:
+def test_typescript_strict_typecheck_and_prettier(node_modules: Path) -> None:
     _npm("run", "typecheck")
+    _npm("run", "lint:check")
 
 
 def test_package_version_is_the_python_version() -> None:
