@@ -53,7 +53,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.caption = 'Agents';
 
     let side: 'left' | 'right' = settings.panelSide;
-    app.shell.add(panel, side, { rank: 900 });
+    // `type` names the panel in JupyterLab's own layout (and its "switch side" menu)
+    app.shell.add(panel, side, { rank: 900, type: 'Agents' });
     // the panel's open/closed state and its side area come back after a reload
     restorer?.add(panel, 'agcluster-agents-panel');
 
@@ -63,9 +64,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       const wasVisible = panel.isVisible;
       side = next;
-      app.shell.add(panel, side, { rank: 900 });
+      labShell.move(panel, side);
       if (wasVisible) {
-        app.shell.activateById(panel.id);
+        labShell.activateById(panel.id);
       }
     };
 
