@@ -171,6 +171,9 @@ export class AgentsModel {
     this._emit();
     try {
       await streamTurn(this.api, sessionId, text, {
+        // what the view has: events the follower has not delivered yet come from either
+        // stream, and the reducer takes each seq once
+        after: this.view.lastSeq,
         onEvent: event => this._apply(sessionId, event),
         signal: controller.signal
       });
