@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -13,6 +14,7 @@ from .._version import __version__
 from ..errors import BadRequest, NotFound
 from ..events import Event, format_sse
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
+from ..sessions.session import Session
 from .base import AgClusterHandler
 from .sse import SSE_CONTENT_TYPE, start_sse, write_events
 
@@ -92,27 +94,48 @@ class LaunchHandler(AgClusterHandler):
         self.write_json(reply, status=201)
 
 
-class SessionsHandler(AgClusterHandler):
+#: how long a details or list request waits for the provider's resource figures
+RESOURCES_TIMEOUT = 5.0
+
+
+class _SessionsBase(AgClusterHandler):
+    @property
+    def contents_root(self) -> Path | None:
+        root = self.settings.get("server_root_dir")
+        return Path(root).expanduser() if root else None
+
+    async def resources(self, session: Session) -> dict[str, Any]:
+        """CPU and memory use of a live session; ``{}`` when unknown (best effort: the
+        provider caches samples, so this rarely waits)."""
+        handle = session.handle
+        if handle is None or session.state not in {"ready", "busy", "idle"}:
+            return {}
+        try:
+            return await asyncio.wait_for(
+                self.manager.provider.resources(handle), RESOURCES_TIMEOUT
+            )
+        except Exception:  # noqa: BLE001 - resources are best effort
+            self.log.debug("resources of %s unavailable", session.id, exc_info=True)
+            return {}
+
+
+class SessionsHandler(_SessionsBase):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        sessions = [s.details() for s in self.manager.list_sessions()]
+        listed = self.manager.list_sessions()
+        figures = await asyncio.gather(*(self.resources(s) for s in listed))
+        root = self.contents_root
+        sessions = [s.details(r, root) for s, r in zip(listed, figures, strict=True)]
         self.write_json({"sessions": sessions, "total": len(sessions)})
 
 
-class SessionHandler(AgClusterHandler):
+class SessionHandler(_SessionsBase):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
         session = self.manager.get_session(session_id)
-        resources: dict[str, Any] = {}
-        handle = session.handle
-        if handle is not None and session.state in {"ready", "busy", "idle"}:
-            try:
-                resources = await asyncio.wait_for(self.manager.provider.resources(handle), 5.0)
-            except Exception:  # noqa: BLE001 - resources are best effort
-                self.log.debug("resources of %s unavailable", session_id, exc_info=True)
-        self.write_json(session.details(resources))
+        self.write_json(session.details(await self.resources(session), self.contents_root))
 
     @web.authenticated
     @authorized

@@ -65,6 +65,8 @@ class SessionRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     turns: int = 0
+    #: what the model reported the session's turns cost, summed (USD)
+    cost_usd: float = 0.0
     #: started ahead of time by the warm pool and not claimed by a launch yet
     pooled: bool = False
 
@@ -135,7 +137,12 @@ class Session:
     def usage(self) -> dict[str, int]:
         return self.gateway_session.usage.to_json()
 
-    def details(self, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    def details(
+        self, resources: dict[str, Any] | None = None, contents_root: Path | None = None
+    ) -> dict[str, Any]:
+        """The session as the API shows it.  ``contents_path`` is the workspace as a path
+        of the Jupyter tree (relative to ``contents_root``, the server's root_dir), so a
+        front end can open its files in JupyterLab; None when it lies outside the tree."""
         rec = self.record
         handle = self.handle
         return {
@@ -153,6 +160,8 @@ class Session:
             "token_budget": self.gateway_session.token_budget,
             "turns": rec.turns,
             "workspace": rec.workspace,
+            "contents_path": _contents_path(Path(rec.workspace), contents_root),
+            "cost_usd": round(rec.cost_usd, 6),
             "sdk_session_id": rec.sdk_session_id,
             "provider": handle.provider if handle else self.provider.name,
             "isolated": self.provider.isolated,
@@ -287,6 +296,8 @@ class Session:
             return
         if isinstance(event, ResultEvent):
             event.session_usage = self.usage()
+            if event.cost_usd:
+                self.record.cost_usd += event.cost_usd
             if event.sdk_session_id:
                 self.record.sdk_session_id = event.sdk_session_id
         if isinstance(event, DoneEvent) and self.before_done is not None:
@@ -404,3 +415,13 @@ def _message(response: httpx.Response) -> str:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _contents_path(workspace: Path, root: Path | None) -> str | None:
+    if root is None:
+        return None
+    try:
+        relative = workspace.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return None
+    return relative.as_posix()

@@ -146,6 +146,14 @@ async def test_code_assistant_end_to_end(
     assert details["state"] == "idle"
     assert details["usage"]["input_tokens"] > 0 and details["usage"]["output_tokens"] > 0
     assert details["turns"] == 1
+    # the session's cost is what its results reported, summed, kept with the record
+    assert details["cost_usd"] == pytest.approx(result["cost_usd"] or 0.0, abs=1e-6)
+    # the workspace folder is outside the Jupyter tree here: nothing to open in Lab
+    assert details["contents_path"] is None
+    # the list has what the panel shows per session: usage, cost, resources
+    [listed] = (await api("agents/sessions"))["sessions"]
+    assert listed["cost_usd"] == details["cost_usd"] and listed["usage"] == details["usage"]
+    assert listed["resources"]["memory_bytes"] > 0, listed["resources"]
 
     # the key is nowhere on disk and in no runner's environment
     for root in agent_dirs.values():
