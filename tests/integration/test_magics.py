@@ -32,8 +32,16 @@ class Ran:
 class Shell:
     """One IPython shell; ``await shell.run(code)`` runs a cell off the event loop."""
 
+    opened: list[Shell] = []  # every shell of a test, to close their clients after it
+
     def __init__(self) -> None:
         self.ip = InteractiveShell.instance()
+        Shell.opened.append(self)
+
+    def close(self) -> None:
+        magics = self.ip.magics_manager.registry.get("AgentMagics")
+        if magics is not None and magics._client is not None:
+            magics._client.close()
 
     def _run(self, code: str) -> Ran:
         with capture_output() as out:
@@ -59,6 +67,9 @@ def shell() -> Iterator[Shell]:
     InteractiveShell.clear_instance()
     shell = Shell()
     yield shell
+    for opened in Shell.opened:
+        opened.close()
+    Shell.opened.clear()
     InteractiveShell.clear_instance()
 
 
