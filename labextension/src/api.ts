@@ -94,7 +94,22 @@ export interface SessionInfo {
   isolated: boolean;
   resource_limits: ResourceLimits;
   last_seq: number;
-  resources: { [key: string]: unknown };
+  /** what the provider measured (`{}` when unknown) */
+  resources: Resources;
+  /** the session's total cost so far (from its turns' results) */
+  cost_usd?: number;
+  /**
+   * The workspace as a path of the Jupyter tree (relative to the server root), so its
+   * files open in JupyterLab; null when the workspace lies outside the tree.
+   */
+  contents_path?: string | null;
+}
+
+export interface Resources {
+  cpu_percent?: number;
+  memory_bytes?: number;
+  memory_limit_bytes?: number;
+  pids?: number;
 }
 
 export interface FileNode {
@@ -123,6 +138,10 @@ export interface FilePreview {
   lines?: number;
   truncated?: boolean;
   mime_type?: string;
+}
+
+export interface UploadReply {
+  uploaded: Array<{ filename: string; path: string }>;
 }
 
 export type ExportFormat = 'md' | 'jsonl' | 'ipynb';
@@ -315,6 +334,29 @@ export class AgClusterAPI {
     return this.json<FilePreview>(
       `files/${enc(sessionId)}/${encodePath(path)}`
     );
+  }
+
+  /** A workspace file's bytes (`?raw=1`). */
+  rawFile(sessionId: string, path: string): Promise<Response> {
+    return this.fetch(
+      `files/${enc(sessionId)}/${encodePath(path)}`,
+      {},
+      { raw: '1' }
+    );
+  }
+
+  /** The whole workspace as a ZIP (streamed by the server). */
+  workspaceZip(sessionId: string): Promise<Response> {
+    return this.fetch(`files/${enc(sessionId)}/download`);
+  }
+
+  /** The URL of an upload into the workspace (`target_path`: a folder of it). */
+  uploadUrl(sessionId: string, targetPath = '', overwrite = false): string {
+    const query = new URLSearchParams({
+      target_path: targetPath,
+      overwrite: overwrite ? 'true' : 'false'
+    });
+    return `${this.url(`files/${enc(sessionId)}/upload`)}?${query.toString()}`;
   }
 
   exportConversation(

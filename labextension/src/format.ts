@@ -40,3 +40,43 @@ export function seconds(s: number | null): string {
 export function usd(cost: number): string {
   return cost > 0 ? `$${cost < 0.01 ? cost.toFixed(4) : cost.toFixed(2)}` : '';
 }
+
+/** 512 B, 1.2 KB, 220 MB, 4.0 GB (powers of 1024) */
+export function bytes(n: number): string {
+  if (!Number.isFinite(n) || n < 1024) {
+    return `${Math.max(0, Math.round(n || 0))} B`;
+  }
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = -1;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** A session's total cost, "$0.00" when nothing was spent yet. */
+export function cost(usdTotal: number | undefined): string {
+  return usd(usdTotal ?? 0) || '$0.00';
+}
+
+/** "12% CPU", "220 MB / 4.0 GB" from what the provider measured ('' when unknown). */
+export function resourceParts(resources: {
+  cpu_percent?: number;
+  memory_bytes?: number;
+  memory_limit_bytes?: number;
+}): { cpu: string; memory: string } {
+  const cpu =
+    typeof resources.cpu_percent === 'number'
+      ? `${resources.cpu_percent < 10 ? resources.cpu_percent.toFixed(1) : Math.round(resources.cpu_percent)}% CPU`
+      : '';
+  let memory = '';
+  if (typeof resources.memory_bytes === 'number') {
+    memory = bytes(resources.memory_bytes);
+    if (typeof resources.memory_limit_bytes === 'number') {
+      memory += ` / ${bytes(resources.memory_limit_bytes)}`;
+    }
+  }
+  return { cpu, memory };
+}

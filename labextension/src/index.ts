@@ -4,11 +4,12 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 
+import { exportNotebook } from './exporter';
 import { agentsIcon } from './icons';
 import { AgentsPanel } from './panel';
 import { PanelSettings, DEFAULT_SETTINGS, readSettings } from './settings';
@@ -22,7 +23,14 @@ const STATE_KEY = `${PLUGIN_ID}:state`;
 /** Command ids. */
 export namespace CommandIDs {
   export const openPanel = 'agcluster:open-panel';
+  export const launchDefault = 'agcluster:launch-default-preset';
+  export const stopSession = 'agcluster:stop-session';
+  export const interrupt = 'agcluster:interrupt';
+  export const exportConversation = 'agcluster:export-conversation';
 }
+
+/** JupyterLab's command opening a path of the Jupyter tree in its editor or viewer. */
+const DOCMANAGER_OPEN = 'docmanager:open';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -47,7 +55,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
     state: IStateDB | null
   ) => {
     let settings: PanelSettings = { ...DEFAULT_SETTINGS };
-    const panel = new AgentsPanel({ rendermime, settings });
+    const { commands } = app;
+    const panel = new AgentsPanel({
+      rendermime,
+      settings,
+      actions: {
+        exportConversation: () =>
+          void commands.execute(CommandIDs.exportConversation)
+      }
+    });
+    const model = panel.model;
+    // workspace files open in JupyterLab's own editor or viewer (looked up when used:
+    // the document manager's plugin may start after this one)
+    model.hooks.openInLab = async path => {
+      if (!commands.hasCommand(DOCMANAGER_OPEN)) {
+        throw new Error('JupyterLab has no document manager here');
+      }
+      return commands.execute(DOCMANAGER_OPEN, { path });
+    };
     panel.id = 'agcluster-agents-panel';
     panel.title.icon = agentsIcon;
     panel.title.caption = 'Agents';
@@ -78,7 +103,91 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(panel.id);
       }
     });
-    palette?.addItem({ command: CommandIDs.openPanel, category: 'Agents' });
+
+    commands.addCommand(CommandIDs.launchDefault, {
+      label: 'Launch the Default Agent Preset',
+      caption:
+        "Launch a session of the default preset (the Agents panel's settings)",
+      execute: async () => {
+        app.shell.activateById(panel.id);
+        const id = await model.launch(settings.defaultPreset);
+        if (id === null && model.errors.launch) {
+          await showErrorMessage('Launch failed', model.errors.launch);
+        }
+        return id;
+      }
+    });
+
+    commands.addCommand(CommandIDs.stopSession, {
+      label: 'Stop the Selected Agent Session',
+      caption:
+        'Stop the session open in the Agents panel (its workspace is kept)',
+      isEnabled: () => model.selected !== null,
+      execute: () => model.stopSelected()
+    });
+
+    commands.addCommand(CommandIDs.interrupt, {
+      label: 'Interrupt the Agent',
+      caption: "Stop the running turn of the Agents panel's session",
+      isEnabled: () =>
+        model.selected !== null && (model.sending || model.view.busy),
+      execute: () => model.interrupt()
+    });
+
+    commands.addCommand(CommandIDs.exportConversation, {
+      label: 'Export the Agent Conversation as a Notebook',
+      caption:
+        "Save the conversation of the Agents panel's session as a notebook and open it",
+      icon: args => (args.isPalette ? undefined : agentsIcon),
+      isEnabled: () => model.selected !== null,
+      execute: async () => {
+        const sessionId = model.selected;
+        if (sessionId === null) {
+          return null;
+        }
+        try {
+          const result = await exportNotebook(
+            model.api,
+            app.serviceManager.contents,
+            sessionId,
+            { info: model.selectedInfo, directory: settings.exportDirectory }
+          );
+          if (
+            result.saved === 'contents' &&
+            commands.hasCommand(DOCMANAGER_OPEN)
+          ) {
+            await commands.execute(DOCMANAGER_OPEN, { path: result.path });
+          }
+          return result.path;
+        } catch (error) {
+          await showErrorMessage(
+            'Export failed',
+            error instanceof Error ? error.message : String(error)
+          );
+          return null;
+        }
+      }
+    });
+
+    for (const command of [
+      CommandIDs.openPanel,
+      CommandIDs.launchDefault,
+      CommandIDs.stopSession,
+      CommandIDs.interrupt,
+      CommandIDs.exportConversation
+    ]) {
+      palette?.addItem({ command, category: 'Agents' });
+    }
+
+    // the commands' enabled state follows the panel's session and its turn
+    let enabledKey = '';
+    model.changed.connect(() => {
+      const key = `${model.selected}:${model.sending || model.view.busy}`;
+      if (key !== enabledKey) {
+        enabledKey = key;
+        commands.notifyCommandChanged();
+      }
+    });
 
     if (state) {
       // the session being looked at comes back too (if it still exists)

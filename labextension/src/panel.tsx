@@ -1,19 +1,94 @@
+/**
+ * The Agents side panel.
+ *
+ * data-testid contract (browser tests rely on these names; keep them stable):
+ *
+ *   demo-mode              "Demo model: replies are scripted"
+ *   panel-error            the server or its provider is not usable
+ *   section-<name>         a collapsible section's title button: launch, custom-config,
+ *                          sessions, tools, tasks (click to open/close; data-open)
+ *   launch-name            session name of the next launch
+ *   launch-use-server-key  checkbox "Use the server's key" (checked: no api_key sent)
+ *   launch-api-key         the user's API key (shown when unchecked; memory only)
+ *   launch-error           a failed launch
+ *   preset-card            one preset (data-config-id)
+ *   preset-launch          its Launch button
+ *   config-template        select: fill the editor from a preset
+ *   config-editor          the custom config (JSON textarea)
+ *   config-launch          launch the custom config
+ *   config-error           why it was refused (data-field: the field at fault)
+ *   config-error-field     that field's name
+ *   sessions-list          the sessions (ul)
+ *   session-row            one session (data-session-id, data-state); click opens it
+ *   session-cost           its tokens and cost
+ *   session-resources      its CPU and memory
+ *   session-stop           Stop (live sessions)
+ *   session-purge          Purge (asks first, in a JupyterLab dialog)
+ *   sessions-error         a failed list/stop/purge
+ *   session-pane           the open session (data-session-id, data-state)
+ *   session-back           back to the sessions
+ *   session-export         export the conversation as a notebook
+ *   session-stop-current   stop the open session
+ *   tab-chat, tab-files    the open session's tabs (aria-selected)
+ *   chat                   the conversation
+ *   message-user, message-assistant (data-streaming="true" while streamed), message-error
+ *   permission-request     (data-request-id, data-tool-name)
+ *   permission-approve, permission-deny
+ *   tool-timeline          the tool calls (ul)
+ *   tool-call              one call (data-tool-name, data-status: running|ok|error|
+ *                          waiting|interrupted, data-tool-use-id); nested under its Task
+ *   tool-call-row          its title row (click: input and output)
+ *   tool-call-detail       its input and output
+ *   task-list, task-item   tasks (data-status: pending|in_progress|completed)
+ *   chat-input, chat-send, chat-interrupt, chat-error
+ *   files-dropzone         the Files tab: drop files anywhere on it to upload them
+ *   files-tree             the workspace tree (ul)
+ *   file-entry             one node (data-path, data-type: file|directory); a file opens
+ *                          in JupyterLab (or the preview), a directory folds; drop
+ *                          files on a directory to upload into it
+ *   file-download          download that file
+ *   files-total            "N files"
+ *   files-refresh, files-download-zip, files-error
+ *   upload-button          opens the file picker; upload-input is the <input type=file>
+ *   upload-progress        one upload (data-state: uploading|done|error|cancelled;
+ *                          role=progressbar inside with aria-valuenow 0..100)
+ *   upload-cancel          cancel it, or dismiss it when finished
+ *   file-preview           a file shown in the panel (data-path)
+ *   file-preview-close
+ */
+
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import {
   ReactWidget,
   caretDownIcon,
   caretLeftIcon,
   caretRightIcon,
+  closeIcon,
+  deleteIcon,
+  downloadIcon,
+  fileIcon,
+  fileUploadIcon,
+  folderIcon,
+  notebookIcon,
   refreshIcon,
   stopIcon
 } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
-import React, { useState } from 'react';
+import React, { useRef, useState } from 'react';
 
-import { ConfigSummary, SessionInfo } from './api';
-import { age, seconds, tokens, usd } from './format';
+import { ConfigSummary, FilePreview, SessionInfo } from './api';
+import { treeRows } from './files';
+import {
+  age,
+  bytes,
+  cost,
+  resourceParts,
+  seconds,
+  tokens,
+  usd
+} from './format';
 import { Markdown } from './markdown';
-import { AgentsModel } from './model';
+import { AgentsModel, CUSTOM_LAUNCH, UploadState } from './model';
 import {
   ChatEntry,
   PendingPermission,
@@ -26,10 +101,17 @@ import {
 } from './reducer';
 import { PanelSettings } from './settings';
 
+/** What the panel can do beyond the model (commands of the app). */
+export interface PanelActions {
+  /** export the open session's conversation as a notebook */
+  exportConversation?: () => void;
+}
+
 export interface AgentsPanelOptions {
   rendermime: IRenderMimeRegistry | null;
   settings: PanelSettings;
   model?: AgentsModel;
+  actions?: PanelActions;
 }
 
 /** The Agents side panel: presets to launch, sessions, and the chat of one session. */
@@ -40,10 +122,15 @@ export class AgentsPanel extends ReactWidget {
     this.model = options.model ?? new AgentsModel();
     this._rendermime = options.rendermime;
     this._settings = options.settings;
+    this._actions = options.actions ?? {};
     this.model.changed.connect(() => this.update(), this);
   }
 
   readonly model: AgentsModel;
+
+  get settings(): PanelSettings {
+    return this._settings;
+  }
 
   updateSettings(settings: PanelSettings): void {
     const restart =
@@ -88,6 +175,7 @@ export class AgentsPanel extends ReactWidget {
         model={this.model}
         rendermime={this._rendermime}
         settings={this._settings}
+        actions={this._actions}
       />
     );
   }
@@ -116,6 +204,7 @@ export class AgentsPanel extends ReactWidget {
 
   private _rendermime: IRenderMimeRegistry | null;
   private _settings: PanelSettings;
+  private _actions: PanelActions;
   private _timer: ReturnType<typeof setInterval> | null = null;
 }
 
@@ -123,16 +212,22 @@ interface ViewProps {
   model: AgentsModel;
   rendermime: IRenderMimeRegistry | null;
   settings: PanelSettings;
+  actions: PanelActions;
 }
 
-function AgentsView({ model, rendermime, settings }: ViewProps): JSX.Element {
+function AgentsView({
+  model,
+  rendermime,
+  settings,
+  actions
+}: ViewProps): JSX.Element {
   return (
     <div className="jp-AgentsPanel-body">
       <Header model={model} />
       {model.selected === null ? (
         <Home model={model} settings={settings} />
       ) : (
-        <SessionPane model={model} rendermime={rendermime} />
+        <SessionPane model={model} rendermime={rendermime} actions={actions} />
       )}
     </div>
   );
@@ -147,6 +242,7 @@ function Header({ model }: { model: AgentsModel }): JSX.Element {
         <button
           className="jp-AgentsPanel-iconButton"
           title="Refresh"
+          data-testid="refresh"
           onClick={() => void model.refresh()}
         >
           <refreshIcon.react tag="span" />
@@ -167,12 +263,14 @@ function Header({ model }: { model: AgentsModel }): JSX.Element {
         </div>
       )}
       {health && !health.provider_ok && (
-        <div className="jp-AgentsPanel-error">
+        <div className="jp-AgentsPanel-error" data-testid="panel-error">
           {health.provider_detail || 'provider unavailable'}
         </div>
       )}
       {model.errors.server && (
-        <div className="jp-AgentsPanel-error">{model.errors.server}</div>
+        <div className="jp-AgentsPanel-error" data-testid="panel-error">
+          {model.errors.server}
+        </div>
       )}
     </div>
   );
@@ -194,9 +292,12 @@ function Home({
   );
   return (
     <div className="jp-AgentsPanel-home">
-      <Section title="Launch">
+      <Section title="Launch" name="launch">
+        <LaunchOptionsForm model={model} />
         {model.errors.launch && (
-          <div className="jp-AgentsPanel-error">{model.errors.launch}</div>
+          <div className="jp-AgentsPanel-error" data-testid="launch-error">
+            {model.errors.launch}
+          </div>
         )}
         {configs.length === 0 && model.loaded && (
           <div className="jp-AgentsPanel-empty">No presets</div>
@@ -207,16 +308,21 @@ function Home({
           ))}
         </div>
       </Section>
-      <Section title={`Sessions (${model.sessions.length})`}>
+      <Section title="Custom config" name="custom-config" initiallyOpen={false}>
+        <ConfigEditor model={model} configs={configs} />
+      </Section>
+      <Section title={`Sessions (${model.sessions.length})`} name="sessions">
         {model.errors.sessions && (
-          <div className="jp-AgentsPanel-error">{model.errors.sessions}</div>
+          <div className="jp-AgentsPanel-error" data-testid="sessions-error">
+            {model.errors.sessions}
+          </div>
         )}
         {model.sessions.length === 0 && model.loaded && (
           <div className="jp-AgentsPanel-empty">
             No sessions yet: launch a preset
           </div>
         )}
-        <ul className="jp-AgentsPanel-sessions">
+        <ul className="jp-AgentsPanel-sessions" data-testid="sessions-list">
           {model.sessions.map(session => (
             <SessionRow
               key={session.session_id}
@@ -232,14 +338,19 @@ function Home({
 
 function Section(props: {
   title: string;
+  name: string;
+  initiallyOpen?: boolean;
   children?: React.ReactNode;
 }): JSX.Element {
-  const [open, setOpen] = useState(true);
+  const [open, setOpen] = useState(props.initiallyOpen ?? true);
   const Caret = open ? caretDownIcon : caretRightIcon;
   return (
     <section className="jp-AgentsPanel-section">
       <button
         className="jp-AgentsPanel-sectionTitle"
+        data-testid={`section-${props.name}`}
+        data-open={open ? 'true' : 'false'}
+        aria-expanded={open}
         onClick={() => setOpen(!open)}
       >
         <Caret.react tag="span" />
@@ -249,6 +360,63 @@ function Section(props: {
         <div className="jp-AgentsPanel-sectionBody">{props.children}</div>
       )}
     </section>
+  );
+}
+
+/** Name and key of the next launch; the key stays in this page's memory only. */
+function LaunchOptionsForm({ model }: { model: AgentsModel }): JSX.Element {
+  const options = model.launchOptions;
+  const noServerKey =
+    model.health?.server_key === false && !model.health?.demo_mode;
+  return (
+    <div className="jp-AgentsPanel-launchOptions">
+      <label className="jp-AgentsPanel-field">
+        <span>Session name</span>
+        <input
+          className="jp-AgentsPanel-textInput"
+          data-testid="launch-name"
+          type="text"
+          placeholder="optional"
+          value={options.name}
+          onChange={event =>
+            model.setLaunchOptions({ name: event.target.value })
+          }
+        />
+      </label>
+      <label className="jp-AgentsPanel-check">
+        <input
+          type="checkbox"
+          data-testid="launch-use-server-key"
+          checked={options.useServerKey}
+          onChange={event =>
+            model.setLaunchOptions({ useServerKey: event.target.checked })
+          }
+        />
+        <span>Use the server's key</span>
+      </label>
+      {noServerKey && options.useServerKey && (
+        <div className="jp-AgentsPanel-hint">
+          The server has no API key of its own: enter yours.
+        </div>
+      )}
+      {!options.useServerKey && (
+        <label className="jp-AgentsPanel-field">
+          <span>API key</span>
+          <input
+            className="jp-AgentsPanel-textInput"
+            data-testid="launch-api-key"
+            type="password"
+            autoComplete="off"
+            spellCheck={false}
+            placeholder="sk-ant-… (kept in this page's memory only)"
+            value={options.apiKey}
+            onChange={event =>
+              model.setLaunchOptions({ apiKey: event.target.value })
+            }
+          />
+        </label>
+      )}
+    </div>
   );
 }
 
@@ -267,7 +435,11 @@ function PresetCard({
   ].filter(Boolean);
   const launching = model.launching === config.id;
   return (
-    <div className="jp-AgentsPanel-card" data-config-id={config.id}>
+    <div
+      className="jp-AgentsPanel-card"
+      data-testid="preset-card"
+      data-config-id={config.id}
+    >
       <div className="jp-AgentsPanel-cardTitle">{config.name || config.id}</div>
       {config.description && (
         <div className="jp-AgentsPanel-cardText">{config.description}</div>
@@ -286,6 +458,7 @@ function PresetCard({
       </div>
       <button
         className="jp-mod-styled jp-mod-accept jp-AgentsPanel-launch"
+        data-testid="preset-launch"
         disabled={model.launching !== null}
         onClick={() => void model.launch(config.id)}
       >
@@ -295,11 +468,86 @@ function PresetCard({
   );
 }
 
+/** A JSON config, prefilled from a preset; the server's refusal shows under it. */
+function ConfigEditor({
+  model,
+  configs
+}: {
+  model: AgentsModel;
+  configs: ConfigSummary[];
+}): JSX.Element {
+  const error = model.configError;
+  const launching = model.launching === CUSTOM_LAUNCH;
+  return (
+    <div className="jp-AgentsPanel-configEditor">
+      <select
+        className="jp-AgentsPanel-select"
+        data-testid="config-template"
+        value=""
+        onChange={event => {
+          if (event.target.value) {
+            void model.loadConfigTemplate(event.target.value);
+          }
+        }}
+      >
+        <option value="">Start from a preset…</option>
+        {configs.map(config => (
+          <option key={config.id} value={config.id}>
+            {config.name || config.id}
+          </option>
+        ))}
+      </select>
+      <textarea
+        className={`jp-AgentsPanel-input jp-AgentsPanel-code${error ? ' jp-mod-invalid' : ''}`}
+        data-testid="config-editor"
+        aria-label="Custom config (JSON)"
+        aria-invalid={error ? true : undefined}
+        spellCheck={false}
+        rows={12}
+        placeholder='{"id": "reviewer", "allowed_tools": ["Read", "Grep"], "system_prompt": "..."}'
+        value={model.configText}
+        onChange={event => model.setConfigText(event.target.value)}
+      />
+      {error && (
+        <div
+          className="jp-AgentsPanel-error"
+          data-testid="config-error"
+          data-field={error.field}
+          role="alert"
+        >
+          {error.field && (
+            <code
+              className="jp-AgentsPanel-errorField"
+              data-testid="config-error-field"
+            >
+              {error.field}
+            </code>
+          )}
+          <span>{error.message}</span>
+        </div>
+      )}
+      <div className="jp-AgentsPanel-buttons jp-AgentsPanel-end">
+        <button
+          className="jp-mod-styled jp-mod-accept"
+          data-testid="config-launch"
+          disabled={model.launching !== null || !model.configText.trim()}
+          onClick={() => void model.launchCustom()}
+        >
+          {launching ? 'Launching…' : 'Launch custom config'}
+        </button>
+      </div>
+    </div>
+  );
+}
+
 const LIVE_STATES = new Set(['starting', 'ready', 'busy', 'idle']);
 
 function StateBadge({ state }: { state: string }): JSX.Element {
   return (
-    <span className={`jp-AgentsPanel-state jp-AgentsPanel-state-${state}`}>
+    <span
+      className={`jp-AgentsPanel-state jp-AgentsPanel-state-${state}`}
+      data-testid="session-state"
+    >
       {state}
     </span>
   );
@@ -313,11 +561,14 @@ function SessionRow({
   model: AgentsModel;
 }): JSX.Element {
   const used = session.usage?.total_tokens ?? 0;
-  const stopping = model.stopping.has(session.session_id);
+  const busy = model.stopping.has(session.session_id);
+  const { cpu, memory } = resourceParts(session.resources ?? {});
   return (
     <li
       className="jp-AgentsPanel-session"
+      data-testid="session-row"
       data-session-id={session.session_id}
+      data-state={session.state}
       onClick={() => model.select(session.session_id)}
       title="Open the chat of this session"
     >
@@ -327,48 +578,86 @@ function SessionRow({
           {session.name || session.config_id}
         </span>
       </div>
-      <div className="jp-AgentsPanel-sessionMeta">
+      <div className="jp-AgentsPanel-sessionMeta" data-testid="session-cost">
         {[
           session.name ? session.config_id : '',
           age(session.created_at),
-          `${tokens(used)} tokens`
+          `${tokens(used)} tokens`,
+          cost(session.cost_usd)
         ]
           .filter(Boolean)
           .join(' · ')}
       </div>
-      {LIVE_STATES.has(session.state) && (
+      {(cpu || memory) && (
+        <div
+          className="jp-AgentsPanel-sessionMeta"
+          data-testid="session-resources"
+          title={
+            session.resources?.pids !== undefined
+              ? `${session.resources.pids} processes`
+              : ''
+          }
+        >
+          {[cpu, memory].filter(Boolean).join(' · ')}
+        </div>
+      )}
+      <div className="jp-AgentsPanel-rowActions">
+        {LIVE_STATES.has(session.state) && (
+          <button
+            className="jp-AgentsPanel-iconButton"
+            data-testid="session-stop"
+            title="Stop the session (its workspace is kept)"
+            disabled={busy}
+            onClick={event => {
+              event.stopPropagation();
+              void model.stop(session.session_id);
+            }}
+          >
+            <stopIcon.react tag="span" />
+          </button>
+        )}
         <button
-          className="jp-AgentsPanel-iconButton jp-AgentsPanel-stop"
-          title="Stop the session (its workspace is kept)"
-          disabled={stopping}
+          className="jp-AgentsPanel-iconButton"
+          data-testid="session-purge"
+          title="Purge: stop the session and delete its workspace"
+          disabled={busy}
           onClick={event => {
             event.stopPropagation();
-            void model.stop(session.session_id);
+            void model.purge(session.session_id);
           }}
         >
-          <stopIcon.react tag="span" />
+          <deleteIcon.react tag="span" />
         </button>
-      )}
+      </div>
     </li>
   );
 }
 
 function SessionPane({
   model,
-  rendermime
+  rendermime,
+  actions
 }: {
   model: AgentsModel;
   rendermime: IRenderMimeRegistry | null;
+  actions: PanelActions;
 }): JSX.Element {
   const view = model.view;
   const info = model.selectedInfo;
-  const tree = callTree(view);
-  const cost = usd(view.costUsd);
+  const spent = usd(Math.max(view.costUsd, info?.cost_usd ?? 0));
+  const waiting = view.permissions.length;
+  const tab = model.tab;
   return (
-    <div className="jp-AgentsPanel-sessionPane">
+    <div
+      className="jp-AgentsPanel-sessionPane"
+      data-testid="session-pane"
+      data-session-id={model.selected ?? ''}
+      data-state={view.state}
+    >
       <div className="jp-AgentsPanel-sessionHeader">
         <button
           className="jp-AgentsPanel-iconButton"
+          data-testid="session-back"
           title="Back to the sessions"
           onClick={() => model.select(null)}
         >
@@ -379,8 +668,31 @@ function SessionPane({
           {info?.name || info?.config_id || model.selected}
         </span>
         <span className="jp-AgentsPanel-usage">
-          {tokens(totalTokens(view))} tokens{cost ? ` · ${cost}` : ''}
+          {tokens(totalTokens(view))} tokens{spent ? ` · ${spent}` : ''}
         </span>
+        {actions.exportConversation && (
+          <button
+            className="jp-AgentsPanel-iconButton"
+            data-testid="session-export"
+            title="Export the conversation as a notebook"
+            onClick={() => actions.exportConversation?.()}
+          >
+            <notebookIcon.react tag="span" />
+          </button>
+        )}
+        {LIVE_STATES.has(view.state) && (
+          <button
+            className="jp-AgentsPanel-iconButton"
+            data-testid="session-stop-current"
+            title="Stop the session (its workspace is kept)"
+            disabled={
+              model.selected !== null && model.stopping.has(model.selected)
+            }
+            onClick={() => void model.stopSelected()}
+          >
+            <stopIcon.react tag="span" />
+          </button>
+        )}
       </div>
       {(model.connection === 'reconnecting' ||
         model.connection === 'failed') && (
@@ -395,6 +707,51 @@ function SessionPane({
           {model.connectionDetail ? `: ${model.connectionDetail}` : '…'}
         </div>
       )}
+      <div className="jp-AgentsPanel-tabs" role="tablist">
+        <button
+          role="tab"
+          className="jp-AgentsPanel-tab"
+          data-testid="tab-chat"
+          aria-selected={tab === 'chat'}
+          onClick={() => model.setTab('chat')}
+        >
+          Chat
+          {waiting > 0 && (
+            <span className="jp-AgentsPanel-badge" title="waiting for you">
+              {waiting}
+            </span>
+          )}
+        </button>
+        <button
+          role="tab"
+          className="jp-AgentsPanel-tab"
+          data-testid="tab-files"
+          aria-selected={tab === 'files'}
+          onClick={() => model.setTab('files')}
+        >
+          Files{model.files ? ` (${model.files.total_files})` : ''}
+        </button>
+      </div>
+      {tab === 'chat' ? (
+        <ChatTab model={model} rendermime={rendermime} />
+      ) : (
+        <FilesTab model={model} />
+      )}
+    </div>
+  );
+}
+
+function ChatTab({
+  model,
+  rendermime
+}: {
+  model: AgentsModel;
+  rendermime: IRenderMimeRegistry | null;
+}): JSX.Element {
+  const view = model.view;
+  const tree = callTree(view);
+  return (
+    <>
       <div className="jp-AgentsPanel-scroll">
         <div className="jp-AgentsPanel-chat" data-testid="chat">
           {view.entries.length === 0 && (
@@ -408,8 +765,11 @@ function SessionPane({
           <Permission key={p.request_id} request={p} model={model} />
         ))}
         {tree.length > 0 && (
-          <Section title={`Tools (${Object.keys(view.calls).length})`}>
-            <ul className="jp-AgentsPanel-timeline">
+          <Section
+            title={`Tools (${Object.keys(view.calls).length})`}
+            name="tools"
+          >
+            <ul className="jp-AgentsPanel-timeline" data-testid="tool-timeline">
               {tree.map(call => (
                 <Call key={call.tool_use_id} call={call} />
               ))}
@@ -417,12 +777,17 @@ function SessionPane({
           </Section>
         )}
         {view.todos.length > 0 && (
-          <Section title={`Tasks (${tasksDone(view)}/${view.todos.length})`}>
-            <ul className="jp-AgentsPanel-todos">
+          <Section
+            title={`Tasks (${tasksDone(view)}/${view.todos.length})`}
+            name="tasks"
+          >
+            <ul className="jp-AgentsPanel-todos" data-testid="task-list">
               {view.todos.map((todo, i) => (
                 <li
                   key={i}
                   className={`jp-AgentsPanel-todo jp-AgentsPanel-todo-${todo.status}`}
+                  data-testid="task-item"
+                  data-status={todo.status}
                 >
                   {todo.status === 'in_progress' && todo.activeForm
                     ? todo.activeForm
@@ -434,10 +799,12 @@ function SessionPane({
         )}
       </div>
       {model.errors.chat && (
-        <div className="jp-AgentsPanel-error">{model.errors.chat}</div>
+        <div className="jp-AgentsPanel-error" data-testid="chat-error">
+          {model.errors.chat}
+        </div>
       )}
       <Composer model={model} />
-    </div>
+    </>
   );
 }
 
@@ -451,14 +818,23 @@ function Entry({
   const className = `jp-AgentsPanel-entry jp-AgentsPanel-entry-${entry.role}${
     entry.streaming ? ' jp-mod-streaming' : ''
   }`;
+  const testid = `message-${entry.role}`;
   if (entry.role === 'assistant') {
     return (
-      <div className={className}>
+      <div
+        className={className}
+        data-testid={testid}
+        data-streaming={entry.streaming ? 'true' : 'false'}
+      >
         <Markdown text={entry.text} rendermime={rendermime} />
       </div>
     );
   }
-  return <div className={className}>{entry.text}</div>;
+  return (
+    <div className={className} data-testid={testid}>
+      {entry.text}
+    </div>
+  );
 }
 
 function Permission({
@@ -471,7 +847,9 @@ function Permission({
   return (
     <div
       className="jp-AgentsPanel-permission"
+      data-testid="permission-request"
       data-request-id={request.request_id}
+      data-tool-name={request.tool_name}
     >
       <div>
         Allow <b>{request.tool_name}</b>?
@@ -482,12 +860,14 @@ function Permission({
       <div className="jp-AgentsPanel-buttons">
         <button
           className="jp-mod-styled jp-mod-accept"
+          data-testid="permission-approve"
           onClick={() => void model.answer(request.request_id, 'allow')}
         >
           Approve
         </button>
         <button
           className="jp-mod-styled jp-mod-reject"
+          data-testid="permission-deny"
           onClick={() => void model.answer(request.request_id, 'deny')}
         >
           Deny
@@ -501,8 +881,19 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
   const [open, setOpen] = useState(false);
   const Caret = open ? caretDownIcon : caretRightIcon;
   return (
-    <li className={`jp-AgentsPanel-call jp-AgentsPanel-call-${call.status}`}>
-      <div className="jp-AgentsPanel-callRow" onClick={() => setOpen(!open)}>
+    <li
+      className={`jp-AgentsPanel-call jp-AgentsPanel-call-${call.status}`}
+      data-testid="tool-call"
+      data-tool-name={call.name}
+      data-status={call.status}
+      data-tool-use-id={call.tool_use_id}
+    >
+      <div
+        className="jp-AgentsPanel-callRow"
+        data-testid="tool-call-row"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+      >
         <Caret.react tag="span" />
         <span className="jp-AgentsPanel-callStatus" title={call.status} />
         <span className="jp-AgentsPanel-callName">{call.name}</span>
@@ -514,7 +905,10 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
         </span>
       </div>
       {open && (
-        <div className="jp-AgentsPanel-callDetail">
+        <div
+          className="jp-AgentsPanel-callDetail"
+          data-testid="tool-call-detail"
+        >
           <pre>{JSON.stringify(call.input, null, 2)}</pre>
           {call.notes.map((note, i) => (
             <div key={i} className="jp-AgentsPanel-callNote">
@@ -552,6 +946,7 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
     <div className="jp-AgentsPanel-composer">
       <textarea
         className="jp-AgentsPanel-input"
+        data-testid="chat-input"
         placeholder="Message the agent (Enter sends, Shift+Enter: new line)"
         rows={3}
         value={draft}
@@ -572,6 +967,7 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
         {busy && (
           <button
             className="jp-mod-styled jp-mod-warn"
+            data-testid="chat-interrupt"
             onClick={() => void model.interrupt()}
           >
             Interrupt
@@ -579,12 +975,337 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
         )}
         <button
           className="jp-mod-styled jp-mod-accept"
+          data-testid="chat-send"
           disabled={!draft.trim() || model.sending}
           onClick={send}
         >
           Send
         </button>
       </div>
+    </div>
+  );
+}
+
+/** Files of a drop, or none (text or links dragged in). */
+function droppedFiles(event: React.DragEvent): File[] {
+  return Array.from(event.dataTransfer?.files ?? []);
+}
+
+function hasFiles(event: React.DragEvent): boolean {
+  return Array.from(event.dataTransfer?.types ?? []).includes('Files');
+}
+
+function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
+  const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
+  const [dragging, setDragging] = useState(false);
+  const [dropTarget, setDropTarget] = useState<string | null>(null);
+  const depth = useRef(0);
+  const picker = useRef<HTMLInputElement>(null);
+  const tree = model.files;
+  const inLab =
+    typeof model.selectedInfo?.contents_path === 'string' &&
+    model.hooks.openInLab !== null;
+  const toggle = (path: string): void => {
+    const next = new Set(collapsed);
+    if (next.has(path)) {
+      next.delete(path);
+    } else {
+      next.add(path);
+    }
+    setCollapsed(next);
+  };
+  const drop = (event: React.DragEvent, target: string): void => {
+    event.preventDefault();
+    event.stopPropagation();
+    depth.current = 0;
+    setDragging(false);
+    setDropTarget(null);
+    const files = droppedFiles(event);
+    if (files.length > 0) {
+      void model.upload(files, target);
+    }
+  };
+  return (
+    <div
+      className={`jp-AgentsPanel-files${dragging ? ' jp-mod-dropTarget' : ''}`}
+      data-testid="files-dropzone"
+      onDragEnter={event => {
+        if (hasFiles(event)) {
+          event.preventDefault();
+          depth.current += 1;
+          setDragging(true);
+        }
+      }}
+      onDragOver={event => {
+        if (hasFiles(event)) {
+          event.preventDefault();
+          event.dataTransfer.dropEffect = 'copy';
+        }
+      }}
+      onDragLeave={() => {
+        depth.current = Math.max(0, depth.current - 1);
+        if (depth.current === 0) {
+          setDragging(false);
+          setDropTarget(null);
+        }
+      }}
+      onDrop={event => drop(event, '')}
+    >
+      <div className="jp-AgentsPanel-toolbar">
+        <span className="jp-AgentsPanel-usage" data-testid="files-total">
+          {tree
+            ? `${tree.total_files} ${tree.total_files === 1 ? 'file' : 'files'}${tree.truncated ? ' (list cut short)' : ''}`
+            : model.filesLoading
+              ? 'Loading…'
+              : ''}
+        </span>
+        <button
+          className="jp-AgentsPanel-iconButton"
+          data-testid="files-refresh"
+          title="Refresh the workspace tree"
+          disabled={model.filesLoading}
+          onClick={() => void model.refreshFiles()}
+        >
+          <refreshIcon.react tag="span" />
+        </button>
+        <button
+          className="jp-AgentsPanel-iconButton"
+          data-testid="upload-button"
+          title="Upload files into the workspace"
+          onClick={() => picker.current?.click()}
+        >
+          <fileUploadIcon.react tag="span" />
+        </button>
+        <input
+          ref={picker}
+          type="file"
+          multiple
+          hidden
+          data-testid="upload-input"
+          onChange={event => {
+            const files = Array.from(event.target.files ?? []);
+            event.target.value = '';
+            if (files.length > 0) {
+              void model.upload(files, '');
+            }
+          }}
+        />
+        <button
+          className="jp-AgentsPanel-iconButton"
+          data-testid="files-download-zip"
+          title="Download the whole workspace as a ZIP"
+          onClick={() => void model.downloadWorkspace()}
+        >
+          <downloadIcon.react tag="span" />
+        </button>
+      </div>
+      {model.uploads.map(upload => (
+        <UploadRow key={upload.id} upload={upload} model={model} />
+      ))}
+      {model.errors.files && (
+        <div className="jp-AgentsPanel-error" data-testid="files-error">
+          {model.errors.files}
+        </div>
+      )}
+      {model.preview && <Preview preview={model.preview} model={model} />}
+      <div className="jp-AgentsPanel-scroll">
+        {tree && tree.tree.length === 0 && (
+          <div className="jp-AgentsPanel-empty">
+            The workspace is empty. Drop files here to upload them.
+          </div>
+        )}
+        <ul className="jp-AgentsPanel-tree" data-testid="files-tree">
+          {tree &&
+            treeRows(tree.tree, collapsed).map(
+              ({ node, depth: level, collapsed: folded }) => {
+                const isDir = node.type === 'directory';
+                const Icon = isDir ? folderIcon : fileIcon;
+                const Caret = folded ? caretRightIcon : caretDownIcon;
+                return (
+                  <li
+                    key={node.path}
+                    className={`jp-AgentsPanel-treeRow${dropTarget === node.path ? ' jp-mod-dropTarget' : ''}`}
+                    style={{ paddingLeft: `${4 + level * 14}px` }}
+                    data-testid="file-entry"
+                    data-path={node.path}
+                    data-type={node.type}
+                    title={
+                      isDir
+                        ? node.path
+                        : `${node.path}: ${inLab ? 'open in JupyterLab' : 'preview'}`
+                    }
+                    onClick={() =>
+                      isDir ? toggle(node.path) : void model.openFile(node.path)
+                    }
+                    onDragOver={
+                      isDir
+                        ? event => {
+                            if (hasFiles(event)) {
+                              event.preventDefault();
+                              setDropTarget(node.path);
+                            }
+                          }
+                        : undefined
+                    }
+                    onDrop={isDir ? event => drop(event, node.path) : undefined}
+                  >
+                    {isDir ? (
+                      <Caret.react
+                        tag="span"
+                        className="jp-AgentsPanel-treeCaret"
+                      />
+                    ) : (
+                      <span className="jp-AgentsPanel-treeCaret" />
+                    )}
+                    <Icon.react
+                      tag="span"
+                      className="jp-AgentsPanel-treeIcon"
+                    />
+                    <span className="jp-AgentsPanel-treeName">{node.name}</span>
+                    {!isDir && (
+                      <>
+                        <span className="jp-AgentsPanel-treeSize">
+                          {bytes(node.size_bytes)}
+                        </span>
+                        <button
+                          className="jp-AgentsPanel-iconButton"
+                          data-testid="file-download"
+                          title={`Download ${node.name}`}
+                          onClick={event => {
+                            event.stopPropagation();
+                            void model.downloadFile(node.path);
+                          }}
+                        >
+                          <downloadIcon.react tag="span" />
+                        </button>
+                      </>
+                    )}
+                  </li>
+                );
+              }
+            )}
+        </ul>
+        <div className="jp-AgentsPanel-hint jp-AgentsPanel-dropHint">
+          Drop files here (or on a folder) to upload them.
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function UploadRow({
+  upload,
+  model
+}: {
+  upload: UploadState;
+  model: AgentsModel;
+}): JSX.Element {
+  const percent =
+    upload.state === 'done'
+      ? 100
+      : upload.total > 0
+        ? Math.min(100, Math.round((upload.loaded / upload.total) * 100))
+        : 0;
+  const label =
+    upload.state === 'uploading'
+      ? `${percent}%`
+      : upload.state === 'done'
+        ? 'uploaded'
+        : upload.state === 'cancelled'
+          ? upload.error || 'cancelled'
+          : upload.error;
+  const names =
+    upload.names.length > 2
+      ? `${upload.names.slice(0, 2).join(', ')} and ${upload.names.length - 2} more`
+      : upload.names.join(', ');
+  return (
+    <div
+      className={`jp-AgentsPanel-upload jp-AgentsPanel-upload-${upload.state}`}
+      data-testid="upload-progress"
+      data-state={upload.state}
+    >
+      <div className="jp-AgentsPanel-uploadTitle">
+        <span className="jp-AgentsPanel-uploadName">
+          {names}
+          {upload.target ? ` → ${upload.target}/` : ''}
+        </span>
+        <span className="jp-AgentsPanel-uploadState">{label}</span>
+        <button
+          className="jp-AgentsPanel-iconButton"
+          data-testid="upload-cancel"
+          title={upload.state === 'uploading' ? 'Cancel the upload' : 'Dismiss'}
+          onClick={() => model.dismissUpload(upload.id)}
+        >
+          <closeIcon.react tag="span" />
+        </button>
+      </div>
+      <div
+        className="jp-AgentsPanel-progress"
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={percent}
+      >
+        <div
+          className="jp-AgentsPanel-progressBar"
+          style={{ width: `${percent}%` }}
+        />
+      </div>
+    </div>
+  );
+}
+
+function Preview({
+  preview,
+  model
+}: {
+  preview: FilePreview;
+  model: AgentsModel;
+}): JSX.Element {
+  return (
+    <div
+      className="jp-AgentsPanel-preview"
+      data-testid="file-preview"
+      data-path={preview.path}
+    >
+      <div className="jp-AgentsPanel-previewTitle">
+        <span className="jp-AgentsPanel-treeName">{preview.path}</span>
+        <span className="jp-AgentsPanel-usage">
+          {[preview.language, bytes(preview.size_bytes)]
+            .filter(Boolean)
+            .join(' · ')}
+        </span>
+        <button
+          className="jp-AgentsPanel-iconButton"
+          title="Download"
+          onClick={() => void model.downloadFile(preview.path)}
+        >
+          <downloadIcon.react tag="span" />
+        </button>
+        <button
+          className="jp-AgentsPanel-iconButton"
+          data-testid="file-preview-close"
+          title="Close the preview"
+          onClick={() => model.closePreview()}
+        >
+          <closeIcon.react tag="span" />
+        </button>
+      </div>
+      {preview.binary ? (
+        <div className="jp-AgentsPanel-empty">
+          Binary file{preview.mime_type ? ` (${preview.mime_type})` : ''}:
+          download it to look inside.
+        </div>
+      ) : (
+        <pre className="jp-AgentsPanel-previewText">
+          <code>{preview.content ?? ''}</code>
+        </pre>
+      )}
+      {preview.truncated && (
+        <div className="jp-AgentsPanel-hint">
+          Only the beginning is shown: download the file for all of it.
+        </div>
+      )}
     </div>
   );
 }

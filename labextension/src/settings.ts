@@ -5,12 +5,15 @@ export interface PanelSettings {
   defaultPreset: string;
   panelSide: 'left' | 'right';
   sessionsRefreshSeconds: number;
+  /** where exported conversations go in the Jupyter tree ('' = its root) */
+  exportDirectory: string;
 }
 
 export const DEFAULT_SETTINGS: PanelSettings = {
   defaultPreset: 'code-assistant',
   panelSide: 'right',
-  sessionsRefreshSeconds: 5
+  sessionsRefreshSeconds: 5,
+  exportDirectory: ''
 };
 
 /** The settings from a composite settings object, each field checked, defaults elsewhere. */
@@ -21,6 +24,7 @@ export function readSettings(
   const preset = raw.defaultPreset;
   const side = raw.panelSide;
   const refresh = raw.sessionsRefreshSeconds;
+  const exportDirectory = raw.exportDirectory;
   return {
     defaultPreset:
       typeof preset === 'string' ? preset : DEFAULT_SETTINGS.defaultPreset,
@@ -29,6 +33,10 @@ export function readSettings(
     sessionsRefreshSeconds:
       typeof refresh === 'number' && refresh >= 1
         ? refresh
-        : DEFAULT_SETTINGS.sessionsRefreshSeconds
+        : DEFAULT_SETTINGS.sessionsRefreshSeconds,
+    exportDirectory:
+      typeof exportDirectory === 'string'
+        ? exportDirectory
+        : DEFAULT_SETTINGS.exportDirectory
   };
 }

@@ -1,7 +1,10 @@
 // @vitest-environment jsdom
 /**
  * The panel's DOM in jsdom against a fake server: demo label, preset cards, sessions,
- * launching, and the composer (Enter sends, Shift+Enter does not).
+ * launching, and the composer (Enter sends, Shift+Enter does not); session rows with cost
+ * and resources, purge through JupyterLab's own dialog, the custom config editor's error
+ * next to it, the Files tab (tree entries, open, fold) and an upload's progress bar.
+ * Selectors are mostly the data-testid names the browser tests use.
  */
 
 import { Widget } from '@lumino/widgets';
@@ -10,7 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentsModel } from '../src/model';
 import { AgentsPanel } from '../src/panel';
 import { DEFAULT_SETTINGS } from '../src/settings';
+import { $, $$, type, until } from './dom';
 import { FakeServer, frame, json, sse, stamp } from './fakeserver';
+import { FakeXHR } from './xhr';
 
 const CONFIGS = [
   {
@@ -92,34 +97,6 @@ function server(): FakeServer {
     .on('POST', /agents\/s1\/chat$/, () => sse(TURN.map(frame)));
 }
 
-async function until<T>(
-  probe: () => T | null | undefined | false,
-  what: string
-): Promise<T> {
-  const deadline = Date.now() + 3000;
-  for (;;) {
-    const value = probe();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what}: ${document.body.innerHTML.slice(0, 2000)}`
-      );
-    }
-    await new Promise(r => setTimeout(r, 10));
-  }
-}
-
-function type(area: HTMLTextAreaElement, text: string): void {
-  const setter = Object.getOwnPropertyDescriptor(
-    HTMLTextAreaElement.prototype,
-    'value'
-  )!.set!;
-  setter.call(area, text);
-  area.dispatchEvent(new Event('input', { bubbles: true }));
-}
-
 function key(area: HTMLTextAreaElement, shiftKey: boolean): void {
   area.dispatchEvent(
     new KeyboardEvent('keydown', {
@@ -163,6 +140,8 @@ describe('AgentsPanel', () => {
     }, 'two preset cards');
     // the default preset (settings) comes first
     expect((cards[0] as HTMLElement).dataset.configId).toBe('code-assistant');
+    expect($$('preset-card')).toHaveLength(2);
+    expect($('preset-launch', cards[0])?.textContent).toBe('Launch');
     expect(cards[0].textContent).toContain('4g memory');
     const row = await until(
       () => document.querySelector('[data-session-id="s0"]'),
@@ -207,6 +186,20 @@ describe('AgentsPanel', () => {
     expect(
       document.querySelector('.jp-AgentsPanel-call-ok')?.textContent
     ).toContain('Bash');
+    // the names the browser tests use
+    expect($$('preset-card').map(c => c.dataset.configId)).toEqual([]);
+    expect($('chat-input')).toBe(area);
+    expect($$('message-user').map(e => e.textContent)).toEqual(['hello']);
+    const reply = $$('message-assistant');
+    expect(reply.map(e => [e.textContent, e.dataset.streaming])).toEqual([
+      ['Hi there!', 'false']
+    ]);
+    const call = $('tool-call')!;
+    expect([call.dataset.toolName, call.dataset.status]).toEqual([
+      'Bash',
+      'ok'
+    ]);
+    expect($('session-pane')?.dataset.sessionId).toBe('s1');
     expect(area.value).toBe('');
   });
 });
@@ -246,5 +239,280 @@ describe('Markdown', () => {
     }, 'the latest text rendered');
     expect(rendered.innerHTML).not.toContain('<script');
     widget.dispose();
+  });
+});
+
+const CONFIG_CA = {
+  id: 'code-assistant',
+  name: 'Code Assistant',
+  description: 'Writes code',
+  allowed_tools: ['Bash'],
+  permission_mode: 'acceptEdits',
+  has_mcp_servers: false,
+  has_sub_agents: false,
+  resource_limits: { cpu: 2, memory: '4g' }
+};
+
+const SESSION_S1 = {
+  session_id: 's1',
+  name: 'nightly',
+  state: 'idle',
+  config_id: 'code-assistant',
+  created_at: new Date(Date.now() - 3_600_000).toISOString(),
+  usage: { input_tokens: 9030, output_tokens: 46, total_tokens: 9076 },
+  cost_usd: 0.03704,
+  resources: {
+    cpu_percent: 12.4,
+    memory_bytes: 231124992,
+    memory_limit_bytes: 4294967296,
+    pids: 14
+  },
+  contents_path: 'agent-workspaces/s1',
+  last_seq: 0
+};
+
+const TREE_S1 = {
+  root: '/workspace',
+  tree: [
+    {
+      name: 'src',
+      path: 'src',
+      type: 'directory',
+      size_bytes: 0,
+      modified: '',
+      children: [
+        {
+          name: 'fib.py',
+          path: 'src/fib.py',
+          type: 'file',
+          size_bytes: 120,
+          modified: ''
+        }
+      ]
+    },
+    {
+      name: 'README.md',
+      path: 'README.md',
+      type: 'file',
+      size_bytes: 2048,
+      modified: ''
+    }
+  ],
+  total_files: 2
+};
+
+function serverS1(): FakeServer {
+  let sessions = [SESSION_S1];
+  return new FakeServer()
+    .on('GET', /health$/, () =>
+      json({
+        status: 'ok',
+        provider: 'docker',
+        provider_ok: true,
+        isolated: true
+      })
+    )
+    .on('GET', /configs\/$/, () => json({ configs: [CONFIG_CA], total: 1 }))
+    .on('GET', /configs\/code-assistant$/, () => json({ id: 'code-assistant' }))
+    .on('GET', /agents\/sessions$/, () =>
+      json({ sessions, total: sessions.length })
+    )
+    .on('DELETE', /agents\/sessions\/s1$/, () => {
+      sessions = [];
+      return json({ session_id: 's1', stopped: true, purged: true });
+    })
+    .on('POST', /agents\/launch$/, () =>
+      json(
+        {
+          message: "config.max_turns: must be a positive integer, not 'many'",
+          reason: 'Bad Request',
+          field: 'config.max_turns'
+        },
+        400
+      )
+    )
+    .on('GET', /agents\/s1\/events$/, () => sse([': hb\n\n'], 'hang'))
+    .on('GET', /files\/s1$/, () => json(TREE_S1));
+}
+
+describe('AgentsPanel (sessions, config editor, files)', () => {
+  let panel: AgentsPanel | null = null;
+  afterEach(() => {
+    panel?.dispose();
+    panel = null;
+    document.body.innerHTML = '';
+  });
+
+  function open(model: AgentsModel): void {
+    panel = new AgentsPanel({
+      rendermime: null,
+      settings: DEFAULT_SETTINGS,
+      model
+    });
+    Widget.attach(panel, document.body);
+    panel.show();
+  }
+
+  it('a session row shows state, preset, age, tokens, cost, CPU, memory; Purge asks in a dialog', async () => {
+    const fake = serverS1();
+    open(new AgentsModel(fake.api()));
+    const row = await until(() => $('session-row'), 'the session row');
+    expect(row.dataset.sessionId).toBe('s1');
+    expect(row.dataset.state).toBe('idle');
+    expect($('session-state', row)?.textContent).toBe('idle');
+    expect($('session-cost', row)?.textContent).toBe(
+      'code-assistant · 1 h · 9.1k tokens · $0.04'
+    );
+    expect($('session-resources', row)?.textContent).toBe(
+      '12% CPU · 220 MB / 4.0 GB'
+    );
+    expect($('session-stop', row)).not.toBeNull();
+
+    // Purge: JupyterLab's dialog; Cancel sends nothing
+    $('session-purge', row)!.click();
+    let dialog = await until(
+      () => document.querySelector('.jp-Dialog'),
+      'the dialog'
+    );
+    expect(dialog.textContent).toContain('Purge the session?');
+    expect(dialog.textContent).toContain('"nightly"');
+    (dialog.querySelector('.jp-mod-reject') as HTMLButtonElement).click();
+    await until(
+      () => !document.querySelector('.jp-Dialog'),
+      'the dialog closed'
+    );
+    expect(fake.requests.some(r => r.method === 'DELETE')).toBe(false);
+
+    $('session-purge', row)!.click();
+    dialog = await until(
+      () => document.querySelector('.jp-Dialog'),
+      'the dialog'
+    );
+    (dialog.querySelector('.jp-mod-warn') as HTMLButtonElement).click();
+    await until(() => $$('session-row').length === 0, 'the row gone');
+    const del = fake.requests.find(r => r.method === 'DELETE')!;
+    expect(new URL(del.url).searchParams.get('purge')).toBe('true');
+  });
+
+  it("the custom config editor shows the server's message and field next to it", async () => {
+    const fake = serverS1();
+    open(new AgentsModel(fake.api()));
+    const section = await until(
+      () => $('section-custom-config'),
+      'the section'
+    );
+    expect(section.dataset.open).toBe('false');
+    section.click();
+    const template = await until(
+      () => $('config-template') as HTMLSelectElement | null,
+      'the preset select'
+    );
+    await until(() => template.options.length === 2, 'the presets in it');
+    template.value = 'code-assistant';
+    template.dispatchEvent(new Event('change', { bubbles: true }));
+    const editor = $('config-editor') as HTMLTextAreaElement;
+    await until(() => editor.value.includes('"code-assistant"'), 'the prefill');
+
+    type(editor, '{"id": "x", "max_turns": "many"}');
+    $('config-launch')!.click();
+    const error = await until(() => $('config-error'), 'the error');
+    expect(error.dataset.field).toBe('config.max_turns');
+    expect($('config-error-field', error)?.textContent).toBe(
+      'config.max_turns'
+    );
+    expect(error.textContent).toContain('must be a positive integer');
+    expect(editor.getAttribute('aria-invalid')).toBe('true');
+    // right under the editor
+    expect(editor.nextElementSibling).toBe(error);
+
+    type(editor, 'not json');
+    $('config-launch')!.click();
+    await until(
+      () => $('config-error')?.textContent?.includes('not valid JSON'),
+      'the JSON error'
+    );
+  });
+
+  it('the API key field appears only without the server key, as a password field', async () => {
+    const fake = serverS1();
+    const model = new AgentsModel(fake.api());
+    open(model);
+    const check = await until(
+      () => $('launch-use-server-key') as HTMLInputElement | null,
+      'the checkbox'
+    );
+    expect(check.checked).toBe(true);
+    expect($('launch-api-key')).toBeNull();
+    check.click();
+    const key = await until(
+      () => $('launch-api-key') as HTMLInputElement | null,
+      'the key field'
+    );
+    expect(key.type).toBe('password');
+    type(key, 'sk-ant-secret');
+    expect(model.launchOptions.apiKey).toBe('sk-ant-secret');
+    type($('launch-name') as HTMLInputElement, 'run 1');
+    expect(model.launchOptions.name).toBe('run 1');
+  });
+
+  it('the Files tab: entries with path and type, a file opens in Lab, a folder folds; upload shows progress', async () => {
+    const fake = serverS1();
+    const opened: string[] = [];
+    const xhrs: FakeXHR[] = [];
+    const model = new AgentsModel(fake.api(), {
+      openInLab: async path => {
+        opened.push(path);
+      },
+      createXHR: () => {
+        const xhr = new FakeXHR();
+        xhrs.push(xhr);
+        return xhr;
+      }
+    });
+    open(model);
+    (await until(() => $('session-row'), 'the row')).click();
+    (await until(() => $('tab-files'), 'the files tab')).click();
+    await until(() => $$('file-entry').length === 3, 'three entries');
+    expect($('tab-files')?.getAttribute('aria-selected')).toBe('true');
+    expect($('files-total')?.textContent).toBe('2 files');
+    expect($$('file-entry').map(e => [e.dataset.path, e.dataset.type])).toEqual(
+      [
+        ['src', 'directory'],
+        ['src/fib.py', 'file'],
+        ['README.md', 'file']
+      ]
+    );
+
+    $$('file-entry')[1].click();
+    await until(() => opened.length === 1, 'the file opened');
+    expect(opened).toEqual(['agent-workspaces/s1/src/fib.py']);
+
+    $$('file-entry')[0].click(); // fold src
+    await until(() => $$('file-entry').length === 2, 'src folded');
+
+    // the file picker: an upload with a progress bar
+    const input = $('upload-input') as HTMLInputElement;
+    const file = new File(['x'.repeat(100)], 'notes.txt');
+    Object.defineProperty(input, 'files', {
+      value: [file],
+      configurable: true
+    });
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+    await until(() => xhrs.length === 1, 'the upload request');
+    xhrs[0].progress(40, 160);
+    const progress = await until(
+      () =>
+        $('upload-progress')
+          ?.querySelector('[role="progressbar"]')
+          ?.getAttribute('aria-valuenow') === '25' && $('upload-progress'),
+      'the progress at 25%'
+    );
+    expect(progress.dataset.state).toBe('uploading');
+    expect(progress.textContent).toContain('notes.txt');
+    xhrs[0].respond(200, {
+      uploaded: [{ filename: 'notes.txt', path: 'notes.txt' }]
+    });
+    await until(() => $('upload-progress')?.dataset.state === 'done', 'done');
+    expect(xhrs[0].parts()).toEqual([['files', 'notes.txt']]);
   });
 });
