@@ -1,9 +1,10 @@
 """The labextension's TypeScript client (labextension/src/api.ts, sse.ts, reducer.ts)
 against a real Jupyter server with agcluster and the scripted model: launch, a streamed
-turn through ``POST chat``, the event log followed from seq 1, stop.
+turn through ``POST chat``, the event log followed from seq 1, stop; and the files flows
+(tree, preview, upload with the 409 → overwrite path, downloads).
 
-The vitest case lives in labextension/test/live.test.ts; the server runs on this test's
-event loop, so npm runs as an asyncio subprocess.
+The vitest cases live in labextension/test/live.test.ts and live-files.test.ts; the server
+runs on this test's event loop, so npm runs as an asyncio subprocess.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ async def test_typescript_client_against_a_real_server(
             "test",
             "--",
             "test/live.test.ts",
+            "test/live-files.test.ts",
             "--reporter=default",
             "--reporter=json",
             f"--outputFile.json={report}",
@@ -54,7 +56,12 @@ async def test_typescript_client_against_a_real_server(
     output = out.decode(errors="replace")
     assert proc.returncode == 0, output
     results = json.loads(report.read_text())
-    tests = [t for f in results["testResults"] for t in f["assertionResults"]]
-    assert [t["status"] for t in tests] == ["passed"], output
+    by_file = {
+        Path(f["name"]).name: [t["status"] for t in f["assertionResults"]]
+        for f in results["testResults"]
+    }
+    assert set(by_file) == {"live.test.ts", "live-files.test.ts"}, output
+    assert all(by_file.values()), output  # each file ran cases; none skipped
+    assert {s for statuses in by_file.values() for s in statuses} == {"passed"}, output
     assert agcluster_app.manager.sessions, "the vitest case launched no session here"
     assert all(s.state in {"stopped", "stopping"} for s in agcluster_app.manager.sessions.values())
