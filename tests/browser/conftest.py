@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import httpx
 import pytest
 
 from agcluster_jupyter.testing.jupyter import JupyterServerProcess, runner_pids
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = os.environ.get("AGCLUSTER_CHROMIUM", "/usr/bin/chromium")
+#: a folder with a built ``agcluster-jupyter/`` labextension served instead of the installed
+#: one (e.g. a panel build under test that is not installed)
+LABEXTENSIONS = os.environ.get("AGCLUSTER_LABEXTENSIONS_PATH", "")
 VIEWPORT = {"width": 1400, "height": 900}
 #: Playwright's default wait for actions and ``expect`` (ms): a shared 2-core CI machine
 #: loads JupyterLab in ~6 s
@@ -95,30 +99,56 @@ def jp_server_cleanup() -> None:
 
 
 @pytest.fixture(scope="session")
-def lab_server() -> Iterator[JupyterServerProcess]:
-    """One JupyterLab server for the browser tests; each test uses its own Lab workspace."""
+def lab_model() -> Iterator[ScriptedModelServer]:
+    """The scripted model behind the server's gateway (demo scenarios; a test module adds
+    its own with ``lab_model.add_scenarios``)."""
     with ScriptedModelServer(api_key=TEST_KEY) as model:
-        server = JupyterServerProcess(model.url, TEST_KEY, token=secrets.token_hex(16))
-        settings_dir = server.base / "lab-settings"
-        for name, values in LAB_SETTINGS.items():
-            path = settings_dir / f"{name}.jupyterlab-settings"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values))
-        server.cmd += [
-            f"--LabApp.user_settings_dir={settings_dir}",
-            f"--LabApp.workspaces_dir={server.base / 'lab-workspaces'}",
-            "--LabApp.expose_app_in_browser=True",
-        ]
-        try:
-            server.start()
-        except RuntimeError as exc:
-            shutil.rmtree(server.base, ignore_errors=True)
-            pytest.fail(str(exc))
-        yield server
-        leaked = server.stop()
-        leaked += sorted(runner_pids(str(server.base)))
+        yield model
+
+
+@pytest.fixture(scope="session")
+def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]:
+    """One JupyterLab server for the browser tests; each test uses its own Lab workspace."""
+    server = JupyterServerProcess(lab_model.url, TEST_KEY, token=secrets.token_hex(16))
+    # session workspaces in the Jupyter tree, as by default, so files open in Lab
+    workspaces = server.base / "root" / "agent-workspaces"
+    workspaces.mkdir(mode=0o755)
+    settings_dir = server.base / "lab-settings"
+    for name, values in LAB_SETTINGS.items():
+        path = settings_dir / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    if LABEXTENSIONS:  # a build of the panel that is not (yet) the installed one
+        server.cmd.append(f"--LabApp.extra_labextensions_path={LABEXTENSIONS}")
+    server.cmd += [
+        f"--AgClusterApp.workspace_root={workspaces}",
+        f"--LabApp.user_settings_dir={settings_dir}",
+        f"--LabApp.workspaces_dir={server.base / 'lab-workspaces'}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    try:
+        server.start()
+    except RuntimeError as exc:
         shutil.rmtree(server.base, ignore_errors=True)
-        assert not leaked, f"processes outlived the server: {leaked}"
+        pytest.fail(str(exc))
+    yield server
+    leaked = server.stop()
+    leaked += sorted(runner_pids(str(server.base)))
+    shutil.rmtree(server.base, ignore_errors=True)
+    assert not leaked, f"processes outlived the server: {leaked}"
+
+
+def session_ids(server: JupyterServerProcess) -> set[str]:
+    return {s["session_id"] for s in server.get("agents/sessions").json()["sessions"]}
+
+
+def purge_sessions(server: JupyterServerProcess, ids: set[str]) -> None:
+    for session_id in ids:
+        httpx.delete(
+            f"{server.url}agents/sessions/{session_id}?purge=true",
+            headers=server.headers,
+            timeout=60,
+        ).raise_for_status()
 
 
 def lab_root(server: JupyterServerProcess) -> str:
@@ -184,9 +214,11 @@ class Lab:
         """This test's workspace, without the token (the page's cookie logs it in)."""
         return f"{self.root}lab/workspaces/{self.workspace}"
 
-    def take_errors(self) -> list[str]:
-        """The errors so far, which then no longer fail the test."""
-        taken, self.errors[:] = list(self.errors), []
+    def take_errors(self, matching: str = "") -> list[str]:
+        """The errors so far (those matching the regex ``matching``), which then no longer
+        fail the test: for errors a test provokes on purpose."""
+        taken = [e for e in self.errors if re.search(matching, e)]
+        self.errors[:] = [e for e in self.errors if e not in taken]
         return taken
 
     def wait_until_ready(self, launcher: bool = True) -> None:
@@ -292,6 +324,7 @@ def lab(
     page.on("console", on_console)
     page.on("pageerror", lambda exc: lab.errors.append(f"pageerror: {exc}"))
     request.node.stash[_LAB] = lab
+    sessions_before = session_ids(lab_server)
     try:
         page.goto(f"{lab.url}?token={lab_server.token}")
         lab.wait_until_ready()
@@ -302,6 +335,8 @@ def lab(
         if _SCREENSHOT not in request.node.stash:
             screenshot(request.node, lab)
         context.close()
+        # the sessions the test launched: stopped, their workspaces deleted
+        purge_sessions(lab_server, session_ids(lab_server) - sessions_before)
 
 
 def screenshot(item: pytest.Item, lab: Lab) -> Path | None:

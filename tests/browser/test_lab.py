@@ -8,13 +8,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 
 from ..support import TEST_KEY
+from .agents_panel import OPEN_PANEL, PANEL_ID, expect
 from .conftest import Lab, lab_root
 
 if TYPE_CHECKING:
@@ -23,15 +24,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 PLUGIN_ID = "agcluster-jupyter:plugin"
-PANEL_ID = "agcluster-agents-panel"
-OPEN_PANEL = "agcluster:open-panel"
 OPEN_PANEL_LABEL = "Open the Agents Panel"
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as _expect
-
-    return _expect(target)
 
 
 def test_labextension_list_reports_agcluster_ok() -> None:
