@@ -1,23 +1,31 @@
 """Real-browser fixtures: a real JupyterLab with agcluster, driven by Debian's Chromium.
 
+- ``lab_model`` (session): the scripted model (demo scenarios; a module adds its own with
+  ``lab_model.add_scenarios``).
 - ``lab_server`` (session): ``jupyter server`` (JupyterLab and agcluster on it), provider
   ``local``, the scripted model as the gateway's upstream, the model's key in the server's
-  environment only, token auth on.  JupyterLab's workspaces and user settings live in its
-  own folder (news and update checks off: no toast over the page);
-  ``window.jupyterapp`` is exposed so tests can wait on the app and run commands.
+  environment only, token auth on, session workspaces in the Jupyter tree (so they open in
+  Lab).  JupyterLab's workspaces and user settings live in its own folder (news and update
+  checks off: no toast over the page); ``window.jupyterapp`` is exposed so tests can wait
+  on the app and run commands.  ``$AGCLUSTER_LABEXTENSIONS_PATH`` (a folder holding a built
+  ``agcluster-jupyter/``) serves that panel build instead of the installed one.
 - ``browser`` (session): headless Chromium at ``/usr/bin/chromium`` (``$AGCLUSTER_CHROMIUM``
   overrides), through Playwright's sync API; Playwright never downloads a browser.
 - ``lab`` (each test): a fresh browser context logged in by ``/lab/workspaces/<test>?token=``
-  (a workspace of its own, so layouts never leak between tests), JupyterLab fully
-  restored.  Console errors and uncaught page errors are collected and fail the test
-  unless the test took them (``lab.take_errors()``).  A screenshot of the page is saved to
-  ``tests/browser/artifacts/<test>.png`` at the end of every test (at the moment of
-  failure for a failed one) and named in the report (``user_properties`` and, on failure,
-  a report section with the console log and the server log's tail).
+  (a workspace of its own, so layouts never leak between tests), JupyterLab restored and
+  its Launcher focused.  Console errors and uncaught page errors are collected and fail
+  the test unless the test took them (``lab.take_errors(matching)``).  A screenshot of the
+  page is saved to ``tests/browser/artifacts/<test>.png`` (git-ignored) at the end of
+  every test (at the moment of failure for a failed one) and named in the report
+  (``user_properties``, so junit XML has it; on failure, report sections with the path,
+  the console log and the server log's tail).  Sessions the test launched are purged.
 
-Tests are plain ``def test_...`` (the sync API refuses to run inside an asyncio loop, and
-pytest-asyncio runs none for sync tests) marked ``pytest.mark.browser``.  Without
-Playwright or Chromium they are skipped, but fail when ``CI`` is set.
+A test: a plain ``def test_...(lab)`` (the sync API refuses to run inside an asyncio loop;
+pytest-asyncio runs none for sync tests) in a module marked ``pytest.mark.browser``; drive
+the Agents panel with ``agents_panel.AgentsPanel(lab)`` (its ``data-testid`` contract), use
+Playwright's ``expect`` (auto-waiting, 30 s here) rather than sleeps, and ``lab.server``
+(``get``/``post``) to check the server's side.  Without Playwright or Chromium the tests
+skip, but fail when ``CI`` is set.
 """
 
 from __future__ import annotations
@@ -197,12 +205,12 @@ class Lab:
     """A JupyterLab page, fully restored, and what its console said."""
 
     page: Page
-    server: JupyterServerProcess
+    server: JupyterServerProcess = field(repr=False)
     workspace: str
     #: console errors and uncaught exceptions, as ``"console: ..."``/``"pageerror: ..."``
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list, repr=False)
     #: every console message (for the report of a failed test)
-    console: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list, repr=False)
 
     @property
     def root(self) -> str:
