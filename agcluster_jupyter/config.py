@@ -429,7 +429,18 @@ class AgentConfig(_Strict):
             "has_mcp_servers": bool(self.mcp_servers),
             "has_sub_agents": bool(self.agents),
             "resource_limits": self.resource_limits.model_dump(),
+            "system_prompt": self.prompt_summary(),
         }
+
+    def prompt_summary(self) -> str:
+        """The system prompt as one text a person can read on a preset card."""
+        prompt = self.system_prompt
+        if prompt is None:
+            return ""  # the SDK then sends an empty system prompt
+        if isinstance(prompt, str):
+            return prompt
+        appended = f", and: {prompt.append}" if prompt.append else ""
+        return f"Claude Code's own system prompt{appended}"
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> tuple[str, str]:

@@ -357,7 +357,11 @@ def test_summary() -> None:
         "has_mcp_servers": False,
         "has_sub_agents": True,
         "resource_limits": {"cpu": 1.0, "memory": "2g", "storage": "5g"},
+        "system_prompt": "",
     }
+    assert make(system_prompt="Be brief.").summary()["system_prompt"] == "Be brief."
+    appended = make(system_prompt={"type": "preset", "preset": "claude_code", "append": "Tests!"})
+    assert appended.summary()["system_prompt"] == "Claude Code's own system prompt, and: Tests!"
 
 
 @pytest.mark.parametrize(
