@@ -75,6 +75,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     panel.id = 'agcluster-agents-panel';
     panel.title.icon = agentsIcon;
+    panel.title.label = 'Agents';
     panel.title.caption = 'Agents';
 
     let side: 'left' | 'right' = settings.panelSide;

@@ -25,7 +25,10 @@
  *   session-stop           Stop (live sessions)
  *   session-purge          Purge (asks first, in a JupyterLab dialog)
  *   sessions-error         a failed list/stop/purge
- *   session-pane           the open session (data-session-id, data-state)
+ *   session-pane           the open session (data-session-id, data-state, data-busy:
+ *                          "true" while a turn runs, else "false")
+ *   session-title          its name (the full name in its tooltip)
+ *   session-usage          its tokens and cost (a line of its own)
  *   session-back           back to the sessions
  *   session-export         export the conversation as a notebook
  *   session-stop-current   stop the open session
@@ -653,46 +656,56 @@ function SessionPane({
       data-testid="session-pane"
       data-session-id={model.selected ?? ''}
       data-state={view.state}
+      data-busy={model.sending || view.busy ? 'true' : 'false'}
     >
       <div className="jp-AgentsPanel-sessionHeader">
-        <button
-          className="jp-AgentsPanel-iconButton"
-          data-testid="session-back"
-          title="Back to the sessions"
-          onClick={() => model.select(null)}
+        <div className="jp-AgentsPanel-sessionTitleRow">
+          <button
+            className="jp-AgentsPanel-iconButton"
+            data-testid="session-back"
+            title="Back to the sessions"
+            onClick={() => model.select(null)}
+          >
+            <caretLeftIcon.react tag="span" />
+          </button>
+          <StateBadge state={view.state} />
+          <span
+            className="jp-AgentsPanel-sessionName"
+            data-testid="session-title"
+            title={info?.name || info?.config_id || model.selected || ''}
+          >
+            {info?.name || info?.config_id || model.selected}
+          </span>
+          {actions.exportConversation && (
+            <button
+              className="jp-AgentsPanel-iconButton"
+              data-testid="session-export"
+              title="Export the conversation as a notebook"
+              onClick={() => actions.exportConversation?.()}
+            >
+              <notebookIcon.react tag="span" />
+            </button>
+          )}
+          {LIVE_STATES.has(view.state) && (
+            <button
+              className="jp-AgentsPanel-iconButton"
+              data-testid="session-stop-current"
+              title="Stop the session (its workspace is kept)"
+              disabled={
+                model.selected !== null && model.stopping.has(model.selected)
+              }
+              onClick={() => void model.stopSelected()}
+            >
+              <stopIcon.react tag="span" />
+            </button>
+          )}
+        </div>
+        <div
+          className="jp-AgentsPanel-usage jp-AgentsPanel-sessionStats"
+          data-testid="session-usage"
         >
-          <caretLeftIcon.react tag="span" />
-        </button>
-        <StateBadge state={view.state} />
-        <span className="jp-AgentsPanel-sessionName">
-          {info?.name || info?.config_id || model.selected}
-        </span>
-        <span className="jp-AgentsPanel-usage">
           {tokens(totalTokens(view))} tokens{spent ? ` · ${spent}` : ''}
-        </span>
-        {actions.exportConversation && (
-          <button
-            className="jp-AgentsPanel-iconButton"
-            data-testid="session-export"
-            title="Export the conversation as a notebook"
-            onClick={() => actions.exportConversation?.()}
-          >
-            <notebookIcon.react tag="span" />
-          </button>
-        )}
-        {LIVE_STATES.has(view.state) && (
-          <button
-            className="jp-AgentsPanel-iconButton"
-            data-testid="session-stop-current"
-            title="Stop the session (its workspace is kept)"
-            disabled={
-              model.selected !== null && model.stopping.has(model.selected)
-            }
-            onClick={() => void model.stopSelected()}
-          >
-            <stopIcon.react tag="span" />
-          </button>
-        )}
+        </div>
       </div>
       {(model.connection === 'reconnecting' ||
         model.connection === 'failed') && (
