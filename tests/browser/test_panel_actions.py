@@ -129,6 +129,9 @@ def test_interrupt_a_long_tool_call(lab: Lab, panel: AgentsPanel) -> None:
     title, usage = panel.tid("session-title"), panel.tid("session-usage")
     assert title.evaluate("e => e.scrollWidth <= e.clientWidth"), title.inner_text()
     assert usage.bounding_box()["y"] > title.bounding_box()["y"]  # type: ignore[index]
+    # the side tab names the panel (its title.label)
+    tab = lab.page.locator(".lm-TabBar-tab[data-id='agcluster-agents-panel']")
+    expect(tab).to_contain_text("Agents")
 
     started = time.monotonic()
     panel.tid("chat-interrupt").click()
@@ -156,6 +159,12 @@ def test_sub_agent_calls_nest_under_their_agent_call(lab: Lab, panel: AgentsPane
     # top level: only the lead's own calls (the Write is not repeated there)
     top = panel.tid("tool-timeline").locator(":scope > [data-testid=tool-call]")
     assert "Write" not in top.evaluate_all("els => els.map(e => e.dataset.toolName)")
+    # a duration stays on one line ("0.7 s", not "0.7" over "s")
+    one_line = "e => e.getClientRects().length === 1 && e.scrollWidth <= e.clientWidth + 1"
+    for time_span in panel.root.locator(".jp-AgentsPanel-callTime").all():
+        assert time_span.evaluate(one_line), time_span.inner_text()
+        box = time_span.bounding_box()
+        assert box is not None and box["height"] < 24, (time_span.inner_text(), box)
     nested.get_by_test_id("tool-call-row").click()
     expect(nested.get_by_test_id("tool-call-detail")).to_contain_text("page.html")
 
