@@ -166,7 +166,11 @@ def lab_root(server: JupyterServerProcess) -> str:
 # --- the browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop *running* in this
+# thread (in a greenlet) until it stops, and every asyncio test after it would then fail
+# with "cannot be called from a running event loop".  Stopping it after each module (and
+# running tests/browser last, see pyproject's testpaths) keeps the rest of the suite clean.
+@pytest.fixture(scope="module")
 def playwright_sync() -> Iterator[Playwright]:
     """Playwright's sync API (it never downloads a browser here: see ``browser``)."""
     try:
@@ -180,7 +184,7 @@ def playwright_sync() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_sync: Playwright) -> Iterator[Browser]:
     from playwright.sync_api import Error
 
