@@ -81,6 +81,8 @@ MAX_OUTPUT_BYTES = 64 * 1024
 TASK_TOOLS = frozenset({"TaskCreate", "TaskUpdate", "TaskList", "TaskGet", "TodoWrite"})
 
 _CREATED_RE = re.compile(r"Task #(\S+?) created")
+#: text the CLI puts in the conversation as if the user said it, e.g. on an interrupt
+_CLI_MARKER = re.compile(r"^\[Request interrupted by user[^\]]*\]$")
 _STATUSES = {"pending", "in_progress", "completed"}
 
 
@@ -302,13 +304,15 @@ class Normalizer:
     def _user(self, message: UserMessage) -> list[EventBase]:
         parent = message.parent_tool_use_id
         if isinstance(message.content, str):
-            # the CLI echoes e.g. "[Request interrupted by user]" or a sub-agent's prompt
+            if _CLI_MARKER.match(message.content):
+                return []  # nobody typed it: the turn's error event says it was interrupted
+            # e.g. a sub-agent's prompt (under its Task)
             return [MessageEvent(role="user", text=message.content, parent_tool_use_id=parent)]
         events: list[EventBase] = []
         for block in message.content:
             if isinstance(block, (ToolResultBlock, ServerToolResultBlock)):
                 events.extend(self._tool_result(block, message.tool_use_result, parent))
-            elif isinstance(block, TextBlock):
+            elif isinstance(block, TextBlock) and not _CLI_MARKER.match(block.text):
                 events.append(MessageEvent(role="user", text=block.text, parent_tool_use_id=parent))
         return events
 

@@ -23,6 +23,7 @@ __all__ = [
     "SessionView",
     "ToolCall",
     "ToolStatus",
+    "error_text",
     "summarize_input",
     "workspace_path",
 ]
@@ -68,6 +69,13 @@ def summarize_input(tool_input: dict[str, Any], limit: int = 80, session_id: str
     else:
         text = json.dumps(tool_input, ensure_ascii=False, sort_keys=True) if tool_input else ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(message: str, code: str | None) -> str:
+    """An error for the chat: the message, with its code when that adds something."""
+    if not code or code == "error" or code.replace("_", " ") in message.lower():
+        return message
+    return f"{message} ({code})"
 
 
 def _seconds_between(start: str, end: str) -> float | None:
@@ -284,7 +292,7 @@ class SessionView:
 
     def _on_error(self, event: Any) -> None:
         self._close_block()
-        self.entries.append(ChatEntry("error", f"{event.message} ({event.code})"))
+        self.entries.append(ChatEntry("error", error_text(event.message, event.code)))
 
     def _on_done(self, event: Any) -> None:
         self._end_turn("interrupted")

@@ -13,6 +13,19 @@
 
 import { AgentEvent, JSONObject, SessionState, TodoItem } from './events';
 
+/** An error for the chat: the message, with its code when that adds something (the same
+ * rule as the Python widget's `error_text`). */
+export function errorText(message: string, code?: string | null): string {
+  if (
+    !code ||
+    code === 'error' ||
+    message.toLowerCase().includes(code.replace(/_/g, ' '))
+  ) {
+    return message;
+  }
+  return `${message} (${code})`;
+}
+
 export type ToolStatus = 'running' | 'waiting' | 'ok' | 'error' | 'interrupted';
 
 /** One tool call of the timeline; a Task/Agent call lists its sub-agent's calls. */
@@ -425,7 +438,7 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
           ...next.entries,
           {
             role: 'error',
-            text: `${event.message} (${event.code ?? 'error'})`,
+            text: errorText(event.message, event.code),
             streaming: false
           }
         ]

@@ -340,7 +340,7 @@ describe('reducer', () => {
       )
     );
     expect(markdown(view)).toBe(
-      '> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom (error)'
+      '> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom'
     );
   });
 

@@ -172,6 +172,16 @@ def test_sub_agent_events_carry_the_parent_tool_use_id() -> None:
     assert isinstance(events[-1], MessageEvent) and events[-1].role == "user"
 
 
+def test_the_clis_interrupt_markers_are_not_user_messages() -> None:
+    # nobody typed them; the turn's error event says the turn was interrupted
+    normalize = Normalizer()
+    for marker in ("[Request interrupted by user]", "[Request interrupted by user for tool use]"):
+        assert normalize(UserMessage(content=marker)) == []
+        assert normalize(UserMessage(content=[TextBlock(text=marker)])) == []
+    [kept] = normalize(UserMessage(content="[Request] a real prompt"))
+    assert isinstance(kept, MessageEvent) and kept.text == "[Request] a real prompt"
+
+
 # -- tool results ------------------------------------------------------------------------
 
 

@@ -183,7 +183,8 @@ def test_a_turn_cut_off_leaves_no_spinner_and_no_stale_request() -> None:
     )
     assert view.calls["t1"].status == "interrupted" and view.calls["t1"].duration_s is None
     assert not view.permissions and not view.busy
-    assert view.entries[-1].role == "error" and "interrupted" in view.entries[-1].text
+    assert view.entries[-1].role == "error"
+    assert view.entries[-1].text == "the agent was interrupted"  # its code adds nothing
     assert not any(e.streaming for e in view.entries)
 
 
@@ -212,7 +213,7 @@ def test_markdown_snapshot() -> None:
     view.extend(_turn())
     idle: dict[str, Any] = {"type": "status", "state": "idle"}
     view.extend(_events(*[idle] * 16, {"type": "error", "message": "boom"}))
-    assert view.markdown() == "> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom (error)"
+    assert view.markdown() == "> analyse it\n\nLet me look.\n\nDone.\n\n**Error:** boom"
 
 
 def test_input_summary() -> None:
@@ -245,3 +246,12 @@ def test_paths_are_shown_relative_to_the_workspace() -> None:
         ]
     )
     assert view.calls["t"].summary == "notes.md"
+
+
+def test_error_text_adds_the_code_only_when_it_says_more() -> None:
+    from agcluster_jupyter.widgets.state import error_text
+
+    assert error_text("boom", "error") == "boom"
+    assert error_text("the turn was interrupted", "interrupted") == "the turn was interrupted"
+    assert error_text("over the storage limit", "storage_limit") == "over the storage limit"
+    assert error_text("the model said no", "rate_limit") == "the model said no (rate_limit)"
