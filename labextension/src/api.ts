@@ -48,6 +48,8 @@ export interface ConfigSummary {
   has_mcp_servers: boolean;
   has_sub_agents: boolean;
   resource_limits: ResourceLimits;
+  /** the system prompt as readable text ("" when the agent has none) */
+  system_prompt?: string;
 }
 
 export interface LaunchRequest {

@@ -12,6 +12,7 @@
  *   launch-api-key         the user's API key (shown when unchecked; memory only)
  *   launch-error           a failed launch
  *   preset-card            one preset (data-config-id)
+ *   preset-prompt          its system prompt (a <details>, closed)
  *   preset-launch          its Launch button
  *   config-template        select: fill the editor from a preset
  *   config-editor          the custom config (JSON textarea)
@@ -459,6 +460,14 @@ function PresetCard({
         {config.has_sub_agents ? ' · sub-agents' : ''}
         {config.has_mcp_servers ? ' · MCP' : ''}
       </div>
+      {config.system_prompt ? (
+        <details className="jp-AgentsPanel-prompt" data-testid="preset-prompt">
+          <summary>Prompt</summary>
+          <div className="jp-AgentsPanel-promptText">
+            {config.system_prompt}
+          </div>
+        </details>
+      ) : null}
       <button
         className="jp-mod-styled jp-mod-accept jp-AgentsPanel-launch"
         data-testid="preset-launch"

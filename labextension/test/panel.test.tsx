@@ -36,7 +36,8 @@ const CONFIGS = [
     permission_mode: 'acceptEdits',
     has_mcp_servers: false,
     has_sub_agents: true,
-    resource_limits: { cpu: 2, memory: '4g', storage: '10g' }
+    resource_limits: { cpu: 2, memory: '4g', storage: '10g' },
+    system_prompt: 'You are a careful <coder>.'
   }
 ];
 
@@ -143,6 +144,12 @@ describe('AgentsPanel', () => {
     expect($$('preset-card')).toHaveLength(2);
     expect($('preset-launch', cards[0])?.textContent).toBe('Launch');
     expect(cards[0].textContent).toContain('4g memory');
+    // the prompt is there, folded, as text (not HTML); a preset without one shows none
+    const prompt = $('preset-prompt', cards[0]) as HTMLDetailsElement;
+    expect(prompt.open).toBe(false);
+    expect(prompt.textContent).toContain('You are a careful <coder>.');
+    expect(prompt.querySelector('coder')).toBeNull();
+    expect($('preset-prompt', cards[1])).toBeNull();
     const row = await until(
       () => document.querySelector('[data-session-id="s0"]'),
       'session s0'
