@@ -793,7 +793,11 @@ function ChatTab({
           >
             <ul className="jp-AgentsPanel-timeline" data-testid="tool-timeline">
               {tree.map(call => (
-                <Call key={call.tool_use_id} call={call} />
+                <Call
+                  key={call.tool_use_id}
+                  call={call}
+                  sessionId={view.sessionId}
+                />
               ))}
             </ul>
           </Section>
@@ -899,7 +903,13 @@ function Permission({
   );
 }
 
-function Call({ call }: { call: ToolCallNode }): JSX.Element {
+function Call({
+  call,
+  sessionId
+}: {
+  call: ToolCallNode;
+  sessionId: string;
+}): JSX.Element {
   const [open, setOpen] = useState(false);
   const Caret = open ? caretDownIcon : caretRightIcon;
   return (
@@ -920,7 +930,7 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
         <span className="jp-AgentsPanel-callStatus" title={call.status} />
         <span className="jp-AgentsPanel-callName">{call.name}</span>
         <span className="jp-AgentsPanel-callSummary">
-          {summarizeInput(call.input)}
+          {summarizeInput(call.input, 80, sessionId)}
         </span>
         <span className="jp-AgentsPanel-callTime">
           {seconds(durationSeconds(call))}
@@ -945,7 +955,7 @@ function Call({ call }: { call: ToolCallNode }): JSX.Element {
       {call.childNodes.length > 0 && (
         <ul className="jp-AgentsPanel-timeline jp-AgentsPanel-children">
           {call.childNodes.map(child => (
-            <Call key={child.tool_use_id} call={child} />
+            <Call key={child.tool_use_id} call={child} sessionId={sessionId} />
           ))}
         </ul>
       )}

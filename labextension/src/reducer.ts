@@ -179,12 +179,19 @@ export function pythonJson(value: unknown): string {
 }
 
 /** One line that says what a call does: its command, file, pattern, ... or its JSON. */
-export function summarizeInput(input: JSONObject, limit = 80): string {
+export function summarizeInput(
+  input: JSONObject,
+  limit = 80,
+  sessionId = ''
+): string {
   let text: string | null = null;
   for (const key of SUBJECT_KEYS) {
     const value = input[key];
     if (typeof value === 'string' && value.trim()) {
       text = value.trim().split(/\s+/).join(' ');
+      if (PATH_KEYS.includes(key)) {
+        text = workspacePath(text, sessionId);
+      }
       break;
     }
   }
@@ -195,6 +202,21 @@ export function summarizeInput(input: JSONObject, limit = 80): string {
   return chars.length <= limit
     ? text
     : chars.slice(0, limit - 1).join('') + '\u2026';
+}
+
+const PATH_KEYS = ['file_path', 'notebook_path', 'path'];
+
+/** A path as the user sees it: relative to the session's workspace when inside it
+ * (`/workspace/...` in a container, `.../<session id>/...` on the host); the same rule
+ * as the Python widget's `workspace_path`. */
+export function workspacePath(path: string, sessionId = ''): string {
+  for (const marker of [sessionId ? `/${sessionId}/` : '', '/workspace/']) {
+    const at = marker ? path.indexOf(marker) : -1;
+    if (at >= 0) {
+      return path.slice(at + marker.length) || '.';
+    }
+  }
+  return path;
 }
 
 /** The conversation as Markdown. */

@@ -32,7 +32,7 @@ const file =
   new URL('fixtures/parity.json', import.meta.url);
 const cases = JSON.parse(readFileSync(file, 'utf-8')) as ParityCase[];
 
-function call(node: ToolCallNode): unknown {
+function call(node: ToolCallNode, sessionId: string): unknown {
   return {
     id: node.tool_use_id,
     name: node.name,
@@ -40,8 +40,8 @@ function call(node: ToolCallNode): unknown {
     output: node.output,
     notes: node.notes,
     duration: durationSeconds(node),
-    summary: summarizeInput(node.input),
-    children: node.childNodes.map(call)
+    summary: summarizeInput(node.input, 80, sessionId),
+    children: node.childNodes.map(child => call(child, sessionId))
   };
 }
 
@@ -58,7 +58,7 @@ function snapshot(view: SessionView, applied: number): unknown {
     input_tokens: view.inputTokens,
     output_tokens: view.outputTokens,
     entries: view.entries.map(e => [e.role, e.text, e.streaming]),
-    timeline: callTree(view).map(call),
+    timeline: callTree(view).map(node => call(node, view.sessionId)),
     todos: view.todos.map(t => [t.content, t.status, t.activeForm]),
     permissions: view.permissions.map(p => [
       p.request_id,

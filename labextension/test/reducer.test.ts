@@ -375,6 +375,20 @@ describe('summarizeInput', () => {
       '/w/a.py'
     );
     expect(summarizeInput({ a: 1 })).toBe('{"a": 1}');
+    // paths relative to the workspace, as in the Python widget
+    expect(summarizeInput({ file_path: '/workspace/src/a.py' })).toBe(
+      'src/a.py'
+    );
+    expect(
+      summarizeInput(
+        { file_path: '/srv/ws/0123-abcd/notes.md' },
+        80,
+        '0123-abcd'
+      )
+    ).toBe('notes.md');
+    expect(summarizeInput({ file_path: '/etc/passwd' }, 80, '0123-abcd')).toBe(
+      '/etc/passwd'
+    );
     expect(summarizeInput({ b: [1, { d: 'é', c: null }], a: true })).toBe(
       '{"a": true, "b": [1, {"c": null, "d": "é"}]}'
     );

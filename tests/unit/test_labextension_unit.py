@@ -147,6 +147,7 @@ def _random_log(rng: random.Random) -> list[dict[str, Any]]:
             name = rng.choice(["Bash", "Agent", "Task", "Write", "Read"])
             tool_input = rng.choice(
                 [{"command": "ls  -la\n /tmp"}, {"file_path": "/w/a.py", "content": "x"},
+                 {"file_path": "/workspace/src/a.py"}, {"path": "/srv/ws/s1/data"},
                  {"b": [1, {"d": "é", "c": None}], "a": True}, {}, {"prompt": "p" * 120}]
             )  # fmt: skip
             specs.append({"type": "tool_use", "tool_use_id": tid, "name": name,
