@@ -1,0 +1,172 @@
+"""Pure functions behind the ``fly`` provider: Machines API request bodies, as data.
+
+Nothing here talks to Fly; tests compare the results as data.  What a session gets::
+
+    machine   one Fly Machine per session, named agcluster-<session>, in ``region``
+    guest     cpu_kind (shared|performance), cpus = ceil(resource_limits.cpu),
+              memory_mb = resource_limits.memory rounded up to 256 MB
+    image     the agent image (the same ``Dockerfile.agent``, pushed to a registry Fly
+              can pull from)
+    volume    one Fly Volume per workspace (size resource_limits.storage, at least 1 GB),
+              mounted at /workspace; it outlives the machine (purge deletes it)
+    runner    ``--listen tcp:[::]:8765`` on Fly's private network only (no ``services``:
+              nothing is exposed publicly), reached at
+              ``http://<machine-id>.vm.<app>.internal:8765`` with the per-session
+              runner bearer token
+    gateway   model calls go to ``gateway_url`` (the server's gateway over TCP) with the
+              per-session gateway token; never the Anthropic key
+    metadata  the session's LABEL_* labels (recovery lists machines by them)
+    restart   policy "no"; auto_destroy false (a stopped machine can be started again)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
+from .base import RunnerSpec
+
+__all__ = [
+    "FLY_API_BASE",
+    "RUNNER_PORT",
+    "STATE_PATH",
+    "WORKSPACE_MOUNT",
+    "FlySettings",
+    "guest",
+    "machine_config",
+    "machine_name",
+    "machine_request",
+    "runner_command",
+    "runner_endpoint",
+    "volume_name",
+    "volume_request",
+]
+
+FLY_API_BASE = "https://api.machines.dev/v1"
+WORKSPACE_MOUNT = "/workspace"
+#: the CLI's config dir and transcripts (for ``resume``): on the volume, so they outlive
+#: the machine (a Fly machine's root filesystem is reset at every start)
+STATE_PATH = "/workspace/.agcluster/state"
+CONTAINER_HOME = "/home/agent"
+RUNNER_PORT = 8765
+#: Fly sizes memory in steps of 256 MB
+MEMORY_STEP_MB = 256
+_MIB = 1024**2
+_GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class FlySettings:
+    """Server-wide settings of every session machine (per-session ones are in the spec)."""
+
+    app: str
+    image: str
+    region: str
+    #: where runners send model calls: the server's gateway, reachable from the app's
+    #: private network (e.g. ``http://jupyter.internal:8899`` or an https URL)
+    gateway_url: str
+    cpu_kind: str = "shared"
+    runner_port: int = RUNNER_PORT
+    api_base: str = FLY_API_BASE
+
+
+def _short(session_id: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", session_id.lower())[:20]
+
+
+def machine_name(session_id: str) -> str:
+    return "agcluster-" + _short(session_id)[:12]
+
+
+def volume_name(session_id: str) -> str:
+    """Fly volume names: lowercase letters, digits and underscores, at most 30 chars."""
+    return "agcluster_" + _short(session_id)
+
+
+def guest(cpu: float, memory_bytes: int, cpu_kind: str = "shared") -> dict[str, Any]:
+    """The machine's ``guest``: whole CPUs (rounded up), memory rounded up to 256 MB."""
+    memory_mb = math.ceil(memory_bytes / _MIB)
+    memory_mb = max(MEMORY_STEP_MB, math.ceil(memory_mb / MEMORY_STEP_MB) * MEMORY_STEP_MB)
+    return {"cpu_kind": cpu_kind, "cpus": max(1, math.ceil(cpu)), "memory_mb": memory_mb}
+
+
+def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]:
+    cmd = [
+        "python",
+        "-m",
+        "agcluster_jupyter.runner",
+        # Fly's private network (6PN) is IPv6: listen on every address of it
+        "--listen",
+        f"tcp:[::]:{port}",
+        "--workspace",
+        WORKSPACE_MOUNT,
+        "--state-dir",
+        STATE_PATH,
+        "--gateway",
+        gateway_url,
+    ]
+    if resume:
+        cmd += ["--resume", resume]
+    return cmd
+
+
+def runner_endpoint(app: str, machine_id: str, port: int = RUNNER_PORT) -> str:
+    """The runner's URL on the app's private network."""
+    return f"http://{machine_id}.vm.{app}.internal:{port}"
+
+
+def machine_config(
+    spec: RunnerSpec, settings: FlySettings, volume_id: str, runner_token: str
+) -> dict[str, Any]:
+    """The ``config`` of ``POST /apps/{app}/machines`` for the runner of ``spec``."""
+    limits = spec.config.resource_limits
+    gateway = spec.gateway if spec.gateway.startswith(("http://", "https://")) else ""
+    return {
+        "image": settings.image,
+        "guest": guest(limits.cpu, limits.memory_bytes, settings.cpu_kind),
+        "env": {
+            ENV_CONFIG: spec.config.model_dump_json(),
+            # worthless outside this session's gateway; never the API key
+            ENV_SESSION_TOKEN: spec.session_token,
+            # the bearer token the runner requires on its own API
+            ENV_RUNNER_TOKEN: runner_token,
+            "HOME": CONTAINER_HOME,
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+        },
+        "init": {
+            "cmd": runner_command(
+                gateway or settings.gateway_url, settings.runner_port, spec.resume
+            )
+        },
+        "mounts": [{"volume": volume_id, "path": WORKSPACE_MOUNT}],
+        "metadata": dict(spec.labels),
+        "restart": {"policy": "no"},
+        "auto_destroy": False,
+    }
+
+
+def machine_request(
+    spec: RunnerSpec, settings: FlySettings, volume_id: str, runner_token: str
+) -> dict[str, Any]:
+    """The whole body of ``POST /apps/{app}/machines``."""
+    return {
+        "name": machine_name(spec.session_id),
+        "region": settings.region,
+        "config": machine_config(spec, settings, volume_id, runner_token),
+    }
+
+
+def volume_request(session_id: str, storage_bytes: int, region: str) -> dict[str, Any]:
+    """The body of ``POST /apps/{app}/volumes``: the session's workspace volume."""
+    return {
+        "name": volume_name(session_id),
+        "region": region,
+        "size_gb": max(1, math.ceil(storage_bytes / _GIB)),
+        "encrypted": True,
+    }
