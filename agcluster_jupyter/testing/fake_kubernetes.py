@@ -1,0 +1,336 @@
+"""A small local fake of the Kubernetes REST API, for the kubernetes provider's tests.
+
+It speaks the real paths and JSON for the calls the provider makes: create, get, list
+(``labelSelector``, ``fieldSelector=metadata.name=``), watch (``?watch=true``, newline
+-delimited ``{"type", "object"}``, existing objects first as ``ADDED``) and delete of
+pods, persistentvolumeclaims and secrets (``/api/v1``) and networkpolicies
+(``/apis/networking.k8s.io/v1``), plus ``GET /version``.  Errors are ``Status`` objects
+with the real codes (404 NotFound, 409 AlreadyExists).
+
+Pods are "scheduled" by the fake: shortly after creation a pod turns ``Running`` and
+``Ready`` with ``pod_ip`` (or ``Failed`` when ``fail_pods`` is set).  Point ``pod_ip`` and
+the provider's runner port at a local runner stub and the whole create path runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from tornado import httpserver, web
+
+__all__ = ["FakeKubernetes"]
+
+_KINDS = {
+    "pods": ("v1", "Pod"),
+    "persistentvolumeclaims": ("v1", "PersistentVolumeClaim"),
+    "secrets": ("v1", "Secret"),
+    "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy"),
+}
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def _selector(text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.replace("==", "=").partition("=")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+@dataclass
+class _Watch:
+    plural: str
+    namespace: str
+    labels: dict[str, str]
+    name: str | None
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class FakeKubernetes:
+    """The fake API server; ``await start()`` then use ``url``; ``await stop()``."""
+
+    pod_ip: str = "127.0.0.1"
+    #: seconds from pod creation to Running + Ready
+    schedule_delay: float = 0.05
+    fail_pods: bool = False
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: every request as ``(method, path)``
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    #: answer this many of the next requests with 503 (to test retries)
+    fail_next: int = 0
+    url: str = ""
+    _version: int = 0
+    _watches: list[_Watch] = field(default_factory=list)
+    _server: httpserver.HTTPServer | None = None
+    _timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    async def start(self) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        app = web.Application(
+            [
+                (r"/version", _Version, {"fake": self}),
+                (r"/api/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/]+))?", _Objects, {"fake": self}),
+                (
+                    r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/]+))?",
+                    _Objects,
+                    {"fake": self},
+                ),
+            ]
+        )
+        self._server = httpserver.HTTPServer(app)
+        self._server.add_sockets([sock])
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        for watch in self._watches:
+            watch.queue.put_nowait({})
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+
+    # -- the store ------------------------------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((plural, namespace, name))
+
+    def names(self, plural: str) -> list[str]:
+        return sorted(name for (kind, _, name) in self.objects if kind == plural)
+
+    def _emit(self, kind: str, plural: str, namespace: str, obj: dict[str, Any]) -> None:
+        for watch in self._watches:
+            if self._matches(watch.plural, watch.namespace, watch.labels, watch.name, obj, plural):
+                watch.queue.put_nowait({"type": kind, "object": copy.deepcopy(obj)})
+
+    @staticmethod
+    def _matches(
+        plural: str,
+        namespace: str,
+        labels: dict[str, str],
+        name: str | None,
+        obj: dict[str, Any],
+        obj_plural: str,
+    ) -> bool:
+        meta = obj["metadata"]
+        have = meta.get("labels") or {}
+        return (
+            plural == obj_plural
+            and meta.get("namespace") == namespace
+            and (name is None or meta["name"] == name)
+            and all(have.get(k) == v for k, v in labels.items())
+        )
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
+
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        api_version, kind = _KINDS[plural]
+        obj = copy.deepcopy(body)
+        obj["apiVersion"], obj["kind"] = api_version, kind
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = namespace
+        meta["uid"] = f"uid-{self._version + 1}"
+        meta["creationTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if plural == "secrets" and "stringData" in obj:
+            data = obj.setdefault("data", {})
+            for key, value in obj.pop("stringData").items():
+                data[key] = base64.b64encode(value.encode()).decode()
+        if plural == "pods":
+            obj["status"] = {"phase": "Pending"}
+            timer = asyncio.get_running_loop().call_later(
+                self.schedule_delay, self._schedule, namespace, meta["name"]
+            )
+            self._timers.append(timer)
+        if plural == "persistentvolumeclaims":
+            obj["status"] = {"phase": "Bound"}
+        self._bump(obj)
+        self.objects[(plural, namespace, meta["name"])] = obj
+        self._emit("ADDED", plural, namespace, obj)
+        return obj
+
+    def _schedule(self, namespace: str, name: str) -> None:
+        pod = self.objects.get(("pods", namespace, name))
+        if pod is None:
+            return
+        if self.fail_pods:
+            pod["status"] = {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {
+                        **self._container_status(pod),
+                        "ready": False,
+                        "state": {"terminated": {"exitCode": 2, "reason": "Error"}},
+                    }
+                ],
+            }
+        else:
+            pod["status"] = {
+                "phase": "Running",
+                "podIP": self.pod_ip,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {**self._container_status(pod), "ready": True, "state": {"running": {}}}
+                ],
+            }
+        self._bump(pod)
+        self._emit("MODIFIED", "pods", namespace, pod)
+
+    @staticmethod
+    def _container_status(pod: dict[str, Any]) -> dict[str, Any]:
+        container = pod["spec"]["containers"][0]
+        return {
+            "name": container["name"],
+            "image": container["image"],
+            "imageID": "",
+            "restartCount": 0,
+        }
+
+    def delete(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.objects.pop((plural, namespace, name), None)
+        if obj is not None:
+            self._bump(obj)
+            self._emit("DELETED", plural, namespace, obj)
+        return obj
+
+    def set_pod_phase(self, namespace: str, name: str, phase: str) -> None:
+        """Move a pod to ``phase`` (e.g. ``Failed``, as an OOM-killed runner would)."""
+        pod = self.objects[("pods", namespace, name)]
+        pod["status"] = {"phase": phase}
+        self._bump(pod)
+        self._emit("MODIFIED", "pods", namespace, pod)
+
+
+class _Base(web.RequestHandler):
+    def initialize(self, fake: FakeKubernetes) -> None:
+        self.fake = fake
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def reply(self, code: int, body: dict[str, Any]) -> None:
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+class _Version(_Base):
+    def get(self) -> None:
+        self.reply(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
+
+
+class _Objects(_Base):
+    def prepare(self) -> None:
+        self.fake.requests.append((self.request.method or "", self.request.uri or ""))
+        if self.fake.fail_next > 0:
+            self.fake.fail_next -= 1
+            self.reply(503, _status(503, "ServiceUnavailable", "the fake is unavailable"))
+
+    def _check(self, plural: str) -> bool:
+        if plural not in _KINDS:
+            self.reply(404, _status(404, "NotFound", f"the server could not find {plural}"))
+            return False
+        return True
+
+    async def get(self, namespace: str, plural: str, name: str | None) -> None:
+        if not self._check(plural):
+            return
+        fake = self.fake
+        if name is not None:
+            obj = fake.get(plural, namespace, name)
+            if obj is None:
+                self.reply(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+            else:
+                self.reply(200, obj)
+            return
+        labels = _selector(self.get_argument("labelSelector", ""))
+        fields = _selector(self.get_argument("fieldSelector", ""))
+        only = fields.get("metadata.name")
+        items = [
+            copy.deepcopy(obj)
+            for (kind, _, _), obj in sorted(fake.objects.items())
+            if fake._matches(plural, namespace, labels, only, obj, kind)
+        ]
+        if self.get_argument("watch", "") not in ("true", "1"):
+            _, kind_name = _KINDS[plural]
+            self.reply(
+                200,
+                {
+                    "kind": f"{kind_name}List",
+                    "apiVersion": _KINDS[plural][0],
+                    "metadata": {"resourceVersion": str(fake._version)},
+                    "items": items,
+                },
+            )
+            return
+        watch = _Watch(plural, namespace, labels, only)
+        fake._watches.append(watch)
+        self.set_header("Content-Type", "application/json")
+        timeout = float(self.get_argument("timeoutSeconds", "300"))
+        try:
+            if not self.get_argument("resourceVersion", ""):
+                for obj in items:
+                    self.write(json.dumps({"type": "ADDED", "object": obj}) + "\n")
+            await self.flush()
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(watch.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                if not event:
+                    break
+                self.write(json.dumps(event) + "\n")
+                await self.flush()
+        except Exception:  # noqa: BLE001 - the client went away
+            pass
+        finally:
+            fake._watches.remove(watch)
+        if not self._finished:
+            self.finish()
+
+    def post(self, namespace: str, plural: str, name: str | None) -> None:
+        if not self._check(plural):
+            return
+        body = json.loads(self.request.body or b"{}")
+        obj_name = (body.get("metadata") or {}).get("name", "")
+        if self.fake.get(plural, namespace, obj_name) is not None:
+            self.reply(409, _status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists'))
+            return
+        self.reply(201, self.fake.create(plural, namespace, body))
+
+    def delete(self, namespace: str, plural: str, name: str | None) -> None:
+        if not self._check(plural) or name is None:
+            return
+        obj = self.fake.delete(plural, namespace, name)
+        if obj is None:
+            self.reply(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+        else:
+            self.reply(200, obj)
