@@ -11,6 +11,7 @@ import getpass
 import os
 import secrets
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,13 @@ class AgClusterApp(ExtensionApp):
         resource_limits.storage (the agent's turn is interrupted beyond it).""",
     ).tag(config=True)
 
+    activity_interval = Float(
+        10.0,
+        help="""Seconds between reports of agent activity as the Jupyter server's own
+        activity (its last_activity, which JupyterHub's idle culler reads): a session at
+        work keeps the server alive.""",
+    ).tag(config=True)
+
     demo_mode = Bool(
         False,
         help="""Play the model with the built-in scripted model server (replies are
@@ -258,6 +266,7 @@ class AgClusterApp(ExtensionApp):
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
             storage_check_interval=self.storage_check_interval,
+            activity_interval=self.activity_interval,
             warm_pool_size=self.warm_pool_size,
             warm_pool_config=(
                 self.presets.get(self.warm_pool_config) if self.warm_pool_size > 0 else None
@@ -266,6 +275,7 @@ class AgClusterApp(ExtensionApp):
         self.manager = SessionManager(
             settings, self._make_provider(), self.gateway, server_key=self._server_key
         )
+        self.manager.activity_sink = self._report_activity
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table({"manager": self.manager, "app": self}))
@@ -279,6 +289,14 @@ class AgClusterApp(ExtensionApp):
             self.gateway.upstream,
             len(self.manager.sessions),
         )
+
+    def _report_activity(self, last: float) -> None:
+        # jupyter_server counts every setting named "*_last_activity" (a UTC datetime)
+        # in its last_activity(), which jupyterhub-singleuser reports to the hub
+        web_app = getattr(self.serverapp, "web_app", None)
+        if web_app is not None:
+            stamp = datetime.fromtimestamp(last, timezone.utc)
+            web_app.settings["agcluster_last_activity"] = stamp
 
     async def stop_extension(self) -> None:
         await self.manager.shutdown()

@@ -66,6 +66,8 @@ class ManagerSettings:
     #: on server shutdown: stop every runner (True) or leave them for re-adoption
     stop_on_shutdown: bool = True
     default_token_budget: int | None = None
+    #: seconds between reports of agent activity (``activity_sink``)
+    activity_interval: float = 10.0
     #: seconds between storage measurements of a busy session (see sessions/storage.py)
     storage_check_interval: float = 3.0
     #: sessions of ``warm_pool_config`` kept started, so launching it is a claim
@@ -89,6 +91,9 @@ class SessionManager:
         self.storage = StorageGuard(settings.storage_check_interval, self._agent_state_dir)
         self.sessions: dict[str, Session] = {}
         self._reaper: asyncio.Task[None] | None = None
+        #: told when an agent last did something (epoch s), every activity_interval
+        self.activity_sink: Callable[[float], None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self._launching = 0
         self._started: asyncio.Future[None] | None = None
         self._shut_down = False
@@ -134,6 +139,8 @@ class SessionManager:
             folder.mkdir(parents=True, exist_ok=True)
         await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="agcluster-reaper")
+        if self.activity_sink is not None:
+            self._reporter = asyncio.create_task(self._report_activity(), name="agcluster-activity")
         if self.pool is not None:
             self.pool.start()
 
@@ -149,10 +156,11 @@ class SessionManager:
                 *(self._discard_pooled(s) for s in list(self._pooled.values())),
                 return_exceptions=True,
             )
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in (self._reaper, self._reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         active = [
             s for s in self.sessions.values() if s.state in ACTIVE_STATES or s.state == "stopping"
         ]
@@ -178,6 +186,16 @@ class SessionManager:
 
     def list_sessions(self) -> list[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.record.created_at)
+
+    def last_activity(self) -> float | None:
+        """When an agent last did something (epoch seconds): now while any turn runs
+        (a long silent tool call is work too), else the latest session activity; None
+        without sessions.  The server reports it as its own activity (JupyterHub's idle
+        culler must not cull a server whose agent is busy)."""
+        sessions = list(self.sessions.values())
+        if any(s.state == "busy" for s in sessions):
+            return time.time()
+        return max((s.record.last_active for s in sessions), default=None)
 
     def note_activity(self, session: Session) -> None:
         """A write by the user (chat, upload) keeps the session from being reaped."""
@@ -375,6 +393,16 @@ class SessionManager:
             shutil.rmtree(folder, ignore_errors=True)
 
     # -- idle reaper ------------------------------------------------------------------------
+
+    async def _report_activity(self) -> None:
+        while True:
+            last = self.last_activity()
+            if last is not None and self.activity_sink is not None:
+                try:
+                    self.activity_sink(last)
+                except Exception:  # noqa: BLE001 - reporting must never stop
+                    log.exception("reporting agent activity failed")
+            await asyncio.sleep(self.settings.activity_interval)
 
     async def _reap_forever(self) -> None:
         while True:
