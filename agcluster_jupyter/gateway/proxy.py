@@ -7,7 +7,9 @@ unchanged while metering the usage fields.  Errors are Anthropic-shaped with
 ``x-should-retry: false`` so the CLI reports them at once instead of retrying for minutes.
 
 It is served per session on a unix socket inside the session's socket folder (``local``
-and ``docker``), so a container reaches nothing but its own gateway.
+and ``docker``), so a container reaches nothing but its own gateway; remote runners
+(``fly``, ``kubernetes``) share one TCP listener (``serve_tcp``), where the session is the
+one whose token the request carries (``register_remote``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import httpx
 from tornado import web
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_unix_socket
+from tornado.netutil import bind_sockets, bind_unix_socket
 
 from .metering import StreamMeter, Usage, usage_from_message
 
@@ -74,9 +76,11 @@ def _error(handler: web.RequestHandler, status: int, kind: str, message: str) ->
 
 
 class _ProxyHandler(web.RequestHandler):
-    def initialize(self, gateway: Gateway, session: GatewaySession) -> None:
+    def initialize(self, gateway: Gateway, session: GatewaySession | None) -> None:
         self.gateway = gateway
-        self.session = session
+        #: the session of a per-session socket; None on the shared TCP listener, where
+        #: the token says which session is calling
+        self.fixed = session
 
     def check_xsrf_cookie(self) -> None:  # a machine API, authenticated by token
         return
@@ -95,8 +99,9 @@ class _ProxyHandler(web.RequestHandler):
         await self._proxy("GET", path)
 
     async def _proxy(self, method: str, path: str) -> None:
-        session = self.session
-        if not hmac.compare_digest(hash_token(self._token()), session.token_hash):
+        token_hash = hash_token(self._token())
+        session = self.fixed if self.fixed is not None else self.gateway.by_token(token_hash)
+        if session is None or not hmac.compare_digest(token_hash, session.token_hash):
             _error(self, 401, "authentication_error", "invalid session token for this gateway")
             return
         budget = session.token_budget
@@ -191,6 +196,10 @@ class Gateway:
         )
         self._servers: dict[str, tuple[HTTPServer, Path]] = {}
         self.sessions: dict[str, GatewaySession] = {}
+        #: sessions reachable on the shared TCP listener, by token hash
+        self._remote: dict[str, GatewaySession] = {}
+        self._tcp: HTTPServer | None = None
+        self.tcp_port: int | None = None
 
     def serve_unix(self, session: GatewaySession, path: Path) -> None:
         """Listen for ``session`` on the unix socket ``path`` (replacing any old one)."""
@@ -206,7 +215,31 @@ class Gateway:
         self._servers[session.session_id] = (server, path)
         self.sessions[session.session_id] = session
 
+    def serve_tcp(self, host: str = "0.0.0.0", port: int = 0) -> int:
+        """Open the one listener remote runners (fly, kubernetes) share; the session is
+        the one whose token the request carries.  Returns the port."""
+        if self._tcp is None:
+            app = web.Application([(r"/(.*)", _ProxyHandler, {"gateway": self, "session": None})])
+            self._tcp = HTTPServer(app, xheaders=False, max_body_size=64 * 1024 * 1024)
+            sockets = bind_sockets(port, host)
+            self._tcp.add_sockets(sockets)
+            self.tcp_port = int(sockets[0].getsockname()[1])
+        assert self.tcp_port is not None
+        return self.tcp_port
+
+    def register_remote(self, session: GatewaySession) -> None:
+        """Accept ``session``'s token on the TCP listener (replacing an older entry)."""
+        self.stop_serving(session.session_id)
+        self.sessions[session.session_id] = session
+        self._remote[session.token_hash] = session
+
+    def by_token(self, token_hash: str) -> GatewaySession | None:
+        return self._remote.get(token_hash)
+
     def stop_serving(self, session_id: str) -> None:
+        gone = self.sessions.get(session_id)
+        if gone is not None:
+            self._remote.pop(gone.token_hash, None)
         entry = self._servers.pop(session_id, None)
         self.sessions.pop(session_id, None)
         if entry is None:
@@ -219,6 +252,9 @@ class Gateway:
             pass
 
     async def close(self) -> None:
-        for session_id in list(self._servers):
+        for session_id in list(self.sessions):
             self.stop_serving(session_id)
+        if self._tcp is not None:
+            self._tcp.stop()
+            self._tcp = None
         await self.client.aclose()

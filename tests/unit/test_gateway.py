@@ -169,3 +169,39 @@ def test_the_meter_reads_usage_however_the_stream_is_cut(cuts: list[int]) -> Non
         meter.feed(STREAM[start:end])
     assert meter.usage.input_tokens == 150  # cache reads count as input
     assert meter.usage.output_tokens == 42
+
+
+async def test_remote_runners_share_one_tcp_listener_told_apart_by_token(
+    model: ScriptedModelServer,
+) -> None:
+    gateway = Gateway(model.url, lambda: UPSTREAM_KEY)
+    try:
+        port = gateway.serve_tcp("127.0.0.1", 0)
+        assert gateway.serve_tcp("127.0.0.1", 0) == port  # one listener, opened once
+        a = GatewaySession(session_id="a", token_hash=hash_token("token-a"))
+        b = GatewaySession(session_id="b", token_hash=hash_token("token-b"), token_budget=1)
+        gateway.register_remote(a)
+        gateway.register_remote(b)
+
+        async def post(token: str) -> httpx.Response:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+                return await c.post(
+                    "/v1/messages",
+                    json={**BODY, "stream": False},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+
+        assert (await post("token-a")).status_code == 200
+        assert a.usage.total > 0 and b.usage.total == 0  # metered on the caller's session
+        assert (await post("token-b")).status_code == 200
+        assert (await post("token-b")).status_code == 429  # b's own budget, not a's
+        assert (await post("token-a")).status_code == 200
+        refused = await post("a-guess")
+        assert refused.status_code == 401 and _error(refused)["type"] == "authentication_error"
+        # a stopped session's token is worthless at once
+        requests_before = len(model.requests)
+        gateway.stop_serving("a")
+        assert (await post("token-a")).status_code == 401
+        assert len(model.requests) == requests_before
+    finally:
+        await gateway.close()
