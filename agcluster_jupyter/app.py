@@ -10,6 +10,8 @@ import asyncio
 import getpass
 import os
 import secrets
+import signal
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,6 +278,37 @@ class AgClusterApp(ExtensionApp):
             settings, self._make_provider(), self.gateway, server_key=self._server_key
         )
         self.manager.activity_sink = self._report_activity
+        self._stop_on_sigint()
+
+    def _stop_on_sigint(self) -> None:
+        """Under JupyterHub, SIGINT stops the server cleanly, sessions stopped.
+
+        JupyterHub's LocalProcessSpawner (and SimpleLocalProcessSpawner) stops a single-user
+        server with SIGINT.  Jupyter Server handles SIGINT only when stdin is a terminal;
+        otherwise Python's KeyboardInterrupt ends the loop and the process exits without
+        running any extension's stop, leaving every agent runner behind.  The
+        jupyterhub-singleuser *extension* does not patch this (its older app subclass
+        does), so under a hub, without a terminal, SIGINT takes the same path as SIGTERM.
+        """
+        if not os.environ.get("JUPYTERHUB_API_TOKEN") or (sys.stdin and sys.stdin.isatty()):
+            return
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return  # someone handles it already
+        serverapp = self.serverapp
+        if serverapp is None:
+            return
+
+        def stop(sig: int, frame: Any) -> None:
+            handler = getattr(serverapp, "_signal_stop", None)
+            if handler is not None:
+                handler(sig, frame)
+            else:
+                serverapp.stop(from_signal=True)
+
+        try:
+            signal.signal(signal.SIGINT, stop)
+        except ValueError:  # not the main thread: leave it
+            pass
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table({"manager": self.manager, "app": self}))
