@@ -32,6 +32,7 @@ from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import FORMATS, DataFileError, as_file
 from .events import Event, MessageEvent
 from .widgets import AgentWidget, summarize_input
+from .widgets.browser import walk_files
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -336,18 +337,11 @@ class _Turn:
 
 
 def _images(tree: dict[str, Any]) -> dict[str, tuple[int, str]]:
-    found: dict[str, tuple[int, str]] = {}
-
-    def walk(nodes: list[dict[str, Any]], prefix: str) -> None:
-        for node in nodes:
-            path = str(node.get("path") or f"{prefix}{node.get('name', '')}")
-            if node.get("type") == "directory" or node.get("children") is not None:
-                walk(node.get("children") or [], f"{path}/")
-            elif path.lower().endswith(_IMAGE_SUFFIXES):
-                found[path] = (int(node.get("size_bytes") or 0), str(node.get("modified", "")))
-
-    walk(tree.get("tree", []), "")
-    return found
+    return {
+        path: (int(node.get("size_bytes") or 0), str(node.get("modified", "")))
+        for path, node in walk_files(tree.get("tree", []))
+        if path.lower().endswith(_IMAGE_SUFFIXES)
+    }
 
 
 def _new_images(
@@ -723,7 +717,7 @@ class AgentMagics(Magics):
             print("interrupted" if done else "nothing was running")
         elif args.command == "files":
             tree = self.client.files(self._resolve(name))
-            paths = _paths(tree.get("tree", []))
+            paths = [path for path, _node in walk_files(tree.get("tree", []))]
             print("\n".join(paths) if paths else "(no files yet)")
         elif args.command == "export":
             session_id = self._resolve(name)
@@ -756,17 +750,6 @@ class AgentMagics(Magics):
         elif args.command == "config":
             print(json.dumps(self.client.config(name), indent=2))
         return None
-
-
-def _paths(nodes: list[dict[str, Any]], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for node in nodes:
-        path = node.get("path") or f"{prefix}{node.get('name', '')}"
-        if node.get("type") == "directory" or node.get("children") is not None:
-            out += _paths(node.get("children") or [], f"{path}/")
-        else:
-            out.append(str(path))
-    return out
 
 
 def _reply(session_id: str, events: list[Event]) -> dict[str, Any]:

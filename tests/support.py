@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from agcluster_jupyter.testing.jupyter import descendants, runner_pids
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess, descendants, runner_pids
 
 __all__ = [
     "TEST_KEY",
@@ -19,6 +22,7 @@ __all__ = [
     "expect_error",
     "parse_sse",
     "runner_pids",
+    "serving",
 ]
 
 #: the key the gateway adds upstream; the scripted model accepts only this one
@@ -79,3 +83,20 @@ def in_process_settings(model_url: str, dirs: dict[str, Path]) -> dict[str, Any]
         "workspace_root": str(dirs["workspaces"]),
         "agent_state_root": str(dirs["agent_state"]),
     }
+
+
+@contextmanager
+def serving(server: JupyterServerProcess) -> Iterator[JupyterServerProcess]:
+    """Start ``server`` (a failed start fails the test), yield it, stop it, and assert
+    that nothing it started outlived it; its folders are removed either way."""
+    try:
+        server.start()
+    except RuntimeError as exc:
+        shutil.rmtree(server.base, ignore_errors=True)
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        leaked = server.stop() + sorted(runner_pids(str(server.base)))
+        shutil.rmtree(server.base, ignore_errors=True)
+    assert not leaked, f"processes outlived the server: {leaked}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import ipywidgets as widgets
 
 from ..client import AgClusterClient, AgClusterClientError, ApiError
 
-__all__ = ["WorkspaceBrowser", "flatten_tree", "free_name"]
+__all__ = ["WorkspaceBrowser", "flatten_tree", "free_name", "walk_files"]
 
 #: a preview shows at most this much text, and images up to this size inline
 _PREVIEW_CHARS = 20_000
@@ -32,16 +33,21 @@ _IMAGE_TYPES = {
 }
 
 
-def flatten_tree(nodes: list[dict[str, Any]], prefix: str = "") -> list[tuple[str, int]]:
-    """``(path, size_bytes)`` of every file under a ``files/{id}`` tree, in tree order."""
-    out: list[tuple[str, int]] = []
+def walk_files(
+    nodes: list[dict[str, Any]], prefix: str = ""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(path, node)`` of every file under a ``files/{id}`` tree, in tree order."""
     for node in nodes:
         path = str(node.get("path") or f"{prefix}{node.get('name', '')}")
         if node.get("type") == "directory" or node.get("children") is not None:
-            out += flatten_tree(node.get("children") or [], f"{path}/")
+            yield from walk_files(node.get("children") or [], f"{path}/")
         else:
-            out.append((path, int(node.get("size_bytes") or 0)))
-    return out
+            yield path, node
+
+
+def flatten_tree(nodes: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``(path, size_bytes)`` of every file under a ``files/{id}`` tree, in tree order."""
+    return [(path, int(node.get("size_bytes") or 0)) for path, node in walk_files(nodes)]
 
 
 def free_name(folder: Path, name: str) -> Path:

@@ -34,7 +34,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,10 +43,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import pytest
 
-from agcluster_jupyter.testing.jupyter import JupyterServerProcess, runner_pids
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
-from ..support import TEST_KEY
+from ..support import TEST_KEY, serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
@@ -134,16 +133,8 @@ def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]
         f"--LabApp.workspaces_dir={server.base / 'lab-workspaces'}",
         "--LabApp.expose_app_in_browser=True",
     ]
-    try:
-        server.start()
-    except RuntimeError as exc:
-        shutil.rmtree(server.base, ignore_errors=True)
-        pytest.fail(str(exc))
-    yield server
-    leaked = server.stop()
-    leaked += sorted(runner_pids(str(server.base)))
-    shutil.rmtree(server.base, ignore_errors=True)
-    assert not leaked, f"processes outlived the server: {leaked}"
+    with serving(server) as started:
+        yield started
 
 
 def session_ids(server: JupyterServerProcess) -> set[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,10 +18,10 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from agcluster_jupyter.testing.jupyter import JupyterServerProcess, runner_pids
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
-from ..support import TEST_KEY, bash_scenario
+from ..support import TEST_KEY, bash_scenario, serving
 
 pytestmark = pytest.mark.cli
 
@@ -30,16 +29,8 @@ pytestmark = pytest.mark.cli
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[JupyterServerProcess, ScriptedModelServer]]:
     with ScriptedModelServer(api_key=TEST_KEY) as model:
-        proc = JupyterServerProcess(model.url, TEST_KEY)
-        try:
-            proc.start()
-        except RuntimeError as exc:
-            shutil.rmtree(proc.base, ignore_errors=True)
-            pytest.fail(str(exc))
-        yield proc, model
-        leaked = proc.stop() + sorted(runner_pids(str(proc.base)))
-        shutil.rmtree(proc.base, ignore_errors=True)
-        assert not leaked, f"processes outlived the server: {leaked}"
+        with serving(JupyterServerProcess(model.url, TEST_KEY)) as proc:
+            yield proc, model
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +22,10 @@ import pytest
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-from agcluster_jupyter.testing.jupyter import JupyterServerProcess, runner_pids
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
-from ..support import TEST_KEY
+from ..support import TEST_KEY, serving
 
 pytestmark = pytest.mark.cli
 
@@ -38,17 +37,8 @@ CELL_TIMEOUT = 120  # s per cell: a first turn starts the claude CLI
 def server() -> Iterator[JupyterServerProcess]:
     """One server for every notebook; sessions are told apart by the checks."""
     with ScriptedModelServer(api_key=TEST_KEY) as model:
-        proc = JupyterServerProcess(model.url, TEST_KEY)
-        try:
-            proc.start()
-        except RuntimeError as exc:
-            shutil.rmtree(proc.base, ignore_errors=True)
-            pytest.fail(str(exc))
-        yield proc
-        leaked = proc.stop()
-        leaked += sorted(runner_pids(str(proc.base)))
-        shutil.rmtree(proc.base, ignore_errors=True)
-        assert not leaked, f"processes outlived the server: {leaked}"
+        with serving(JupyterServerProcess(model.url, TEST_KEY)) as proc:
+            yield proc
 
 
 def kernel_env(server: JupyterServerProcess) -> dict[str, str]:
