@@ -38,6 +38,7 @@ from typing import IO, Any, Protocol
 from .errors import BadRequest, Conflict, NotFound, TooLarge
 
 __all__ = [
+    "disk_usage",
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_PREVIEW_BYTES",
     "DEFAULT_TREE_ENTRIES",
@@ -511,6 +512,35 @@ def _human(n: int) -> str:
         if n >= size:
             return f"{n / size:g} {unit}"
     return f"{n} bytes"
+
+
+def disk_usage(paths: Iterable[Path]) -> int:
+    """Bytes allocated under ``paths`` (like ``du -s``; hard links counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root in paths:
+        stack = [str(root)]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = os.scandir(folder)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1:
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+    return total
 
 
 # ---------------------------------------------------------------------------- workspace

@@ -33,10 +33,11 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import AgClusterError, BadRequest, Conflict, TooLarge
+from ..remote_workspace import RemoteWorkspace
 from ..workspace import (
     DEFAULT_CHUNK_BYTES,
+    LocalWorkspace,
     UploadSink,
-    Workspace,
     check_filename,
     split_path,
 )
@@ -73,6 +74,15 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+async def _close(resource: Any) -> None:
+    """Close a local file or generator (in the executor) or a remote one (awaited)."""
+    aclose = getattr(resource, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    else:
+        await _call(resource.close)
 
 
 def content_disposition(kind: str, filename: str) -> str:
@@ -225,7 +235,7 @@ def _parse_part_headers(raw: bytes) -> PartStart:
 
 
 class _FilesHandler(AgClusterHandler):
-    async def _workspace(self, session_id: str) -> tuple[Any, Workspace]:
+    async def _workspace(self, session_id: str) -> tuple[Any, LocalWorkspace | RemoteWorkspace]:
         session = self.manager.get_session(session_id)  # NotFound for unknown ids
         if inspect.isawaitable(session):
             session = await session
@@ -274,7 +284,7 @@ class FileHandler(_FilesHandler):
         except StreamClosedError:
             return  # the client went away
         finally:
-            rawfile.close()
+            await _close(rawfile)
         self.finish(set_content_type=rawfile.mime_type)
 
 
@@ -297,7 +307,8 @@ class DownloadHandler(_FilesHandler):
             "Content-Disposition",
             content_disposition("attachment", f"{session_id}-workspace.zip"),
         )
-        chunks: Any = workspace.iter_zip(DEFAULT_CHUNK_BYTES)
+        # opened before the headers go out: a workspace that cannot be read is a clean 4xx
+        chunks: Any = await _call(workspace.iter_zip, DEFAULT_CHUNK_BYTES)
         try:
             if hasattr(chunks, "__anext__"):  # a runner-backed workspace may stream async
                 async for chunk in chunks:
@@ -310,8 +321,7 @@ class DownloadHandler(_FilesHandler):
         except StreamClosedError:
             return
         finally:
-            closer = getattr(chunks, "aclose", None) or chunks.close
-            await _call(closer)
+            await _close(chunks)
         self.finish(set_content_type="application/zip")
 
 

@@ -172,6 +172,9 @@ class Provider(abc.ABC):
     isolated: bool = True
     #: where the agent sees its workspace (None: at its host path, as with ``local``)
     workspace_mount: str | None = "/workspace"
+    #: the runner is on another machine: reached over TCP, its model calls come to the
+    #: gateway's TCP listener, and its workspace is on its own volume (files through it)
+    remote: bool = False
 
     @abc.abstractmethod
     async def health(self) -> ProviderHealth:
@@ -206,6 +209,10 @@ class Provider(abc.ABC):
         """What the runner's environment did to it since ``since`` (epoch seconds) that
         its own events cannot tell, each reported once (e.g. an OOM kill of a tool)."""
         return []
+
+    async def purge_workspace(self, session_id: str, handle: RunnerHandle | None) -> None:  # noqa: B027
+        """Delete what the provider keeps of a stopped session's workspace (a remote
+        volume); the server's own folders are the manager's.  Nothing by default."""
 
     def channel(self, handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
         return channel_for(handle, timeout)

@@ -14,7 +14,7 @@ Lifecycle::
     stop     (Provider.stop) the runner shuts down, the machine is destroyed; the volume
              (the workspace) stays
     stop_machine / suspend / start   the Fly states, machine kept
-    destroy  the machine only;  purge   machine(s) and the volume
+    destroy  the machine only;  purge_workspace machine(s) and the volume
 
 The runner listens on Fly's private network: ``http://<id>.vm.<app>.internal:8765`` with
 a per-session bearer token this provider makes (``RunnerHandle.token``; the session
@@ -70,6 +70,7 @@ class FlyProvider(Provider):
     name = "fly"
     isolated = True
     workspace_mount = "/workspace"
+    remote = True
 
     def __init__(
         self,
@@ -309,15 +310,17 @@ class FlyProvider(Provider):
                 pass
         await self._destroy(handle.agent_id)
 
-    async def purge(self, handle: RunnerHandle) -> None:
+    async def purge_workspace(self, session_id: str, handle: RunnerHandle | None = None) -> None:
         """Destroy the session's machine(s) and delete its workspace volume."""
-        for machine in await self._machines({LABEL_SESSION: handle.session_id}):
+        for machine in await self._machines({LABEL_SESSION: session_id}):
             await self._destroy(str(machine["id"]))
-        await self._destroy(handle.agent_id)
-        name = volume_name(handle.session_id)
+        if handle is not None:
+            await self._destroy(handle.agent_id)
+        name = volume_name(session_id)
+        known = handle.extra.get("volume") if handle is not None else None
         volumes: list[dict[str, Any]] = await self._request("GET", "/volumes")
         for volume in volumes:
-            if volume.get("name") == name or volume.get("id") == handle.extra.get("volume"):
+            if volume.get("name") == name or (known and volume.get("id") == known):
                 try:
                     await self._request("DELETE", f"/volumes/{volume['id']}")
                 except _Missing:

@@ -62,6 +62,7 @@ class KubernetesProvider(Provider):
     name = "kubernetes"
     isolated = True
     workspace_mount = "/workspace"
+    remote = True
 
     def __init__(
         self,
@@ -241,9 +242,10 @@ class KubernetesProvider(Provider):
     async def stop(self, handle: RunnerHandle) -> None:
         await self._cleanup(handle.session_id)
 
-    async def purge_workspace(self, session_id: str) -> bool:
+    async def purge_workspace(self, session_id: str, handle: RunnerHandle | None = None) -> None:
         """Delete the workspace PVC of ``session_id`` (after ``stop``)."""
-        return await self._delete(PersistentVolumeClaim, pvc_name(session_id))
+        await self._cleanup(session_id)
+        await self._delete(PersistentVolumeClaim, pvc_name(session_id))
 
     async def status(self, handle: RunnerHandle) -> RunnerStatus:
         try:

@@ -9,7 +9,9 @@ object and tests compare them as data.  The pod mirrors the Docker provider's co
     root fs   read-only                           tmpfs       /tmp, /home/agent (emptyDir Memory)
     limits    cpu, memory (requests = limits)     ephemeral-storage (settings, optional)
     runtime   runtimeClassName (gVisor, Kata)     restart     Never
-    mounts    workspace PVC → /workspace; CLI state → emptyDir; nothing else
+    mounts    the session's PVC: subPath workspace → /workspace, subPath agent-state →
+              the CLI state (so a replaced pod resumes the conversation); an init
+              container makes both folders as the agent user; nothing else
     env       AGCLUSTER_CONFIG, HOME, LANG, ...; the session and runner tokens from a
               per-session Secret; never the API key
     runner    tcp:0.0.0.0:<port> with a bearer token; model calls to the gateway URL
@@ -46,6 +48,7 @@ __all__ = [
     "pvc_name",
     "pvc_spec",
     "runner_command",
+    "runner_gateway",
     "secret_name",
     "secret_spec",
     "size_quantity",
@@ -57,6 +60,12 @@ RUNNER_CONTAINER = "runner"
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_BAD_CHARS = re.compile(r"[^-A-Za-z0-9_.]")
 _METADATA_ADDRESS = "169.254.169.254/32"
+#: the session PVC's folders: the workspace, and the CLI state (transcripts for resume)
+WORKSPACE_SUBPATH = "workspace"
+STATE_SUBPATH = "agent-state"
+#: where the init container sees the whole PVC
+VOLUME_MOUNT = "/volume"
+INIT_RESOURCES = {"cpu": "100m", "memory": "64Mi"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,6 @@ class PodSettings:
     port: int = 8765
     tmp_size: str = "256Mi"
     home_size: str = "64Mi"
-    state_size: str = "256Mi"
     #: limit (and request) of node-local disk: logs and the state emptyDir; None: unset
     ephemeral_storage: str | None = "1Gi"
     #: the workspace PVCs' storageClassName; None: the cluster default
@@ -187,6 +195,13 @@ def _readiness_probe(port: int) -> dict[str, Any]:
     }
 
 
+def runner_gateway(spec: RunnerSpec, settings: PodSettings) -> str:
+    """The gateway URL the runner calls: the server's (in the spec), else the setting."""
+    if spec.gateway.startswith(("http://", "https://")):
+        return spec.gateway
+    return settings.gateway_url
+
+
 def _secret_env(name: str, secret: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}}
 
@@ -198,6 +213,16 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
     if settings.ephemeral_storage is not None:
         resources["ephemeral-storage"] = settings.ephemeral_storage
     secret = secret_name(spec.session_id)
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": settings.uid,
+        "runAsGroup": settings.gid,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -218,12 +243,32 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                 "fsGroupChangePolicy": "OnRootMismatch",
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            # kubelet would create missing subPath folders as root: make them as the
+            # agent user first (fsGroup gives the volume's root to its group)
+            "initContainers": [
+                {
+                    "name": "prepare-volume",
+                    "image": settings.image,
+                    "imagePullPolicy": settings.image_pull_policy,
+                    "command": [
+                        "mkdir",
+                        "-p",
+                        f"{VOLUME_MOUNT}/{WORKSPACE_SUBPATH}",
+                        f"{VOLUME_MOUNT}/{STATE_SUBPATH}",
+                    ],
+                    "resources": {"requests": dict(INIT_RESOURCES), "limits": dict(INIT_RESOURCES)},
+                    "securityContext": dict(security),
+                    "volumeMounts": [{"name": "workspace", "mountPath": VOLUME_MOUNT}],
+                }
+            ],
             "containers": [
                 {
                     "name": RUNNER_CONTAINER,
                     "image": settings.image,
                     "imagePullPolicy": settings.image_pull_policy,
-                    "command": runner_command(settings.port, settings.gateway_url, spec.resume),
+                    "command": runner_command(
+                        settings.port, runner_gateway(spec, settings), spec.resume
+                    ),
                     "workingDir": WORKSPACE_MOUNT,
                     "ports": [{"name": "runner", "containerPort": settings.port}],
                     "env": [
@@ -239,20 +284,15 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                         {"name": "SHLVL", "value": "1"},
                     ],
                     "resources": {"requests": dict(resources), "limits": dict(resources)},
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": settings.uid,
-                        "runAsGroup": settings.gid,
-                        "allowPrivilegeEscalation": False,
-                        "privileged": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": dict(security),
                     "readinessProbe": _readiness_probe(settings.port),
                     "volumeMounts": [
-                        {"name": "workspace", "mountPath": WORKSPACE_MOUNT},
-                        {"name": "state", "mountPath": STATE_MOUNT},
+                        {
+                            "name": "workspace",
+                            "mountPath": WORKSPACE_MOUNT,
+                            "subPath": WORKSPACE_SUBPATH,
+                        },
+                        {"name": "workspace", "mountPath": STATE_MOUNT, "subPath": STATE_SUBPATH},
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "home", "mountPath": CONTAINER_HOME},
                     ],
@@ -265,7 +305,6 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                     "name": "workspace",
                     "persistentVolumeClaim": {"claimName": pvc_name(spec.session_id)},
                 },
-                {"name": "state", "emptyDir": {"sizeLimit": settings.state_size}},
                 {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": settings.tmp_size}},
                 {
                     "name": "home",
@@ -329,7 +368,7 @@ def network_policy_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, An
         dns,
         {
             "to": [server],
-            "ports": [{"protocol": "TCP", "port": _gateway_port(settings.gateway_url)}],
+            "ports": [{"protocol": "TCP", "port": _gateway_port(runner_gateway(spec, settings))}],
         },
     ]
     if spec.config.network:

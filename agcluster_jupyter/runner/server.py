@@ -17,7 +17,9 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import AgClusterError, BadRequest
+from ..workspace import LocalWorkspace
 from .agent import AgentRunner
+from .files import file_routes
 from .protocol import HEARTBEAT_SECONDS, MAX_BODY_BYTES
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
@@ -173,8 +175,11 @@ def make_app(
     heartbeat: float = HEARTBEAT_SECONDS,
 ) -> web.Application:
     common: dict[str, Any] = {"runner": runner, "token": token}
+    root = runner.settings.workspace
+    workspace = LocalWorkspace(root, aliases=("/workspace",), display_root=str(root))
     return web.Application(
         [
+            *file_routes(_Handler, common, workspace, runner.settings.state_dir),
             (r"/health", HealthHandler, common),
             (r"/turns", TurnsHandler, common),
             (r"/events", EventsHandler, {**common, "heartbeat": heartbeat}),

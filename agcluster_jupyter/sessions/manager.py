@@ -73,6 +73,12 @@ class ManagerSettings:
     #: sessions of ``warm_pool_config`` kept started, so launching it is a claim
     warm_pool_size: int = 0
     warm_pool_config: AgentConfig | None = None
+    #: remote providers (fly, kubernetes): where the gateway's TCP listener binds, and
+    #: the URL under which runners reach it ("" = http://{host}:{port}, for a listener
+    #: on a reachable address; in a cluster, the server's Service URL)
+    gateway_host: str = "0.0.0.0"
+    gateway_port: int = 8766
+    gateway_url: str = ""
 
 
 class SessionManager:
@@ -137,6 +143,16 @@ class SessionManager:
     async def start(self) -> None:
         for folder in (self.settings.state_root, self.settings.socket_root):
             folder.mkdir(parents=True, exist_ok=True)
+        if self.provider.remote:
+            port = self.gateway.serve_tcp(self.settings.gateway_host, self.settings.gateway_port)
+            if not self.settings.gateway_url:
+                self.settings.gateway_url = f"http://{self.settings.gateway_host}:{port}"
+            log.info(
+                "gateway for remote runners on %s:%d, runners call %s",
+                self.settings.gateway_host,
+                port,
+                self.settings.gateway_url,
+            )
         await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="agcluster-reaper")
         if self.activity_sink is not None:
@@ -245,7 +261,8 @@ class SessionManager:
             pooled=pooled,
         )
         session = self._new_session(record, api_key)
-        workspace.mkdir(parents=True, exist_ok=True)
+        if not self.provider.remote:  # a remote workspace is the runner's volume
+            workspace.mkdir(parents=True, exist_ok=True)
         (self._pooled if pooled else self.sessions)[session_id] = session
         session.save()
         session.log.append(StatusEvent(state="starting", detail="launching the agent runner"))
@@ -303,10 +320,7 @@ class SessionManager:
     async def _start_runner(self, session: Session, token: str) -> None:
         """Serve the session's gateway and start its runner (resuming any conversation)."""
         socket_dir = self._socket_dir(session.id)
-        socket_dir.mkdir(parents=True, exist_ok=True)
-        socket_dir.chmod(0o755)
-        gateway_socket = socket_dir / "gateway.sock"
-        self.gateway.serve_unix(session.gateway_session, gateway_socket)
+        gateway = self._serve_gateway(session)
         spec = RunnerSpec(
             session_id=session.id,
             config=session.record.config,
@@ -314,7 +328,7 @@ class SessionManager:
             state_dir=self._agent_state_dir(session.id),
             socket_dir=socket_dir,
             session_token=token,
-            gateway=f"unix:{gateway_socket}",
+            gateway=gateway,
             owner=session.record.owner,
             resume=session.record.sdk_session_id,
             labels={
@@ -335,9 +349,22 @@ class SessionManager:
             self.gateway.stop_serving(session.id)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(f"the agent could not start: {exc}") from None
+        session.record.runner_token = handle.token  # TCP runners only; "" otherwise
         session.attach(handle)
         session.touch()
         session.set_state("ready", "the agent is ready")
+
+    def _serve_gateway(self, session: Session) -> str:
+        """Let the session's runner reach the gateway; the address it calls."""
+        if self.provider.remote:
+            self.gateway.register_remote(session.gateway_session)
+            return self.settings.gateway_url
+        socket_dir = self._socket_dir(session.id)
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir.chmod(0o755)
+        gateway_socket = socket_dir / "gateway.sock"
+        self.gateway.serve_unix(session.gateway_session, gateway_socket)
+        return f"unix:{gateway_socket}"
 
     async def ensure_running(self, session: Session) -> None:
         """Start a stopped or failed session again; its conversation resumes."""
@@ -378,6 +405,13 @@ class SessionManager:
                     session.log.append(DoneEvent())
                 session.set_state("stopped", reason or "stopped; the workspace is kept")
             if purge:
+                try:
+                    await asyncio.wait_for(self.provider.purge_workspace(session.id, handle), 120.0)
+                except (ProviderError, asyncio.TimeoutError) as exc:
+                    raise ServiceUnavailable(
+                        f"the session is stopped, but its workspace volume could not be "
+                        f"deleted ({exc or 'timed out'}); nothing was removed, try again"
+                    ) from None
                 session.log.close()
                 del self.sessions[session.id]
                 self.storage.forget(session.id)
@@ -466,8 +500,7 @@ class SessionManager:
             except Exception:  # noqa: BLE001
                 log.exception("session %s: status check failed during recovery", session.id)
         if alive and handle is not None:
-            gateway_socket = self._socket_dir(session.id) / "gateway.sock"
-            self.gateway.serve_unix(session.gateway_session, gateway_socket)
+            self._serve_gateway(session)
             session.attach(handle)
             if session.state == "starting":
                 session.set_state("ready", "re-adopted after a server restart")

@@ -35,6 +35,7 @@ from ..events import (
 )
 from ..gateway import GatewaySession
 from ..providers.base import Provider, RunnerHandle, RunnerStatus
+from ..remote_workspace import RemoteWorkspace
 from ..workspace import LocalWorkspace
 from .eventlog import EventLog
 from .state import ACTIVE_STATES, can_transition
@@ -106,12 +107,29 @@ class Session:
         return self.record.state
 
     @property
-    def workspace(self) -> LocalWorkspace:
+    def remote(self) -> bool:
+        """The workspace lives with the runner (fly, kubernetes), not on this host."""
+        return self.provider.remote
+
+    @property
+    def workspace(self) -> LocalWorkspace | RemoteWorkspace:
+        if self.remote:
+            return RemoteWorkspace(self._file_channel, describe=f"{self.provider.name}:{self.id}")
         root = Path(self.record.workspace)
         mount = self.provider.workspace_mount
         if mount is None:
             return LocalWorkspace(root, aliases=(), display_root=str(root))
         return LocalWorkspace(root, aliases=(mount,), display_root=mount)
+
+    def _file_channel(self) -> httpx.AsyncClient:
+        handle = self.handle
+        if handle is None or not handle.endpoint or self.state not in ACTIVE_STATES:
+            raise Conflict(
+                f"the session's agent is {self.state}, and its workspace lives with it on "
+                f"the {self.provider.name} volume (kept); send the session a message to "
+                "start it again, then its files are here"
+            )
+        return self.provider.channel(handle, timeout=30.0)
 
     @property
     def handle(self) -> RunnerHandle | None:
@@ -159,8 +177,11 @@ class Session:
             "usage": self.usage(),
             "token_budget": self.gateway_session.token_budget,
             "turns": rec.turns,
-            "workspace": rec.workspace,
-            "contents_path": _contents_path(Path(rec.workspace), contents_root),
+            # a remote workspace is on the runner's volume: where the agent sees it
+            "workspace": self.provider.workspace_mount if self.remote else rec.workspace,
+            "contents_path": (
+                None if self.remote else _contents_path(Path(rec.workspace), contents_root)
+            ),
             "cost_usd": round(rec.cost_usd, 6),
             "sdk_session_id": rec.sdk_session_id,
             "provider": handle.provider if handle else self.provider.name,

@@ -21,49 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import TooLarge
+from ..errors import AgClusterError, TooLarge
 from ..events import ErrorEvent
+from ..remote_workspace import RemoteWorkspace
+from ..workspace import disk_usage
 
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["StorageGuard", "disk_usage", "format_size"]
+__all__ = ["StorageGuard", "format_size"]
 
 log = logging.getLogger(__name__)
-
-
-def disk_usage(paths: Iterable[Path]) -> int:
-    """Bytes allocated under ``paths`` (like ``du -s``; hard links counted once)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root in paths:
-        stack = [str(root)]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = os.scandir(folder)
-            except OSError:
-                continue
-            with entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    key = (st.st_dev, st.st_ino)
-                    if st.st_nlink > 1:
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-    return total
 
 
 def format_size(num: float) -> str:
@@ -86,6 +58,15 @@ class StorageGuard:
         return [Path(session.record.workspace), self._state_dir(session.id)]
 
     async def used(self, session: Session) -> int:
+        if session.remote:
+            # measured by the runner on its volume (which also caps it physically)
+            workspace = session.workspace
+            assert isinstance(workspace, RemoteWorkspace)
+            try:
+                return await workspace.usage()
+            except AgClusterError as exc:
+                log.info("session %s: no storage measurement: %s", session.id, exc.message)
+                return 0
         return await asyncio.to_thread(disk_usage, self._paths(session))
 
     def _limit(self, session: Session) -> tuple[int, str]:

@@ -176,12 +176,12 @@ async def test_destroy_leaves_the_volume_purge_removes_it(
     await provider.destroy(handle)
     assert not fake.live_machines()
     assert len(fake.volumes) == 1
-    await provider.purge(handle)
+    await provider.purge_workspace(handle.session_id, handle)
     assert fake.volumes == {}
     # purging again (or a running machine) is fine
-    await provider.purge(handle)
+    await provider.purge_workspace(handle.session_id, handle)
     running = await provider.create(make_spec(tmp_path))
-    await provider.purge(running)
+    await provider.purge_workspace(running.session_id, running)
     assert fake.volumes == {} and not fake.live_machines()
 
 

@@ -138,9 +138,10 @@ async def test_create_stop_purge_and_recover(fake: FakeKubernetes, runner_port: 
         again = await provider.create(make_spec())
         assert again.token != handle.token
         await provider.stop(again)
-        assert await provider.purge_workspace(SID) is True
+        await provider.purge_workspace(SID, again)
         assert fake.names("persistentvolumeclaims") == []
-        assert await provider.purge_workspace(SID) is False
+        await provider.purge_workspace(SID, None)  # purging twice is fine
+        assert fake.names("persistentvolumeclaims") == []
     finally:
         await provider.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,7 @@ from agcluster_jupyter.providers.kubernetes_spec import (
     pod_spec,
     pvc_name,
     pvc_spec,
+    runner_gateway,
     secret_spec,
     size_quantity,
 )
@@ -90,6 +92,18 @@ def expected_annotations() -> dict[str, str]:
     }
 
 
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def test_pod_for_the_code_assistant_preset() -> None:
     spec = make_spec()
     cfg = spec.config
@@ -127,6 +141,20 @@ def test_pod_for_the_code_assistant_preset() -> None:
                 "fsGroupChangePolicy": "OnRootMismatch",
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            "initContainers": [
+                {
+                    "name": "prepare-volume",
+                    "image": "agcluster-agent:0.1.0",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["mkdir", "-p", "/volume/workspace", "/volume/agent-state"],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "64Mi"},
+                        "limits": {"cpu": "100m", "memory": "64Mi"},
+                    },
+                    "securityContext": CONTAINER_SECURITY,
+                    "volumeMounts": [{"name": "workspace", "mountPath": "/volume"}],
+                }
+            ],
             "containers": [
                 {
                     "name": "runner",
@@ -179,19 +207,16 @@ def test_pod_for_the_code_assistant_preset() -> None:
                         {"name": "SHLVL", "value": "1"},
                     ],
                     "resources": {"requests": resources, "limits": resources},
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "runAsGroup": 1000,
-                        "allowPrivilegeEscalation": False,
-                        "privileged": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": CONTAINER_SECURITY,
                     "volumeMounts": [
-                        {"name": "workspace", "mountPath": "/workspace"},
-                        {"name": "state", "mountPath": "/var/lib/agcluster/state"},
+                        # one PVC: the workspace and the CLI's state (resume survives
+                        # a replaced pod)
+                        {"name": "workspace", "mountPath": "/workspace", "subPath": "workspace"},
+                        {
+                            "name": "workspace",
+                            "mountPath": "/var/lib/agcluster/state",
+                            "subPath": "agent-state",
+                        },
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "home", "mountPath": "/home/agent"},
                     ],
@@ -204,7 +229,6 @@ def test_pod_for_the_code_assistant_preset() -> None:
                     "name": "workspace",
                     "persistentVolumeClaim": {"claimName": "agcluster-ws-0f1e2d3c4b5a"},
                 },
-                {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}},
                 {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
                 {"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
             ],
@@ -329,7 +353,11 @@ def test_network_policy_with_network_and_server_namespace() -> None:
         server_pod_labels={"app": "jupyter"},
         server_namespace="hub",
     )
-    policy = network_policy_spec(make_spec(inline(network=True)), settings)
+    # the spec's gateway (the server's) wins over the setting; a non-URL one falls back
+    spec = dataclasses.replace(make_spec(inline(network=True)), gateway="unix:/not/a/url")
+    policy = network_policy_spec(spec, settings)
+    assert runner_gateway(spec, settings) == "https://gw.example"
+    assert runner_gateway(make_spec(), settings) == GATEWAY
     peer = {
         "podSelector": {"matchLabels": {"app": "jupyter"}},
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "hub"}},
