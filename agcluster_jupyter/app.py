@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default
 
 from ._version import __version__
 from .gateway import Gateway
@@ -30,6 +30,9 @@ from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
 
 __all__ = ["AgClusterApp"]
+
+#: where a pod finds its own namespace (the service account's mount)
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class AgClusterApp(ExtensionApp):
@@ -172,6 +175,100 @@ class AgClusterApp(ExtensionApp):
         gateway's unix socket.""",
     ).tag(config=True)
 
+    # -- remote providers (kubernetes, fly) ------------------------------------------------
+
+    gateway_url = Unicode(
+        help="""kubernetes and fly providers: the URL under which agent runners reach this
+        server's model gateway (its TCP listener, gateway_port), e.g. a Kubernetes Service
+        (http://jupyter.jhub.svc:8766) or a Fly private address.  Default:
+        $AGCLUSTER_GATEWAY_URL, else http://$POD_IP:gateway_port when POD_IP is set (the
+        downward API), else http://gateway_host:gateway_port.  Runners present a
+        per-session token there; the API key never leaves this server.""",
+    ).tag(config=True)
+
+    @default("gateway_url")
+    def _default_gateway_url(self) -> str:
+        if os.environ.get("AGCLUSTER_GATEWAY_URL"):
+            return os.environ["AGCLUSTER_GATEWAY_URL"]
+        if os.environ.get("POD_IP"):
+            return f"http://{os.environ['POD_IP']}:{self.gateway_port}"
+        return ""
+
+    gateway_host = Unicode(
+        "0.0.0.0",
+        help="kubernetes and fly providers: the address the gateway's TCP listener binds.",
+    ).tag(config=True)
+
+    gateway_port = Int(
+        8766, help="kubernetes and fly providers: the port of the gateway's TCP listener."
+    ).tag(config=True)
+
+    kubernetes_namespace = Unicode(
+        help="""kubernetes provider: the namespace of the session pods, PVCs, Secrets and
+        NetworkPolicies.  Default: the server pod's own namespace (its service account's),
+        else 'default'.""",
+    ).tag(config=True)
+
+    @default("kubernetes_namespace")
+    def _default_kubernetes_namespace(self) -> str:
+        try:
+            return Path(_SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip()
+        except OSError:
+            return "default"
+
+    kubernetes_runtime_class = Unicode(
+        None,
+        allow_none=True,
+        help="""kubernetes provider: runtimeClassName of the session pods (gvisor, kata,
+        ...) for a sandbox stronger than runc; unset: the cluster's default.""",
+    ).tag(config=True)
+
+    kubernetes_storage_class = Unicode(
+        None,
+        allow_none=True,
+        help="""kubernetes provider: storageClassName of the workspace PVCs (one per
+        session, sized by resource_limits.storage, kept after stop); unset: the default.""",
+    ).tag(config=True)
+
+    kubernetes_server_pod_labels = Dict(
+        {"app.kubernetes.io/name": "agcluster-jupyter"},
+        help="""kubernetes provider: labels of this server's pod; the session pods'
+        NetworkPolicy lets only pods with them reach the runner, and egress only to them
+        (the gateway).  Under Zero to JupyterHub: {"component": "singleuser-server"}.""",
+    ).tag(config=True)
+
+    kubernetes_server_namespace = Unicode(
+        None,
+        allow_none=True,
+        help="""kubernetes provider: the namespace of this server's pod, when the session
+        pods run in another one (kubernetes_namespace).""",
+    ).tag(config=True)
+
+    fly_app = Unicode(
+        help="""fly provider: the Fly app the session machines are created in.  The API
+        token comes from $FLY_API_TOKEN (never from a config file).""",
+    ).tag(config=True)
+
+    fly_region = Unicode(
+        help="""fly provider: the region of the machines and volumes.  Default:
+        $FLY_REGION, else ams.""",
+    ).tag(config=True)
+
+    @default("fly_region")
+    def _default_fly_region(self) -> str:
+        return os.environ.get("FLY_REGION") or "ams"
+
+    fly_api_base = Unicode(
+        "https://api.machines.dev/v1",
+        help="fly provider: the Machines API (inside a Fly machine: http://_api.internal:4280/v1).",
+    ).tag(config=True)
+
+    fly_cpu_kind = Enum(
+        ["shared", "performance"],
+        default_value="shared",
+        help="fly provider: the guests' CPU kind.",
+    ).tag(config=True)
+
     storage_check_interval = Float(
         3.0,
         help="""Seconds between measurements of a busy session's workspace against its
@@ -218,9 +315,60 @@ class AgClusterApp(ExtensionApp):
             return LocalProvider(
                 agent_user=self.agent_user, start_timeout=self.runner_start_timeout
             )
+        if choice == "kubernetes":
+            return self._kubernetes_provider()
+        return self._fly_provider()
+
+    def _kubernetes_provider(self) -> Provider:
         from .providers.unavailable import UnavailableProvider
 
-        return UnavailableProvider(choice)
+        try:
+            from .providers.kubernetes import KubernetesProvider
+            from .providers.kubernetes_spec import PodSettings
+        except ImportError as exc:
+            return UnavailableProvider(
+                "kubernetes",
+                f"the kubernetes provider needs lightkube ({exc}); "
+                "pip install 'agcluster-jupyter[kubernetes]'",
+            )
+        settings = PodSettings(
+            image=self.agent_image,
+            gateway_url=self.gateway_url,
+            runtime_class=self.kubernetes_runtime_class or None,
+            storage_class=self.kubernetes_storage_class or None,
+            server_pod_labels=dict(self.kubernetes_server_pod_labels),
+            server_namespace=self.kubernetes_server_namespace or None,
+        )
+        return KubernetesProvider(
+            settings,
+            namespace=self.kubernetes_namespace,
+            start_timeout=max(self.runner_start_timeout, 180.0),  # image pulls, PVC binding
+        )
+
+    def _fly_provider(self) -> Provider:
+        from .providers.fly import FlyProvider
+        from .providers.fly_spec import FlySettings
+        from .providers.unavailable import UnavailableProvider
+
+        token = os.environ.get("FLY_API_TOKEN", "")
+        missing = [
+            what
+            for what, value in (("$FLY_API_TOKEN", token), ("AgClusterApp.fly_app", self.fly_app))
+            if not value
+        ]
+        if missing:
+            return UnavailableProvider(
+                "fly", f"the fly provider needs {' and '.join(missing)}; set them and restart"
+            )
+        settings = FlySettings(
+            app=self.fly_app,
+            image=self.agent_image,
+            region=self.fly_region,
+            gateway_url=self.gateway_url,
+            cpu_kind=self.fly_cpu_kind,
+            api_base=self.fly_api_base,
+        )
+        return FlyProvider(settings, token, start_timeout=max(self.runner_start_timeout, 120.0))
 
     def _docker_provider(self) -> Provider:
         from .providers.docker import DockerProvider
@@ -273,6 +421,9 @@ class AgClusterApp(ExtensionApp):
             warm_pool_config=(
                 self.presets.get(self.warm_pool_config) if self.warm_pool_size > 0 else None
             ),
+            gateway_host=self.gateway_host,
+            gateway_port=self.gateway_port,
+            gateway_url=self.gateway_url,
         )
         self.manager = SessionManager(
             settings, self._make_provider(), self.gateway, server_key=self._server_key

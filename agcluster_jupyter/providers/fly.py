@@ -234,7 +234,12 @@ class FlyProvider(Provider):
             provider=self.name,
             session_id=spec.session_id,
             agent_id=machine_id,
-            endpoint=runner_endpoint(self.settings.app, machine_id, self.settings.runner_port),
+            endpoint=runner_endpoint(
+                self.settings.app,
+                machine_id,
+                self.settings.runner_port,
+                str(machine.get("private_ip") or ""),
+            ),
             token=runner_token,
             extra={
                 "machine": machine.get("name", ""),
@@ -386,7 +391,10 @@ class FlyProvider(Provider):
                     session_id=session_id,
                     agent_id=str(machine["id"]),
                     endpoint=runner_endpoint(
-                        self.settings.app, str(machine["id"]), self.settings.runner_port
+                        self.settings.app,
+                        str(machine["id"]),
+                        self.settings.runner_port,
+                        str(machine.get("private_ip") or ""),
                     ),
                     extra={
                         "machine": machine.get("name", ""),

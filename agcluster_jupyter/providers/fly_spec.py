@@ -52,6 +52,8 @@ WORKSPACE_MOUNT = "/workspace"
 STATE_PATH = "/workspace/.agcluster/state"
 CONTAINER_HOME = "/home/agent"
 RUNNER_PORT = 8765
+#: the image's non-root user (docker/Dockerfile.agent)
+AGENT_USER = "agent"
 #: Fly sizes memory in steps of 256 MB
 MEMORY_STEP_MB = 256
 _MIB = 1024**2
@@ -105,6 +107,10 @@ def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]
         WORKSPACE_MOUNT,
         "--state-dir",
         STATE_PATH,
+        # Fly runs the command as root and mounts volumes root-owned: the runner gives
+        # the workspace to the image's agent user and runs the claude CLI as that user
+        "--agent-user",
+        AGENT_USER,
         "--gateway",
         gateway_url,
     ]
@@ -113,8 +119,14 @@ def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]
     return cmd
 
 
-def runner_endpoint(app: str, machine_id: str, port: int = RUNNER_PORT) -> str:
-    """The runner's URL on the app's private network."""
+def runner_endpoint(
+    app: str, machine_id: str, port: int = RUNNER_PORT, private_ip: str = ""
+) -> str:
+    """The runner's URL on the app's private network: the machine's 6PN address when the
+    API gave it (no DNS lookup), else its ``.vm.<app>.internal`` name."""
+    if private_ip:
+        host = f"[{private_ip}]" if ":" in private_ip else private_ip
+        return f"http://{host}:{port}"
     return f"http://{machine_id}.vm.{app}.internal:{port}"
 
 

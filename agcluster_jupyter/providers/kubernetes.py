@@ -331,5 +331,7 @@ def _why(pod: Any) -> str:
         if term is not None:
             if term.reason == "OOMKilled":
                 return "ran out of memory and was killed (out of memory)"
-            return f"exited with code {term.exitCode} ({term.reason or phase})"
-    return f"is {phase}"
+            detail = f": {term.message.strip()[-500:]}" if term.message else ""
+            return f"exited with code {term.exitCode} ({term.reason or phase}){detail}"
+    message = f": {status.message}" if status and status.message else ""
+    return f"is {phase}{message}"

@@ -1,4 +1,5 @@
-"""A stand-in for a provider this build cannot run yet: every call says so clearly (503)."""
+"""A stand-in for a provider that cannot be built as configured (a missing package, token
+or setting): health says why, and every launch is a 503 with the same message."""
 
 from __future__ import annotations
 
@@ -17,12 +18,9 @@ __all__ = ["UnavailableProvider"]
 class UnavailableProvider(Provider):
     isolated = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, detail: str) -> None:
         self.name = name
-        self.detail = (
-            f"the {name!r} provider is not available in this version of agcluster-jupyter; "
-            "use --AgClusterApp.provider=local"
-        )
+        self.detail = detail
 
     async def health(self) -> ProviderHealth:
         return ProviderHealth(ok=False, isolated=True, detail=self.detail)

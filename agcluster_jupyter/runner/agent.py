@@ -381,6 +381,10 @@ class AgentRunner:
             if not os.access(s.workspace, os.W_OK | os.X_OK):
                 return f"the workspace {s.workspace} is not writable by the runner"
             return None
+        if os.geteuid() == 0 and s.workspace.stat().st_uid == 0:
+            # a fresh volume mounted root-owned (Fly): the agent gets its root folder
+            # (only that: whatever is inside was written by the agent or given to it)
+            os.chown(s.workspace, s.agent_user.uid, s.agent_user.gid)
         # probe with the very credentials the CLI gets: the SDK sets only the uid, and
         # the runner already took the agent's groups (process._drop_groups)
         probe = await asyncio.create_subprocess_exec(

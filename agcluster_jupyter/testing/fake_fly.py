@@ -12,6 +12,12 @@ speaks the documented JSON (``https://api.machines.dev/v1``) and is strict about
   machine did not reach S in time;
 - ``fail_next`` holds status codes the next requests answer with (e.g. ``[503, 503]``).
 
+With a ``node`` (:class:`~.fake_node.LocalNode`) a started machine runs its real
+``init.cmd`` with its ``env``, its volumes as folders (root-owned, as Fly mounts them) and
+its ``private_ip`` a loopback address of its own; stop, suspend and destroy end the
+process, start runs it again, an exit makes the machine ``stopped``.  ``serve()`` puts the
+API on a local HTTP port (for a provider built by a Jupyter server, not by the test).
+
 Endpoints: ``GET /apps/{app}``; ``GET, POST /apps/{app}/machines`` (list filters by
 ``metadata.KEY=VALUE``); ``GET, DELETE /apps/{app}/machines/{id}`` (``?force=true``);
 ``GET …/{id}/wait``; ``POST …/{id}/stop|suspend|start``; ``GET, POST
@@ -29,6 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from tornado import httpserver, web
+from tornado.netutil import bind_sockets
+
+from .fake_node import LocalNode
 
 __all__ = ["FakeFly"]
 
@@ -114,6 +124,7 @@ class FakeMachine:
     boot_at: float = 0.0
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ"))
     events: list[dict[str, Any]] = field(default_factory=list)
+    private_ip: str = ""
 
     def to_json(self, app: str) -> dict[str, Any]:
         return {
@@ -122,7 +133,7 @@ class FakeMachine:
             "state": self.state,
             "region": self.region,
             "instance_id": self.instance_id,
-            "private_ip": f"fdaa:0:1:a7b:1::{self.id[-4:]}",
+            "private_ip": self.private_ip or f"fdaa:0:1:a7b:1::{self.id[-4:]}",
             "config": self.config,
             "image_ref": {"repository": self.config["image"]},
             "created_at": self.created_at,
@@ -166,7 +177,13 @@ class FakeFly:
         *,
         boot_delay: float = 0.02,
         regions: tuple[str, ...] = ("ams", "iad", "ord"),
+        node: LocalNode | None = None,
     ) -> None:
+        self.node = node
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: httpserver.HTTPServer | None = None
+        if node is not None:
+            node.on_exit = self._machine_exited
         self.apps = {app}
         self.token = token
         self.boot_delay = boot_delay
@@ -192,6 +209,93 @@ class FakeFly:
         ):
             machine.state = "started"
             machine.events.append({"type": "start", "status": "started", "source": "flyd"})
+            if self.node is not None:
+                self._background(self._run(machine))
+
+    # -- running machines on a node ----------------------------------------------------------
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, machine: FakeMachine) -> None:
+        node = self.node
+        assert node is not None
+        config = machine.config
+        mounts = {
+            m["path"]: node.volume(m["volume"], owned_by_agent=False)
+            for m in config.get("mounts", [])
+        }
+        home = (config.get("env") or {}).get("HOME")
+        if home:
+            mounts[home] = node.scratch(f"{machine.id}-home")
+        command = list((config.get("init") or {}).get("cmd") or [])
+        try:
+            await node.start(
+                machine.id,
+                command,
+                dict(config.get("env") or {}),
+                mounts,
+                as_agent=False,  # Fly runs the image's command as root
+                address=machine.private_ip,
+            )
+        except OSError as exc:
+            machine.state = "stopped"
+            machine.events.append({"type": "exit", "status": "failed", "error": str(exc)})
+
+    def _halt(self, machine: FakeMachine) -> None:
+        if self.node is not None:
+            self._background(self.node.kill(machine.id))
+
+    def _machine_exited(self, machine_id: str, code: int) -> None:
+        machine = self.machines.get(machine_id)
+        if machine is not None and machine.state == "started":
+            machine.state = "stopped"
+            machine.events.append(
+                {
+                    "type": "exit",
+                    "status": "stopped",
+                    "request": {"exit_event": {"exit_code": code}},
+                }
+            )
+
+    async def serve(self) -> str:
+        """Serve the API over local HTTP; its base URL (``http://127.0.0.1:PORT/v1``)."""
+        fake = self
+
+        class Front(web.RequestHandler):
+            def check_xsrf_cookie(self) -> None:
+                return
+
+            async def _any(self) -> None:
+                request = httpx.Request(
+                    self.request.method or "GET",
+                    "http://fly.fake" + (self.request.uri or "/"),
+                    headers=dict(self.request.headers),
+                    content=self.request.body or b"",
+                )
+                response = await fake.handle(request)
+                self.set_status(response.status_code)
+                self.set_header("Content-Type", "application/json")
+                self.finish(response.content)
+
+            get = post = delete = _any
+
+        sockets = bind_sockets(0, "127.0.0.1")
+        self._server = httpserver.HTTPServer(web.Application([(r"/.*", Front)]))
+        self._server.add_sockets(sockets)
+        return f"http://127.0.0.1:{sockets[0].getsockname()[1]}/v1"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+        # machines being started or stopped finish first: no process escapes the node
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=15)
+        if self.node is not None:
+            await self.node.close()
 
     def _machine(self, machine_id: str) -> FakeMachine:
         machine = self.machines.get(machine_id)
@@ -283,6 +387,7 @@ class FakeFly:
                 if machine.state not in {"stopped", "suspended", "created", "failed"} and not force:
                     raise _Reply(412, "failed_precondition: machine is started; stop it or force")
                 machine.state = "destroyed"
+                self._halt(machine)
                 for volume in self.volumes.values():
                     if volume.attached_machine_id == machine.id:
                         volume.attached_machine_id = None
@@ -301,6 +406,7 @@ class FakeFly:
             if previous != "started":
                 raise _Reply(412, f"failed_precondition: machine is {previous}, not started")
             machine.state = "stopped" if action == "stop" else "suspended"
+            self._halt(machine)
             machine.events.append({"type": "exit", "status": machine.state, "source": "user"})
             return 200, {"ok": True}
         raise _Reply(404, "not found")
@@ -359,6 +465,7 @@ class FakeFly:
             config=config,
             instance_id=f"01H{number:023d}",
             boot_at=time.monotonic() + self.boot_delay,
+            private_ip=self.node.allocate_address() if self.node is not None else "",
         )
         if body.get("skip_launch"):
             machine.boot_at = float("inf")
@@ -419,5 +526,7 @@ class FakeFly:
             if volume.attached_machine_id is not None:
                 raise _Reply(412, f"volume {volume.id} is attached to a machine; destroy it first")
             del self.volumes[volume.id]
+            if self.node is not None:
+                self.node.remove_volume(volume.id)
             return 200, {**volume.to_json(), "state": "destroyed"}
         raise _Reply(404, "not found")

@@ -10,6 +10,13 @@ with the real codes (404 NotFound, 409 AlreadyExists).
 Pods are "scheduled" by the fake: shortly after creation a pod turns ``Running`` and
 ``Ready`` with ``pod_ip`` (or ``Failed`` when ``fail_pods`` is set).  Point ``pod_ip`` and
 the provider's runner port at a local runner stub and the whole create path runs.
+
+With a ``node`` (:class:`~.fake_node.LocalNode`) the fake is a one-node cluster that runs
+the pod's real command: Secret-backed env resolved, the PVC a folder (its ``subPath``
+folders made as the agent user, as the pod's init container does), emptyDirs scratch
+folders, the pod's IP a loopback address of its own.  The pod turns ``Running`` and
+``Ready`` once its process started, ``Failed``/``Succeeded`` when it exits; deleting the
+pod stops the process, deleting the PVC removes its folder.
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ import asyncio
 import base64
 import copy
 import json
+import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from tornado import httpserver, web
+
+from .fake_node import LocalNode
 
 __all__ = ["FakeKubernetes"]
 
@@ -78,12 +88,22 @@ class FakeKubernetes:
     #: answer this many of the next requests with 503 (to test retries)
     fail_next: int = 0
     url: str = ""
+    #: run pods for real (see the module docstring); None: pods only change state
+    node: LocalNode | None = None
     _version: int = 0
     _watches: list[_Watch] = field(default_factory=list)
     _server: httpserver.HTTPServer | None = None
     _timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
+        if self.node is not None:
+            self.node.on_exit = self._pod_exited
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
@@ -107,6 +127,12 @@ class FakeKubernetes:
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        # pods being started or stopped finish first: no process escapes the node
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=15)
+        if self.node is not None:
+            await self.node.close()
+
         for watch in self._watches:
             watch.queue.put_nowait({})
         if self._server is not None:
@@ -177,6 +203,9 @@ class FakeKubernetes:
         pod = self.objects.get(("pods", namespace, name))
         if pod is None:
             return
+        if self.node is not None and not self.fail_pods:
+            self._background(self._run_pod(namespace, name, pod))
+            return
         if self.fail_pods:
             pod["status"] = {
                 "phase": "Failed",
@@ -200,6 +229,88 @@ class FakeKubernetes:
         self._bump(pod)
         self._emit("MODIFIED", "pods", namespace, pod)
 
+    async def _run_pod(self, namespace: str, name: str, pod: dict[str, Any]) -> None:
+        node = self.node
+        assert node is not None
+        spec = pod["spec"]
+        container = spec["containers"][0]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounts: dict[str, Any] = {}
+        for mount in container.get("volumeMounts", []):
+            volume = volumes[mount["name"]]
+            if "persistentVolumeClaim" in volume:
+                folder = node.volume(
+                    volume["persistentVolumeClaim"]["claimName"], owned_by_agent=True
+                )
+                if mount.get("subPath"):
+                    folder = folder / mount["subPath"]
+                    folder.mkdir(exist_ok=True)  # the init container's mkdir -p
+                    os.chown(folder, node.agent_user.pw_uid, node.agent_user.pw_gid)
+            else:
+                folder = node.scratch(f"{name}-{mount['name']}")
+            mounts[mount["mountPath"]] = folder
+        env: dict[str, str] = {}
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = item["value"]
+                continue
+            ref = item["valueFrom"]["secretKeyRef"]
+            secret = self.get("secrets", namespace, ref["name"]) or {}
+            encoded = (secret.get("data") or {}).get(ref["key"], "")
+            env[item["name"]] = base64.b64decode(encoded).decode()
+        try:
+            workload = await node.start(name, container["command"], env, mounts, as_agent=True)
+        except OSError as exc:
+            self._set_status(namespace, name, {"phase": "Failed", "message": str(exc)})
+            return
+        if self.get("pods", namespace, name) is not pod:
+            await node.kill(name)  # deleted while starting
+            return
+        self._set_status(
+            namespace,
+            name,
+            {
+                "phase": "Running",
+                "podIP": workload.address,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {**self._container_status(pod), "ready": True, "state": {"running": {}}}
+                ],
+            },
+        )
+
+    def _pod_exited(self, name: str, code: int) -> None:
+        for (plural, namespace, obj_name), pod in list(self.objects.items()):
+            if plural == "pods" and obj_name == name:
+                terminated = {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    # as kubelet does with FallbackToLogsOnError: the output's tail
+                    "message": self.node.tail(name) if self.node is not None else "",
+                }
+                self._set_status(
+                    namespace,
+                    name,
+                    {
+                        "phase": "Succeeded" if code == 0 else "Failed",
+                        "containerStatuses": [
+                            {
+                                **self._container_status(pod),
+                                "ready": False,
+                                "state": {"terminated": terminated},
+                            }
+                        ],
+                    },
+                )
+
+    def _set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        pod = self.objects.get(("pods", namespace, name))
+        if pod is None:
+            return
+        pod["status"] = status
+        self._bump(pod)
+        self._emit("MODIFIED", "pods", namespace, pod)
+
     @staticmethod
     def _container_status(pod: dict[str, Any]) -> dict[str, Any]:
         container = pod["spec"]["containers"][0]
@@ -212,6 +323,11 @@ class FakeKubernetes:
 
     def delete(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self.objects.pop((plural, namespace, name), None)
+        if obj is not None and self.node is not None:
+            if plural == "pods":
+                self._background(self.node.kill(name))
+            elif plural == "persistentvolumeclaims":
+                self.node.remove_volume(name)
         if obj is not None:
             self._bump(obj)
             self._emit("DELETED", plural, namespace, obj)

@@ -69,7 +69,7 @@ def make_provider(
     # the runner's token is in the machine's env: the stand-in learns it from there
     async def runner_handler(request: httpx.Request) -> httpx.Response:
         for machine in fake.live_machines():
-            host = f"{machine.id}.vm.agents.internal"
+            host = machine.to_json("agents")["private_ip"]
             runners.tokens[host] = machine.config["env"]["AGCLUSTER_RUNNER_TOKEN"]
         return runners.handle(request)
 
@@ -122,11 +122,12 @@ async def test_create_starts_a_machine_with_a_volume(
     handle = await provider.create(make_spec(tmp_path))
     machine = fake.machines[handle.agent_id]
     assert machine.state == "started"
-    assert handle.endpoint == f"http://{handle.agent_id}.vm.agents.internal:8765"
+    ip = machine.to_json("agents")["private_ip"]
+    assert handle.endpoint == f"http://[{ip}]:8765"  # the 6PN address
     assert handle.token and handle.token == machine.config["env"]["AGCLUSTER_RUNNER_TOKEN"]
     assert machine.config["guest"] == {"cpu_kind": "shared", "cpus": 2, "memory_mb": 1024}
     # the runner answered /health with its bearer token
-    assert (f"{handle.agent_id}.vm.agents.internal", "/health") in runners.calls
+    assert (ip, "/health") in runners.calls
     (volume,) = fake.volumes.values()
     assert (volume.size_gb, volume.region, volume.attached_machine_id) == (3, "ams", machine.id)
     assert machine.config["mounts"] == [{"volume": volume.id, "path": "/workspace"}]
@@ -157,7 +158,8 @@ async def test_stop_keeps_the_volume_and_a_new_runner_reuses_it(
     handle = await provider.create(make_spec(tmp_path))
     (volume_id,) = fake.volumes
     await provider.stop(handle)
-    assert (f"{handle.agent_id}.vm.agents.internal", "/shutdown") in runners.calls
+    ip = fake.machines[handle.agent_id].to_json("agents")["private_ip"]
+    assert (ip, "/shutdown") in runners.calls
     assert fake.machines[handle.agent_id].state == "destroyed"
     assert await provider.status(handle) == RunnerStatus.MISSING
     assert list(fake.volumes) == [volume_id]

@@ -96,6 +96,8 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                     "/workspace",
                     "--state-dir",
                     "/workspace/.agcluster/state",
+                    "--agent-user",
+                    "agent",
                     "--gateway",
                     "http://jupyter.internal:8899",
                 ]
@@ -162,3 +164,5 @@ def test_runner_endpoint_is_on_the_private_network() -> None:
     assert runner_endpoint("agents", "e784079b449483") == (
         "http://e784079b449483.vm.agents.internal:8765"
     )
+    assert runner_endpoint("agents", "e7", 8765, "fdaa:0:1::3") == "http://[fdaa:0:1::3]:8765"
+    assert runner_endpoint("agents", "e7", 9000, "10.0.0.7") == "http://10.0.0.7:9000"
