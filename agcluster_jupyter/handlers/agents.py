@@ -198,15 +198,10 @@ class EventsHandler(AgClusterHandler):
     @authorized
     async def get(self, session_id: str) -> None:
         session = self.manager.get_session(session_id)
-        raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument("after", "0")
-        try:
-            after = int(raw)
-        except ValueError:
-            raise BadRequest(
-                f"after / Last-Event-ID must be an event seq number, not {raw!r}", field="after"
-            ) from None
-        if after < 0:
-            raise BadRequest("after must be 0 or more", field="after")
+        after = _seq_number(self.get_query_argument("after", "0"), "after")
+        header = self.request.headers.get("Last-Event-ID")
+        if header:  # a reconnecting EventSource sends it with its original URL: it wins
+            after = _seq_number(header, "Last-Event-ID")
         follow = self.get_query_argument("follow", "true").lower() not in {"0", "false", "no"}
         start_sse(self)
         if follow:
@@ -215,6 +210,17 @@ class EventsHandler(AgClusterHandler):
             for event in session.log.since(after):
                 self.write(format_sse(event))
             self.finish(set_content_type=SSE_CONTENT_TYPE)
+
+
+def _seq_number(raw: str, field: str) -> int:
+    """An event seq cursor (``after``, ``Last-Event-ID``): 0 or more, else a 400."""
+    try:
+        after = int(raw)
+    except ValueError:
+        raise BadRequest(f"{field} must be an event seq number, not {raw!r}", field=field) from None
+    if after < 0:
+        raise BadRequest(f"{field} must be 0 or more", field=field)
+    return after
 
 
 class PermissionHandler(AgClusterHandler):
