@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret
 from lightkube.resources.networking_v1 import NetworkPolicy
 
@@ -39,6 +40,7 @@ from .kubernetes_spec import (
     ANNOTATION_PREFIX,
     PodSettings,
     label_selector,
+    metrics_summary,
     network_policy_spec,
     pod_name,
     pod_spec,
@@ -49,6 +51,11 @@ from .kubernetes_spec import (
 )
 
 __all__ = ["KubernetesProvider"]
+
+#: the metrics-server's view of a pod (``kubectl top pod``)
+PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
+#: seconds a resources() call may wait for the metrics API (best effort, no retries)
+METRICS_TIMEOUT = 3.0
 
 T = TypeVar("T")
 _RETRY_CODES = {429, 500, 502, 503, 504}
@@ -179,7 +186,11 @@ class KubernetesProvider(Provider):
             agent_id=pod_name(sid),
             endpoint="",
             token=runner_token,
-            extra={"namespace": self.namespace, "pvc": pvc_name(sid)},
+            extra={
+                "namespace": self.namespace,
+                "pvc": pvc_name(sid),
+                "memory_limit_bytes": spec.config.resource_limits.memory_bytes,
+            },
         )
         deadline = time.monotonic() + self.start_timeout
         try:
@@ -259,6 +270,19 @@ class KubernetesProvider(Provider):
             raise ProviderError(f"could not read pod {handle.agent_id}: {exc}") from exc
         phase = pod.status.phase if pod.status else None
         return RunnerStatus.RUNNING if phase in {"Pending", "Running"} else RunnerStatus.EXITED
+
+    async def resources(self, handle: RunnerHandle) -> dict[str, Any]:
+        """CPU and memory from the cluster's metrics API (metrics-server); ``{}`` when the
+        cluster has none or the pod has no sample yet."""
+        try:
+            metrics = await asyncio.wait_for(
+                self.client().get(PodMetrics, handle.agent_id, namespace=self.namespace),
+                METRICS_TIMEOUT,
+            )
+            # a generic resource is a dict of the object's JSON
+            return metrics_summary(dict(metrics), int(handle.extra.get("memory_limit_bytes") or 0))
+        except (ApiError, httpx2.HTTPError, asyncio.TimeoutError, OSError, ValueError):
+            return {}
 
     async def exit_reason(self, handle: RunnerHandle) -> str | None:
         try:

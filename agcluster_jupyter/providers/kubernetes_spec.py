@@ -42,7 +42,9 @@ __all__ = [
     "cpu_quantity",
     "label_selector",
     "label_value",
+    "metrics_summary",
     "network_policy_spec",
+    "parse_quantity",
     "pod_name",
     "pod_spec",
     "pvc_name",
@@ -138,6 +140,47 @@ def size_quantity(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+_QUANTITY_RE = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIXES = {
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "": 1.0,
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 1024.0,
+    "Mi": 1024.0**2,
+    "Gi": 1024.0**3,
+    "Ti": 1024.0**4,
+}
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity as a number: ``"250m"`` → 0.25, ``"64Mi"`` → 67108864."""
+    match = _QUANTITY_RE.match(text.strip())
+    if match is None or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    return float(match.group(1)) * _SUFFIXES[match.group(2)]
+
+
+def metrics_summary(pod_metrics: dict[str, Any], memory_limit: int) -> dict[str, Any]:
+    """``resources()`` figures from a ``metrics.k8s.io`` PodMetrics: CPU as percent of
+    one core (as ``docker stats`` counts), the working-set memory and the limit."""
+    cpu = memory = 0.0
+    for container in pod_metrics.get("containers") or []:
+        usage = container.get("usage") or {}
+        cpu += parse_quantity(str(usage.get("cpu", "0")))
+        memory += parse_quantity(str(usage.get("memory", "0")))
+    return {
+        "cpu_percent": round(cpu * 100, 1),
+        "memory_bytes": int(memory),
+        "memory_limit_bytes": memory_limit,
+    }
 
 
 def runner_command(port: int, gateway_url: str, resume: str | None) -> list[str]:

@@ -16,7 +16,10 @@ the pod's real command: Secret-backed env resolved, the PVC a folder (its ``subP
 folders made as the agent user, as the pod's init container does), emptyDirs scratch
 folders, the pod's IP a loopback address of its own.  The pod turns ``Running`` and
 ``Ready`` once its process started, ``Failed``/``Succeeded`` when it exits; deleting the
-pod stops the process, deleting the PVC removes its folder.
+pod stops the process, deleting the PVC removes its folder, and the metrics API
+(``GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}``, as metrics-server
+serves it) reports the pod's processes' CPU and memory.  Without a node that API is a 404,
+as on a cluster without metrics-server.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class FakeKubernetes:
     _server: httpserver.HTTPServer | None = None
     _timers: list[asyncio.TimerHandle] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: the last CPU reading per pod, for the metrics API's rate
+    _cpu_samples: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -112,6 +117,11 @@ class FakeKubernetes:
         app = web.Application(
             [
                 (r"/version", _Version, {"fake": self}),
+                (
+                    r"/apis/metrics\.k8s\.io/v1beta1/namespaces/([^/]+)/pods/([^/]+)",
+                    _PodMetrics,
+                    {"fake": self},
+                ),
                 (r"/api/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/]+))?", _Objects, {"fake": self}),
                 (
                     r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/]+))?",
@@ -357,6 +367,36 @@ class _Base(web.RequestHandler):
 class _Version(_Base):
     def get(self) -> None:
         self.reply(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
+
+
+class _PodMetrics(_Base):
+    def get(self, namespace: str, name: str) -> None:
+        fake = self.fake
+        usage = fake.node.usage(name) if fake.node is not None else None
+        if fake.get("pods", namespace, name) is None or usage is None:
+            self.reply(404, _status(404, "NotFound", f'podmetrics "{name}" not found'))
+            return
+        cpu_seconds, rss = usage
+        now = asyncio.get_running_loop().time()
+        last = fake._cpu_samples.get(name)
+        fake._cpu_samples[name] = (now, cpu_seconds)
+        cores = (cpu_seconds - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
+        self.reply(
+            200,
+            {
+                "kind": "PodMetrics",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": name, "namespace": namespace},
+                "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "window": "10s",
+                "containers": [
+                    {
+                        "name": "runner",
+                        "usage": {"cpu": f"{int(cores * 1e9)}n", "memory": f"{rss // 1024}Ki"},
+                    }
+                ],
+            },
+        )
 
 
 class _Objects(_Base):

@@ -168,6 +168,30 @@ class LocalNode:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def usage(self, name: str) -> tuple[float, int] | None:
+        """CPU seconds used so far and resident memory (bytes) of a workload's whole
+        process group, from /proc (what a container's cgroup would count)."""
+        workload = self.workloads.get(name)
+        if workload is None:
+            return None
+        group = workload.process.pid
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu, rss = 0.0, 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) != group:  # field 5 of stat: the process group
+                    continue
+                cpu += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+                with open(f"/proc/{entry}/statm", encoding="utf-8") as fh:
+                    rss += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+        return cpu, rss
+
     async def _agent_can_run_python(self) -> bool:
         if self._python_ok is None:
             try:

@@ -78,6 +78,14 @@ async def test_the_session_flow_runs_on_the_remote_provider(
     assert details["provider"] == remote.name
     assert details["workspace"] == "/workspace" and details["contents_path"] is None
     assert details["turns"] == 1 and details["usage"]["input_tokens"] > 0  # via the gateway
+    if remote.name == "kubernetes":
+        # from the cluster's metrics API (the fake measures the pod's processes)
+        resources = details["resources"]
+        assert resources["memory_bytes"] > 20 * 1024**2, resources  # runner + claude CLI
+        assert resources["memory_limit_bytes"] == 4 * 1024**3  # code-assistant's limit
+        assert resources["cpu_percent"] >= 0
+    else:
+        assert details["resources"] == {}  # the Machines API reports no usage
 
     # files, through the runner
     tree = await api(f"files/{sid}")

@@ -25,7 +25,9 @@ from agcluster_jupyter.providers.kubernetes_spec import (
     cpu_quantity,
     label_selector,
     label_value,
+    metrics_summary,
     network_policy_spec,
+    parse_quantity,
     pod_name,
     pod_spec,
     pvc_name,
@@ -431,3 +433,44 @@ def test_cpu_quantity(cores: float, quantity: str) -> None:
 )
 def test_size_quantity(size: int, quantity: str) -> None:
     assert size_quantity(size) == quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("250m", 0.25),
+        ("1", 1.0),
+        ("1500000n", 0.0015),
+        ("64Mi", 64 * 1024**2),
+        ("123456Ki", 123456 * 1024),
+        ("1G", 1e9),
+        ("2Gi", 2 * 1024**3),
+    ],
+)
+def test_parse_quantity(text: str, value: float) -> None:
+    assert parse_quantity(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "12Qi", "-1", "1.2.3m"])
+def test_parse_quantity_refuses_garbage(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_quantity(text)
+
+
+def test_metrics_summary_adds_up_the_containers() -> None:
+    metrics = {
+        "containers": [
+            {"name": "runner", "usage": {"cpu": "250m", "memory": "100Mi"}},
+            {"name": "sidecar", "usage": {"cpu": "50000000n", "memory": "28Mi"}},
+        ]
+    }
+    assert metrics_summary(metrics, 2 * 1024**3) == {
+        "cpu_percent": 30.0,
+        "memory_bytes": 128 * 1024**2,
+        "memory_limit_bytes": 2 * 1024**3,
+    }
+    assert metrics_summary({}, 1) == {
+        "cpu_percent": 0.0,
+        "memory_bytes": 0,
+        "memory_limit_bytes": 1,
+    }
