@@ -31,6 +31,7 @@ from pydantic import (
 __all__ = [
     "KNOWN_TOOLS",
     "MAIN_AGENT_NAME",
+    "MAX_CONFIG_JSON_BYTES",
     "TOOL_ALIASES",
     "AgentConfig",
     "ConfigError",
@@ -110,6 +111,9 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _MIN_MEMORY = 256 * 1024**2  # the CLI alone peaks at ~230 MB
 _MIN_STORAGE = 64 * 1024**2
 _MAX_SIZE = 1024**4
+#: a runner gets its config as JSON in one environment variable, and Linux caps one
+#: variable at 128 KiB (MAX_ARG_STRLEN): bigger would fail the runner's exec
+MAX_CONFIG_JSON_BYTES = 100 * 1024
 
 # discriminator tags pydantic puts into error locations; never shown to users
 _TAGS = frozenset({"prompt:text", "prompt:preset", "mcp:stdio", "mcp:sse", "mcp:http"})
@@ -381,6 +385,17 @@ class AgentConfig(_Strict):
     def _consistent(self) -> AgentConfig:
         if not self.name:
             self.name = self.id.replace("-", " ").replace("_", " ").title()
+        try:
+            size = len(self.model_dump_json().encode("utf-8"))
+        except ValueError:  # pydantic's serialization error; JSON allows "\ud800", UTF-8 not
+            raise ConfigError(
+                "the config's text must be valid Unicode (no lone surrogates)"
+            ) from None
+        if size > MAX_CONFIG_JSON_BYTES:
+            raise ConfigError(
+                f"the config is {size} bytes as JSON; at most {MAX_CONFIG_JSON_BYTES} "
+                "(shorten the system prompt or the sub-agents' prompts)"
+            )
         if self.agents and not ({"Task", "Agent"} & set(self.allowed_tools)):
             raise ConfigError(
                 "sub-agents need 'Task' (or 'Agent') in allowed_tools",

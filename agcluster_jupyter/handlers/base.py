@@ -8,16 +8,20 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import AgClusterError, BadRequest
+from ..errors import AgClusterError, BadRequest, TooLarge
+from ..runner.protocol import MAX_BODY_BYTES as RUNNER_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from ..app import AgClusterApp
     from ..sessions.manager import SessionManager
 
-__all__ = ["AUTH_RESOURCE", "AgClusterHandler"]
+__all__ = ["AUTH_RESOURCE", "MAX_JSON_BODY_BYTES", "AgClusterHandler"]
 
 #: the resource name every handler authorizes against (``@authorized``)
 AUTH_RESOURCE = "agcluster"
+#: the largest JSON request body (a chat message, an inline config).  A quarter of what
+#: the runner accepts: re-encoded for the runner, escaping can triple a message.
+MAX_JSON_BODY_BYTES = RUNNER_MAX_BODY_BYTES // 4
 
 
 class AgClusterHandler(APIHandler):
@@ -38,12 +42,27 @@ class AgClusterHandler(APIHandler):
         """The request body as a JSON object, or a 400 that says what is wrong with it."""
         if not self.request.body:
             return {}
+        if len(self.request.body) > MAX_JSON_BODY_BYTES:
+            raise TooLarge(
+                f"the request body is {len(self.request.body)} bytes; at most "
+                f"{MAX_JSON_BODY_BYTES} bytes of JSON are accepted",
+                field="body",
+            )
         try:
             body = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
+        try:
+            # JSON may escape lone UTF-16 surrogates ("\ud800"); no UTF-8 text holds one, and
+            # every later encode (to the runner, the log, a record on disk) would fail
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "the request body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); "
+                "send valid Unicode text"
+            ) from None
         return body
 
     def write_json(self, data: Any, status: int = 200) -> None:
