@@ -123,6 +123,8 @@ class Session:
 
     def _file_channel(self) -> httpx.AsyncClient:
         handle = self.handle
+        if self.state == "starting":
+            raise Conflict("the session's agent is starting; its files are here in a moment")
         if handle is None or not handle.endpoint or self.state not in ACTIVE_STATES:
             raise Conflict(
                 f"the session's agent is {self.state}, and its workspace lives with it on "
