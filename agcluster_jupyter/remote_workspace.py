@@ -164,7 +164,8 @@ class RemoteUpload:
 
 
 class RemoteWorkspace:
-    """The ``Workspace`` of a runner-backed session; every method is async."""
+    """A runner-backed workspace: ``LocalWorkspace``'s file operations (tree, preview,
+    open_raw, iter_zip, begin_upload) with the same arguments and results, async."""
 
     def __init__(self, channel: ChannelFactory, *, describe: str = "") -> None:
         self.channel_factory = channel

@@ -46,7 +46,6 @@ __all__ = [
     "RawFile",
     "UploadSink",
     "UploadWriter",
-    "Workspace",
     "check_filename",
     "detect_language",
     "split_path",
@@ -331,24 +330,6 @@ class UploadSink(Protocol):
     def commit(self) -> str: ...
 
     def abort(self) -> None: ...
-
-
-class Workspace(Protocol):
-    """What the file handlers need from a workspace (local folder or runner-backed)."""
-
-    def resolve(self, relpath: str) -> str: ...
-
-    def tree(self, max_entries: int = DEFAULT_TREE_ENTRIES) -> dict[str, Any]: ...
-
-    def preview(self, relpath: str, max_bytes: int = DEFAULT_PREVIEW_BYTES) -> dict[str, Any]: ...
-
-    def open_raw(self, relpath: str) -> RawFile: ...
-
-    def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]: ...
-
-    def begin_upload(
-        self, target_dir: str, filename: str, *, overwrite: bool, max_bytes: int
-    ) -> UploadSink: ...
 
 
 class _ZipSink:
