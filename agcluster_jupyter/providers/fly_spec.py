@@ -111,6 +111,7 @@ def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]
         # the workspace to the image's agent user and runs the claude CLI as that user
         "--agent-user",
         AGENT_USER,
+        "--adopt-workspace",
         "--gateway",
         gateway_url,
     ]

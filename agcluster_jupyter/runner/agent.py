@@ -238,6 +238,8 @@ class RunnerSettings:
     session_token: str
     resume: str | None = None
     agent_user: AgentUser | None = None
+    #: a root-owned workspace folder is given to ``agent_user`` (a fresh Fly volume)
+    adopt_workspace: bool = False
 
 
 ClientFactory = Callable[..., ClaudeSDKClient]
@@ -381,7 +383,7 @@ class AgentRunner:
             if not os.access(s.workspace, os.W_OK | os.X_OK):
                 return f"the workspace {s.workspace} is not writable by the runner"
             return None
-        if os.geteuid() == 0 and s.workspace.stat().st_uid == 0:
+        if s.adopt_workspace and os.geteuid() == 0 and s.workspace.stat().st_uid == 0:
             # a fresh volume mounted root-owned (Fly): the agent gets its root folder
             # (only that: whatever is inside was written by the agent or given to it)
             os.chown(s.workspace, s.agent_user.uid, s.agent_user.gid)

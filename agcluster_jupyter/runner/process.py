@@ -5,7 +5,7 @@
     python -m agcluster_jupyter.runner --listen unix:/run/agent/runner.sock | tcp:HOST:PORT
         --workspace DIR --state-dir DIR
         --gateway unix:/run/agent/gateway.sock | http(s)://URL
-        [--resume SDK_SESSION_ID] [--agent-user NAME_OR_UID]
+        [--resume SDK_SESSION_ID] [--agent-user NAME_OR_UID] [--adopt-workspace]
 
 Env: ``AGCLUSTER_CONFIG`` (the AgentConfig JSON), ``AGCLUSTER_SESSION_TOKEN`` (the CLI's
 API key towards our gateway) and, for TCP, ``AGCLUSTER_RUNNER_TOKEN`` (required then).
@@ -67,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", default=None, help="SDK session id to continue")
     parser.add_argument(
         "--agent-user", default=None, help="run the CLI as this user (only when root)"
+    )
+    parser.add_argument(
+        "--adopt-workspace",
+        action="store_true",
+        help="give a root-owned workspace folder to --agent-user (a fresh volume, as Fly "
+        "mounts one)",
     )
     parser.add_argument("--log-level", default="INFO", help="runner log level (stderr)")
     return parser.parse_args(argv)
@@ -210,6 +216,7 @@ async def serve(args: argparse.Namespace) -> int:
             session_token=session_token,
             resume=args.resume,
             agent_user=agent_user,
+            adopt_workspace=args.adopt_workspace,
         )
     )
     switch.app = server_mod.make_app(runner, token=runner_token, on_shutdown=stop.set)

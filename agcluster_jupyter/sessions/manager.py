@@ -345,7 +345,8 @@ class SessionManager:
             self.gateway.stop_serving(session.id)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(str(exc)) from None
-        except ProviderError as exc:
+        except (ProviderError, OSError) as exc:
+            # OSError: the runner process could not even be started (E2BIG, EAGAIN, ENOMEM)
             self.gateway.stop_serving(session.id)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(f"the agent could not start: {exc}") from None

@@ -98,6 +98,7 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                     "/workspace/.agcluster/state",
                     "--agent-user",
                     "agent",
+                    "--adopt-workspace",
                     "--gateway",
                     "http://jupyter.internal:8899",
                 ]
