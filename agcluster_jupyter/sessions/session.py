@@ -89,6 +89,8 @@ class Session:
         self.lock = asyncio.Lock()
         self._relay_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: a message is on its way to the runner (held while the runner starts)
+        self._sending = False
         #: when the current (or last) turn started, epoch seconds
         self.turn_started = 0.0
         #: set by the manager: may refuse a turn (storage limit) before it starts
@@ -364,7 +366,11 @@ class Session:
         self.touch()
         self.turn_started = time.time()
         # a runner still loading the SDK answers 503 for a moment: hold the message
-        response = await self._post(handle, "/turns", {"message": message}, wait_starting=60.0)
+        self._sending = True
+        try:
+            response = await self._post(handle, "/turns", {"message": message}, wait_starting=60.0)
+        finally:
+            self._sending = False
         if response.status_code == 409:
             raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
         if response.status_code >= 400:
@@ -377,7 +383,9 @@ class Session:
         handle = self.handle
         if handle is None or self.state not in ACTIVE_STATES:
             raise Conflict(f"the session is {self.state}; there is no turn to interrupt")
-        response = await self._post(handle, "/interrupt", {})
+        if self.state != "busy" and not self._sending:
+            return False  # no turn runs (the runner may still be loading the SDK: no 503)
+        response = await self._post(handle, "/interrupt", {}, wait_starting=30.0)
         return bool(response.json().get("interrupted", False))
 
     async def answer_permission(self, request_id: str, decision: str, message: str) -> None:

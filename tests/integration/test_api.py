@@ -348,3 +348,11 @@ async def test_delete_stops_and_purge_removes_everything(
     await expect_error(api(f"agents/sessions/{sid}"), 404)
     assert not Path(session["workspace"]).exists()
     assert not (runner_pids(str(agent_dirs["base"])) - before)
+
+
+async def test_interrupt_right_after_launch_is_a_calm_no(api: Any, launched: Any) -> None:
+    """The runner may still be loading the SDK: an interrupt with no turn running answers
+    ``interrupted: false`` at once instead of a 503 "the runner is starting"."""
+    sid = (await launched("code-assistant"))["session_id"]
+    reply = await api(f"agents/{sid}/interrupt", method="POST", body={})
+    assert reply == {"session_id": sid, "interrupted": False}
