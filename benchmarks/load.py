@@ -486,10 +486,9 @@ def run(
             MODEL_KEY,
             provider="docker",
             extra_args=[
-                # twice the sessions: the manager counts a launch in progress twice (as a
-                # "starting" session and as launching), so max_sessions=N refuses some of
-                # N concurrent launches (tests/faults/test_load_smoke.py shows it)
-                f"--AgClusterApp.max_sessions={2 * sessions}",
+                # exactly the sessions: N concurrent launches under max_sessions=N all
+                # start (tests/faults/test_load_smoke.py)
+                f"--AgClusterApp.max_sessions={sessions}",
                 "--AgClusterApp.runner_start_timeout=300",
                 # a dict on the command line replaces the configured one: name both
                 "--ServerApp.jpserver_extensions=agcluster_jupyter=True",

@@ -42,6 +42,7 @@ from .base import (
     RunnerSpec,
     RunnerStartError,
     RunnerStatus,
+    tls_context,
 )
 from .fly_spec import FlySettings, machine_request, runner_endpoint, volume_name, volume_request
 
@@ -276,6 +277,7 @@ class FlyProvider(Provider):
             headers=headers,
             timeout=timeout,
             transport=self.runner_transport,
+            verify=tls_context(),
         )
 
     # -- machine states ---------------------------------------------------------------------

@@ -100,7 +100,6 @@ class SessionManager:
         #: told when an agent last did something (epoch s), every activity_interval
         self.activity_sink: Callable[[float], None] | None = None
         self._reporter: asyncio.Task[None] | None = None
-        self._launching = 0
         self._started: asyncio.Future[None] | None = None
         self._shut_down = False
         #: pooled sessions, started but owned by no launch yet (invisible to the API)
@@ -228,8 +227,10 @@ class SessionManager:
                 "with ANTHROPIC_API_KEY set in its environment",
                 field="api_key",
             )
+        # a launch in progress is a "starting" session already (registered before its
+        # first await), so it counts once
         active = sum(1 for s in self.sessions.values() if s.state in ACTIVE_STATES)
-        if active + self._launching >= self.settings.max_sessions:
+        if active >= self.settings.max_sessions:
             raise LimitExceeded(
                 f"{active} sessions are running, the limit is {self.settings.max_sessions}; "
                 "stop one (DELETE agents/sessions/{id}) or raise AgClusterApp.max_sessions"
@@ -238,11 +239,7 @@ class SessionManager:
             pooled = self.pool.claim()
             if pooled is not None:
                 return self._claim(pooled, api_key=api_key, name=name)
-        self._launching += 1
-        try:
-            return await self._create(config, api_key=api_key, name=name)
-        finally:
-            self._launching -= 1
+        return await self._create(config, api_key=api_key, name=name)
 
     async def _create(
         self, config: AgentConfig, *, api_key: str | None, name: str, pooled: bool = False
@@ -394,6 +391,7 @@ class SessionManager:
         async with session.lock:
             handle = session.handle
             if session.state in ACTIVE_STATES or session.state == "failed":
+                was_busy = session.state == "busy"
                 session.set_state("stopping", reason or "stopping the agent")
                 await session.detach()
                 if handle is not None:
@@ -402,7 +400,7 @@ class SessionManager:
                     except Exception:  # noqa: BLE001 - a stuck stop must not wedge the session
                         log.exception("session %s: provider stop failed", session.id)
                 self.gateway.stop_serving(session.id)
-                if session.state == "busy":
+                if was_busy:  # every turn ends with done; clients wait for it
                     session.log.append(DoneEvent())
                 session.set_state("stopped", reason or "stopped; the workspace is kept")
             if purge:

@@ -26,7 +26,7 @@ Index, fault → test (faults already tested elsewhere are listed, not repeated 
   (SIGKILL); between turns: ``tests/integration/test_restart.py``; with containers:
   ``tests/e2e/test_docker_recovery.py::test_a_restarted_server_readopts_containers_and_removes_orphans``
 - a session stopped (DELETE) mid-turn: ``test_runner_and_server.py::
-  test_a_turn_stopped_by_delete_ends_with_done`` (a strict xfail: a known bug)
+  test_a_turn_stopped_by_delete_ends_with_done``
 - the workspace disk full (a small tmpfs): ``test_disk_full.py``; the docker storage
   limit (a soft quota): ``tests/e2e/test_docker_provider.py::
   test_the_storage_limit_stops_the_turn_and_refuses_uploads``
@@ -40,7 +40,8 @@ Index, fault → test (faults already tested elsewhere are listed, not repeated 
   ``test_client_reconnect.py``; replay of a finished log by ``Last-Event-ID``/``after``:
   ``tests/integration/test_api.py::test_event_log_replays_from_last_event_id_and_after``
 - the load benchmark's smoke test (concurrent sessions, gapless delivery to every
-  subscriber), and the two faults its 20-session run found (strict xfails):
+  subscriber), and the two faults its 20-session run found (max_sessions counted a
+  launch in progress twice; a TLS context per runner channel lagged the loop):
   ``test_load_smoke.py``
 """
 

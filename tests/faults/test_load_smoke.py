@@ -86,11 +86,6 @@ def agcluster_config() -> dict[str, Any]:
 
 
 @pytest.mark.cli
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SessionManager.launch counts a launch in progress twice (a 'starting' "
-    "session and _launching), so N concurrent launches under max_sessions=N get 429s",
-)
 async def test_as_many_concurrent_launches_as_max_sessions_all_start(
     api: Any, launched: Any
 ) -> None:
@@ -99,11 +94,6 @@ async def test_as_many_concurrent_launches_as_max_sessions_all_start(
     assert [r["status"] if isinstance(r, dict) else str(r) for r in replies] == ["ready"] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: every runner channel builds a new TLS context (reading the CA bundle, "
-    "~75 ms on the event loop); the load benchmark's loop lag came from it",
-)
 def test_runner_channels_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """A channel is made for every runner call (each turn, relay reconnect, health poll):
     the CA bundle must be read once, not per channel."""

@@ -64,11 +64,6 @@ async def test_runner_killed_mid_turn_fails_the_session_then_resumes(
     assert_gapless(await event_log(api, sid))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SessionManager.stop sets 'stopping' before checking for a busy turn, so "
-    "a turn stopped by DELETE or server shutdown never gets its done (see the report)",
-)
 async def test_a_turn_stopped_by_delete_ends_with_done(
     api: Any, launched: Any, scripted_model: Any
 ) -> None:
