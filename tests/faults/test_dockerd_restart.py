@@ -36,6 +36,25 @@ DATA_ROOT = Path("/var/tmp/agc-faults-dockerd")
 EXEC_ROOT = Path("/run/agc-faults-dockerd")
 SOCKET = Path("/run/agc-faults-dockerd.sock")
 HOST = f"unix://{SOCKET}"
+#: the private engine's own bridge.  Not --bridge=none: a dockerd started so deletes
+#: the host's default bridge (docker0), breaking the shared engine's networking.
+BRIDGE = "agc-faults0"
+BRIDGE_CIDR = "10.213.0.1/24"
+
+
+def _interface_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def _ensure_bridge() -> None:
+    if _interface_exists(BRIDGE):
+        return
+    for command in (
+        ["ip", "link", "add", BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", BRIDGE_CIDR, "dev", BRIDGE],
+        ["ip", "link", "set", BRIDGE, "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
 
 
 class PrivateEngine:
@@ -57,7 +76,7 @@ class PrivateEngine:
             f"--exec-root={EXEC_ROOT}",
             f"--pidfile={EXEC_ROOT}.pid",
             f"--host={HOST}",
-            "--bridge=none",
+            f"--bridge={BRIDGE}",
             "--iptables=false",
             "--ip-masq=false",
             "--cgroup-parent=agc-faults",
@@ -116,6 +135,8 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         docker_unusable("a private dockerd needs root and the dockerd binary")
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    had_docker0 = _interface_exists("docker0")
+    _ensure_bridge()
     engine = PrivateEngine(live_restore=request.param)
     engine.start()
     try:
@@ -126,6 +147,9 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
         if engine.proc is not None and engine.proc.poll() is None:
             engine.remove_containers()
         engine.stop()
+        subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
+    # the shared engine's bridge is untouched
+    assert _interface_exists("docker0") == had_docker0
 
 
 def test_dockerd_restarted_mid_turn(
