@@ -18,6 +18,7 @@ containers reach it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -130,6 +131,8 @@ def docker_hub(
     hub_network: tuple[str, str],
     model: ScriptedModelServer,
 ) -> Iterator[Hub]:
+    if importlib.util.find_spec("dockerspawner") is None:
+        pytest.fail("the hub needs dockerspawner: pip install -e '.[test]'")
     base = Path(tempfile.mkdtemp(prefix="agc-dh-", dir="/tmp"))  # short: socket paths
     base.chmod(0o755)
     STATE_ROOTS.add(str(base))
