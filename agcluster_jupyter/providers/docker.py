@@ -349,7 +349,17 @@ class DockerProvider(Provider):
             except ProviderUnavailable:
                 raise
             except (ProviderError, _Missing) as exc:
-                raise RunnerStartError(f"Docker could not start the container: {exc}") from None
+                hint = ""
+                if "bind source path does not exist" in str(exc):
+                    # the engine resolves bind mounts on ITS host: a server in a container
+                    hint = (
+                        "; the Docker engine cannot see that folder: when Jupyter runs in "
+                        "a container, workspace_root, agent_state_root and socket_root "
+                        "must be host folders mounted at the same path"
+                    )
+                raise RunnerStartError(
+                    f"Docker could not start the container: {exc}{hint}"
+                ) from None
             await self._wait_healthy(handle)
         except BaseException:
             await asyncio.shield(self._remove(container_id))
