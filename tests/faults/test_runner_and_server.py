@@ -197,9 +197,10 @@ def test_server_stopped_mid_turn_stops_the_turn_and_the_session_resumes(
     chat.join()
     assert not runner_pids(str(agent_dirs["base"])), "the runner outlived the server"
     seen = [e["type"] for e in chat.events]
-    # the turn's tool call, then the session stopping (that the turn also gets its
-    # ``done`` is test_a_turn_stopped_by_delete_ends_with_done's: a bug for now)
-    assert "tool_use" in seen and chat.events[-1].get("state") == "stopped", seen
+    # the turn's tool call, the session stopping, and the turn's done: the stream ends
+    assert "tool_use" in seen and seen[-1] == "done", seen
+    stopping = [e for e in chat.events if e["type"] == "status" and e["state"] == "stopping"]
+    assert stopping and stopping[-1]["seq"] < chat.events[-1]["seq"], chat.events
 
     second = server_factory(*LEAN_SERVER)
     details = second.get(f"agents/sessions/{sid}").json()
