@@ -44,7 +44,14 @@ from .base import (
     RunnerStatus,
     tls_context,
 )
-from .fly_spec import FlySettings, machine_request, runner_endpoint, volume_name, volume_request
+from .fly_spec import (
+    WORKSPACE_PATH,
+    FlySettings,
+    machine_request,
+    runner_endpoint,
+    volume_name,
+    volume_request,
+)
 
 __all__ = ["FlyProvider"]
 
@@ -70,7 +77,7 @@ class _Missing(_Refused):
 class FlyProvider(Provider):
     name = "fly"
     isolated = True
-    workspace_mount = "/workspace"
+    workspace_mount = WORKSPACE_PATH
     remote = True
 
     def __init__(

@@ -7,12 +7,16 @@ Nothing here talks to Fly; tests compare the results as data.  What a session ge
               memory_mb = resource_limits.memory rounded up to 256 MB
     image     the agent image (the same ``Dockerfile.agent``, pushed to a registry Fly
               can pull from)
-    volume    one Fly Volume per workspace (size resource_limits.storage, at least 1 GB),
-              mounted at /workspace; it outlives the machine (purge deletes it)
+    volume    one Fly Volume per session (size resource_limits.storage, at least 1 GB),
+              mounted at /data: the workspace in /data/workspace, the claude CLI's state
+              (transcripts, for resume) in /data/agent-state, so the files tab and the
+              ZIP show the workspace only; it outlives the machine (purge deletes it)
     runner    ``--listen tcp:[::]:8765`` on Fly's private network only (no ``services``:
-              nothing is exposed publicly), reached at
-              ``http://<machine-id>.vm.<app>.internal:8765`` with the per-session
-              runner bearer token
+              nothing is exposed publicly), reached at the machine's 6PN address
+              (``private_ip``, else ``<machine-id>.vm.<app>.internal``) with the
+              per-session runner bearer token; Fly runs it as root on a root-owned
+              volume, so it adopts the workspace for the image's ``agent`` user and runs
+              the claude CLI as that user
     gateway   model calls go to ``gateway_url`` (the server's gateway over TCP) with the
               per-session gateway token; never the Anthropic key
     metadata  the session's LABEL_* labels (recovery lists machines by them)
@@ -33,7 +37,8 @@ __all__ = [
     "FLY_API_BASE",
     "RUNNER_PORT",
     "STATE_PATH",
-    "WORKSPACE_MOUNT",
+    "VOLUME_MOUNT",
+    "WORKSPACE_PATH",
     "FlySettings",
     "guest",
     "machine_config",
@@ -46,10 +51,12 @@ __all__ = [
 ]
 
 FLY_API_BASE = "https://api.machines.dev/v1"
-WORKSPACE_MOUNT = "/workspace"
+#: where the session's volume is mounted, and its two folders
+VOLUME_MOUNT = "/data"
+WORKSPACE_PATH = "/data/workspace"
 #: the CLI's config dir and transcripts (for ``resume``): on the volume, so they outlive
 #: the machine (a Fly machine's root filesystem is reset at every start)
-STATE_PATH = "/workspace/.agcluster/state"
+STATE_PATH = "/data/agent-state"
 CONTAINER_HOME = "/home/agent"
 RUNNER_PORT = 8765
 #: the image's non-root user (docker/Dockerfile.agent)
@@ -104,7 +111,7 @@ def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]
         "--listen",
         f"tcp:[::]:{port}",
         "--workspace",
-        WORKSPACE_MOUNT,
+        WORKSPACE_PATH,
         "--state-dir",
         STATE_PATH,
         # Fly runs the command as root and mounts volumes root-owned: the runner gives
@@ -157,7 +164,7 @@ def machine_config(
                 gateway or settings.gateway_url, settings.runner_port, spec.resume
             )
         },
-        "mounts": [{"volume": volume_id, "path": WORKSPACE_MOUNT}],
+        "mounts": [{"volume": volume_id, "path": VOLUME_MOUNT}],
         "metadata": dict(spec.labels),
         "restart": {"policy": "no"},
         "auto_destroy": False,

@@ -377,6 +377,8 @@ class AgentRunner:
             if s.agent_user is not None:
                 # transcripts pile up in there: keep the loop free while walking them
                 await asyncio.to_thread(_chown_tree, path, s.agent_user.uid, s.agent_user.gid)
+        if s.adopt_workspace:
+            s.workspace.mkdir(parents=True, exist_ok=True)  # a fresh volume: not yet there
         if not s.workspace.is_dir():
             return f"the workspace {s.workspace} does not exist or is not a directory"
         if s.agent_user is None:
@@ -384,8 +386,8 @@ class AgentRunner:
                 return f"the workspace {s.workspace} is not writable by the runner"
             return None
         if s.adopt_workspace and os.geteuid() == 0 and s.workspace.stat().st_uid == 0:
-            # a fresh volume mounted root-owned (Fly): the agent gets its root folder
-            # (only that: whatever is inside was written by the agent or given to it)
+            # a fresh volume mounted root-owned (Fly): the agent gets the workspace
+            # folder (only that: whatever is inside was written by it or given to it)
             os.chown(s.workspace, s.agent_user.uid, s.agent_user.gid)
         # probe with the very credentials the CLI gets: the SDK sets only the uid, and
         # the runner already took the agent's groups (process._drop_groups)

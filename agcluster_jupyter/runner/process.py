@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--adopt-workspace",
         action="store_true",
-        help="give a root-owned workspace folder to --agent-user (a fresh volume, as Fly "
-        "mounts one)",
+        help="create the workspace folder if missing and give it to --agent-user when it "
+        "is root's (a fresh volume, as Fly mounts one)",
     )
     parser.add_argument("--log-level", default="INFO", help="runner log level (stderr)")
     return parser.parse_args(argv)

@@ -72,11 +72,13 @@ async def test_the_session_flow_runs_on_the_remote_provider(
     # the tool ran in the runner, as the agent user, in the volume's workspace
     lines = result["output"].strip().splitlines()
     assert lines[0] == remote.node.agent_user.pw_name
-    assert lines[1].endswith("/workspace") or "volumes" in lines[1]
+    assert lines[1].endswith("workspace"), lines  # the volume's workspace folder
 
     details = await api(f"agents/sessions/{sid}")
     assert details["provider"] == remote.name
-    assert details["workspace"] == "/workspace" and details["contents_path"] is None
+    # where the agent sees its workspace in the pod or machine; not in the Jupyter tree
+    mount = {"kubernetes": "/workspace", "fly": "/data/workspace"}[remote.name]
+    assert details["workspace"] == mount and details["contents_path"] is None
     assert details["turns"] == 1 and details["usage"]["input_tokens"] > 0  # via the gateway
     if remote.name == "kubernetes":
         # from the cluster's metrics API (the fake measures the pod's processes)
@@ -91,6 +93,7 @@ async def test_the_session_flow_runs_on_the_remote_provider(
     tree = await api(f"files/{sid}")
     names = {node["name"] for node in tree["tree"]}
     assert "out" in names, tree
+    assert not any(name.startswith(".agcluster") for name in names), tree  # no CLI state
     out = next(node for node in tree["tree"] if node["name"] == "out")
     assert {c["name"] for c in out["children"]} >= {"note.txt", "leak"}
     preview = await api(f"files/{sid}/out/note.txt")

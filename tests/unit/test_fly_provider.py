@@ -130,7 +130,7 @@ async def test_create_starts_a_machine_with_a_volume(
     assert (ip, "/health") in runners.calls
     (volume,) = fake.volumes.values()
     assert (volume.size_gb, volume.region, volume.attached_machine_id) == (3, "ams", machine.id)
-    assert machine.config["mounts"] == [{"volume": volume.id, "path": "/workspace"}]
+    assert machine.config["mounts"] == [{"volume": volume.id, "path": "/data"}]
     # never the key, anywhere in what Fly was sent
     assert SERVER_KEY not in json.dumps(machine.config)
     assert not any("ANTHROPIC" in key for key in machine.config["env"])

@@ -93,9 +93,9 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                     "--listen",
                     "tcp:[::]:8765",
                     "--workspace",
-                    "/workspace",
+                    "/data/workspace",
                     "--state-dir",
-                    "/workspace/.agcluster/state",
+                    "/data/agent-state",
                     "--agent-user",
                     "agent",
                     "--adopt-workspace",
@@ -103,7 +103,8 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                     "http://jupyter.internal:8899",
                 ]
             },
-            "mounts": [{"volume": "vol_123", "path": "/workspace"}],
+            # one volume: the workspace and the CLI's state side by side
+            "mounts": [{"volume": "vol_123", "path": "/data"}],
             "metadata": LABELS,
             "restart": {"policy": "no"},
             "auto_destroy": False,
