@@ -164,6 +164,15 @@ async def test_the_runner_gets_a_session_token_never_the_key(
         )
     assert refused.status_code == 401, refused.text
     assert TEST_KEY not in refused.text
+    # the runner's own API (turns, files) answers only the session's bearer token
+    port = 8765
+    async with httpx.AsyncClient(base_url=f"http://{workload.address}:{port}") as client:
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            for path in ("/files/tree", "/files/raw?path=x", "/health"):
+                answer = await client.get(path, headers=headers)
+                assert answer.status_code == 401, (path, answer.text)
+        refused_turn = await client.post("/turns", json={"message": "hi"})
+        assert refused_turn.status_code == 401
     # and the session itself works through it
     events = await chat_sse(api, sid, "hello")
     assert events[-1]["type"] == "done"
