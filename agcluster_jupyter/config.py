@@ -324,7 +324,9 @@ class AgentConfig(_Strict):
     def _infer_network(cls, data: Any) -> Any:
         if not isinstance(data, dict) or "network" in data:
             return data
-        tools: list[Any] = list(data.get("allowed_tools") or [])
+        # before validation anything may come: a wrong type is the field's error, later
+        raw = data.get("allowed_tools")
+        tools: list[Any] = list(raw) if isinstance(raw, list) else []
         agents = data.get("agents")
         if isinstance(agents, dict):
             for sub in agents.values():

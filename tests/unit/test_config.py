@@ -215,6 +215,9 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"mcp_servers": {"a b": {"command": "x"}}}, "mcp_servers.a b", "letters, digits"),
     ({"mcp_servers": {"stdio": {"type": "http", "url": "x"}}}, "mcp_servers.stdio.url", ""),
     ({"unknown_field": 1}, "unknown_field", "unknown field 'unknown_field'"),
+    # not a list at all (once a TypeError in the network inference: found by hypothesis)
+    ({"allowed_tools": 5}, "allowed_tools", "valid list"),
+    ({"allowed_tools": {"Bash": True}}, "allowed_tools", "valid list"),
 ]
 
 
