@@ -12,6 +12,7 @@ it again (the files stay on the session's volume).
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import IO, Any
@@ -35,7 +36,8 @@ _ERRORS: dict[int, type[AgClusterError]] = {
     413: TooLarge,
 }
 
-ChannelFactory = Callable[[], httpx.AsyncClient]
+#: the runner channel of the session, with the given timeout (s)
+ChannelFactory = Callable[[float], httpx.AsyncClient]
 
 
 def _not_running(detail: str) -> Conflict:
@@ -134,7 +136,8 @@ class RemoteUpload:
         spool.seek(0)
 
         async def body() -> AsyncIterator[bytes]:
-            while chunk := spool.read(DEFAULT_CHUNK_BYTES):
+            # the spool may be on disk: read it off the event loop
+            while chunk := await asyncio.to_thread(spool.read, DEFAULT_CHUNK_BYTES):
                 yield chunk
 
         try:
@@ -175,9 +178,7 @@ class RemoteWorkspace:
         return f"RemoteWorkspace({self.describe!r})"
 
     def channel(self, timeout: float = 30.0) -> httpx.AsyncClient:
-        client = self.channel_factory()
-        client.timeout = httpx.Timeout(timeout)
-        return client
+        return self.channel_factory(timeout)
 
     async def _get_json(self, path: str, params: dict[str, str]) -> Any:
         try:
@@ -204,10 +205,14 @@ class RemoteWorkspace:
         """Bytes the workspace and the agent state use on the runner's volume."""
         return int((await self._get_json("/files/usage", {}))["bytes"])
 
-    async def open_raw(self, relpath: str) -> RemoteRawFile:
+    async def _open_stream(
+        self, path: str, params: dict[str, str]
+    ) -> tuple[httpx.AsyncClient, httpx.Response]:
+        """A streamed GET, its status checked before anything is sent on (a stopped
+        runner is still a clean 409, not a cut download); the caller closes both."""
         client = self.channel(timeout=300.0)
         try:
-            request = client.build_request("GET", "/files/raw", params={"path": relpath})
+            request = client.build_request("GET", path, params=params)
             response = await client.send(request, stream=True)
             await _raise_for(response)
         except httpx.HTTPError as exc:
@@ -216,23 +221,16 @@ class RemoteWorkspace:
         except BaseException:
             await client.aclose()
             raise
+        return client, response
+
+    async def open_raw(self, relpath: str) -> RemoteRawFile:
+        client, response = await self._open_stream("/files/raw", {"path": relpath})
         name = unquote(response.headers.get(NAME_HEADER, "")) or relpath.rsplit("/", 1)[-1]
         size = int(response.headers.get("Content-Length", "0"))
         return RemoteRawFile(client, response, size=size, name=name)
 
     async def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> AsyncIterator[bytes]:
-        # the first request happens before the handler sends its headers: a stopped
-        # runner is still a clean 409, not a cut download
-        client = self.channel(timeout=300.0)
-        try:
-            response = await client.send(client.build_request("GET", "/files/zip"), stream=True)
-            await _raise_for(response)
-        except httpx.HTTPError as exc:
-            await client.aclose()
-            raise _not_running(f"{type(exc).__name__}: {exc}") from None
-        except BaseException:
-            await client.aclose()
-            raise
+        client, response = await self._open_stream("/files/zip", {})
         return _stream(client, response, chunk_size)
 
     async def begin_upload(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,13 +19,16 @@ from agcluster_jupyter.testing.jupyter import JupyterServerProcess, descendants,
 
 __all__ = [
     "TEST_KEY",
+    "assert_gapless",
     "bash_scenario",
     "chat_sse",
     "descendants",
+    "event_log",
     "expect_error",
     "parse_sse",
     "runner_pids",
     "serving",
+    "wait_until",
 ]
 
 #: the key the gateway adds upstream; the scripted model accepts only this one
@@ -42,6 +48,30 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
         assert int(fields["id"]) == data["seq"]
         events.append(data)
     return events
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``check`` (sync, or returning an awaitable) until it gives something truthy;
+    that value, or an AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}")
+
+
+async def event_log(api: Any, session_id: str) -> list[dict[str, Any]]:
+    """The session's whole event log, as a late subscriber gets it."""
+    return parse_sse(await api(f"agents/{session_id}/events", params={"follow": "false"}))
+
+
+def assert_gapless(events: list[dict[str, Any]], first: int = 1) -> None:
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(first, first + len(seqs))), f"seq not gapless: {seqs}"
 
 
 async def chat_sse(api: Any, session_id: str, message: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -123,7 +123,7 @@ class Session:
             return LocalWorkspace(root, aliases=(), display_root=str(root))
         return LocalWorkspace(root, aliases=(mount,), display_root=mount)
 
-    def _file_channel(self) -> httpx.AsyncClient:
+    def _file_channel(self, timeout: float) -> httpx.AsyncClient:
         handle = self.handle
         if self.state == "starting":
             raise Conflict("the session's agent is starting; its files are here in a moment")
@@ -133,7 +133,7 @@ class Session:
                 f"the {self.provider.name} volume (kept); send the session a message to "
                 "start it again, then its files are here"
             )
-        return self.provider.channel(handle, timeout=30.0)
+        return self.provider.channel(handle, timeout=timeout)
 
     @property
     def handle(self) -> RunnerHandle | None:

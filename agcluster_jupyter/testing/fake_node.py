@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import pwd
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -84,8 +85,6 @@ class LocalNode:
         return path
 
     def remove_volume(self, name: str) -> None:
-        import shutil
-
         shutil.rmtree(self.root / "volumes" / name, ignore_errors=True)
 
     def scratch(self, name: str) -> Path:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..support import parse_sse
+from ..support import assert_gapless, event_log, wait_until
 
 __all__ = [
     "LEAN_SERVER",
@@ -30,27 +27,6 @@ LEAN_SERVER = (
         for name in ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")
     ),
 )
-
-
-async def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}")
-
-
-async def event_log(api: Any, session_id: str) -> list[dict[str, Any]]:
-    """The session's whole event log, as a late subscriber gets it."""
-    return parse_sse(await api(f"agents/{session_id}/events", params={"follow": "false"}))
-
-
-def assert_gapless(events: list[dict[str, Any]], first: int = 1) -> None:
-    seqs = [e["seq"] for e in events]
-    assert seqs == list(range(first, first + len(seqs))), f"seq not gapless: {seqs}"
 
 
 def slow_reply(match: str, deltas: int, delay: float) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from agcluster_jupyter.client import AgClusterClient
 from agcluster_jupyter.testing import ScriptedModelServer
 from agcluster_jupyter.widgets import AgentWidget
 
-from ..support import bash_scenario
+from ..support import bash_scenario, wait_until
 
 pytestmark = pytest.mark.cli
 
@@ -42,16 +42,6 @@ async def client(
         client.close()
 
     await asyncio.to_thread(purge)
-
-
-async def _until(what: Callable[[], Any], timeout: float = 60.0, why: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {why or what}")
 
 
 async def _launch(client: AgClusterClient, mode: str = "acceptEdits") -> str:
@@ -82,7 +72,9 @@ async def test_approve_and_deny_buttons_answer_the_agent(
 
     thread = widget.send("make marker")
     assert thread is not None
-    [row] = await _until(lambda: widget.permission_box.children, why="the Approve/Deny row")
+    [row] = await wait_until(
+        lambda: widget.permission_box.children, timeout=60.0, what="the Approve/Deny row"
+    )
     assert "echo approved &gt; marker.txt" in row.children[0].value
     assert widget.view.calls[row.request_id].status == "waiting"
     await asyncio.to_thread(row.approve.click)
@@ -95,7 +87,9 @@ async def test_approve_and_deny_buttons_answer_the_agent(
 
     thread = widget.send("make other")
     assert thread is not None
-    [row] = await _until(lambda: widget.permission_box.children, why="the second request")
+    [row] = await wait_until(
+        lambda: widget.permission_box.children, timeout=60.0, what="the second request"
+    )
     await asyncio.to_thread(row.deny.click)
     await asyncio.to_thread(thread.join, 120)
     assert widget.view.calls[row.request_id].status == "error"
@@ -113,7 +107,9 @@ async def test_interrupt_button_stops_the_turn(
     widget = AgentWidget(client, await _launch(client))
     thread = widget.send("slow job please")
     assert thread is not None
-    await _until(lambda: widget.view.running_calls(), why="the Bash call to start")
+    await wait_until(
+        lambda: widget.view.running_calls(), timeout=60.0, what="the Bash call to start"
+    )
     assert not widget.interrupt_button.disabled
     started = time.monotonic()
     await asyncio.to_thread(widget.interrupt_button.click)
@@ -136,7 +132,9 @@ async def test_reattaching_replays_the_log_then_follows_it_live(
     again = AgentWidget(client, session_id)
     follower = again.follow()
     try:
-        await _until(lambda: again.view.last_seq >= first.view.last_seq, why="the replay")
+        await wait_until(
+            lambda: again.view.last_seq >= first.view.last_seq, timeout=60.0, what="the replay"
+        )
         assert [(e.role, e.text) for e in again.view.entries] == [
             (e.role, e.text) for e in first.view.entries
         ]
@@ -144,7 +142,7 @@ async def test_reattaching_replays_the_log_then_follows_it_live(
         assert again.view.tokens == first.view.tokens > 0
         # ... and then what anyone else sends to the session, live
         await asyncio.to_thread(lambda: list(client.chat(session_id, "hello")))
-        await _until(lambda: again.view.turns == 2, why="the live turn")
+        await wait_until(lambda: again.view.turns == 2, timeout=60.0, what="the live turn")
         assert again.view.entries[-1].text.startswith("Hello! I'm the scripted demo model")
     finally:
         again.close()

@@ -53,6 +53,24 @@ class Remote:
         return sorted(self.node.workloads)
 
 
+def write_kubeconfig(path: Path, server: str, namespace: str = "default") -> Path:
+    """A kubeconfig for the fake API server (lightkube reads $KUBECONFIG)."""
+    context = {"cluster": "fake", "user": "fake", "namespace": namespace}
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                "contexts": [{"name": "fake", "context": context}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path
+
+
 @pytest.fixture(params=["kubernetes", "fly"])
 async def remote(
     request: pytest.FixtureRequest,
@@ -65,24 +83,7 @@ async def remote(
     if request.param == "kubernetes":
         fake = FakeKubernetes(node=node)
         await fake.start()
-        kubeconfig = agent_dirs["base"] / "kubeconfig"
-        kubeconfig.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
-                    "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-                    "contexts": [
-                        {
-                            "name": "fake",
-                            "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE},
-                        }
-                    ],
-                    "current-context": "fake",
-                }
-            )
-        )
+        kubeconfig = write_kubeconfig(agent_dirs["base"] / "kubeconfig", fake.url, NAMESPACE)
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         yield Remote("kubernetes", node, kubernetes=fake)
         await fake.stop()

@@ -4,12 +4,11 @@ controls as a local or Docker session, through the remote runner's channel."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
-from ..support import bash_scenario, chat_sse, expect_error, parse_sse
+from ..support import bash_scenario, chat_sse, event_log, expect_error, wait_until
 from .conftest import Remote
 
 pytestmark = pytest.mark.cli
@@ -22,15 +21,15 @@ CAREFUL = {
 }
 
 
-async def _wait_for(api: Any, sid: str, kind: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
-        found = [e for e in events if e["type"] == kind]
-        if found:
-            return found[-1]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {kind} event in {timeout} s")
+async def _last_event(api: Any, sid: str, kind: str) -> dict[str, Any]:
+    """The session's latest event of type ``kind``, once there is one."""
+
+    async def latest() -> dict[str, Any] | None:
+        found = [e for e in await event_log(api, sid) if e["type"] == kind]
+        return found[-1] if found else None
+
+    event: dict[str, Any] = await wait_until(latest, timeout=60.0, what=f"a {kind} event")
+    return event
 
 
 async def test_a_remote_tool_call_waits_for_approval(
@@ -39,7 +38,7 @@ async def test_a_remote_tool_call_waits_for_approval(
     scripted_model.add_scenarios([bash_scenario("mark it", "echo approved > marker.txt")])
     sid = (await launched(config=CAREFUL))["session_id"]
     turn = asyncio.ensure_future(chat_sse(api, sid, "mark it please"))
-    request = await _wait_for(api, sid, "permission_request")
+    request = await _last_event(api, sid, "permission_request")
     assert request["tool_name"] == "Bash"
     await expect_error(api(f"files/{sid}/marker.txt"), 404)  # nothing ran yet
     await api(
@@ -58,7 +57,7 @@ async def test_a_remote_turn_can_be_interrupted(
     scripted_model.add_scenarios([bash_scenario("sleep long", "sleep 60")])
     sid = (await launched("code-assistant"))["session_id"]
     turn = asyncio.ensure_future(chat_sse(api, sid, "sleep long please"))
-    await _wait_for(api, sid, "tool_use")
+    await _last_event(api, sid, "tool_use")
     reply = await api(f"agents/{sid}/interrupt", method="POST", body={})
     assert reply["interrupted"] is True
     # the turn ends well before the tool's 60 s would have

@@ -3,13 +3,11 @@ the pooled preset is a claim of a running runner rather than a pod start."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
 
-from ..support import chat_sse
+from ..support import chat_sse, wait_until
 from .conftest import Remote
 
 pytestmark = pytest.mark.cli
@@ -20,14 +18,13 @@ def agcluster_config(agcluster_config: dict[str, Any]) -> dict[str, Any]:
     return {**agcluster_config, "warm_pool_size": 1, "warm_pool_config": "code-assistant"}
 
 
-async def _pool_ready(api: Any, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pool: dict[str, Any] = (await api("health"))["warm_pool"]
-        if pool["available"] >= 1:
-            return pool
-        await asyncio.sleep(0.2)
-    raise AssertionError("the warm pool never filled")
+async def _pool_ready(api: Any) -> dict[str, Any]:
+    async def pool() -> dict[str, Any] | None:
+        warm: dict[str, Any] = (await api("health"))["warm_pool"]
+        return warm if warm["available"] >= 1 else None
+
+    ready: dict[str, Any] = await wait_until(pool, timeout=60.0, what="the warm pool")
+    return ready
 
 
 async def test_a_launch_claims_a_warm_runner(api: Any, launched: Any, remote: Remote) -> None:

@@ -19,6 +19,7 @@ from agcluster_jupyter.testing.jupyter import free_port
 
 from ..integration.test_restart import Server
 from ..support import TEST_KEY, bash_scenario
+from .conftest import write_kubeconfig
 
 pytestmark = pytest.mark.cli
 
@@ -59,19 +60,7 @@ async def _names(fake: FakeKubernetes, plural: str) -> list[str]:
 @pytest.fixture
 def cluster(agent_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     cluster = ThreadedCluster(agent_dirs["base"] / "node")
-    kubeconfig = agent_dirs["base"] / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": cluster.fake.url}}],
-                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                "current-context": "fake",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(agent_dirs["base"] / "kubeconfig", cluster.fake.url)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("POD_IP", raising=False)
     yield cluster
