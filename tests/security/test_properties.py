@@ -104,9 +104,15 @@ def random_workspace(entries: list[Entry]) -> Iterator[tuple[Path, Path]]:
         for entry in entries:
             path = root.joinpath(*entry.parts)
             try:
+                if not inside(root, os.path.relpath(path.parent, root)):
+                    continue  # under a link out: building it would write outside
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if entry.kind == "file":
-                    path.write_bytes(b"inside " + "/".join(entry.parts).encode())
+                    # never through a link planted earlier (it may point at the secret)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    fd = os.open(path, flags, 0o644)
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(b"inside " + "/".join(entry.parts).encode())
                 elif entry.kind == "dir":
                     path.mkdir()
                 else:
