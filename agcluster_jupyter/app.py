@@ -28,6 +28,7 @@ from .presets import PresetRegistry
 from .providers.base import Provider
 from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
+from .signing import never_sign_agent_output
 
 __all__ = ["AgClusterApp"]
 
@@ -429,6 +430,10 @@ class AgClusterApp(ExtensionApp):
             settings, self._make_provider(), self.gateway, server_key=self._server_key
         )
         self.manager.activity_sink = self._report_activity
+        # notebooks holding agent output are saved unsigned, so they reopen untrusted
+        contents_manager = getattr(self.serverapp, "contents_manager", None)
+        if contents_manager is not None:
+            never_sign_agent_output(contents_manager)
         self._stop_on_sigint()
 
     def _stop_on_sigint(self) -> None:

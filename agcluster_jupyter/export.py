@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .events import Event
+from .untrusted import MARKER_KEY, markdown_cell_source
 
 __all__ = ["EXPORT_FORMATS", "to_jsonl", "to_markdown", "to_notebook"]
 
@@ -98,9 +99,12 @@ class _NotebookBuilder:
         return f"cell-{len(self.cells) + 1}"
 
     def markdown(self, text: str) -> None:
+        # the agent's Markdown goes in as sanitized HTML: a notebook's Markdown cells render
+        # unsanitized once it is trusted, and in nbconvert always
         self.flush_tools()
+        source = markdown_cell_source(text)
         self.cells.append(
-            {"cell_type": "markdown", "id": self._id(), "metadata": {}, "source": _lines(text)}
+            {"cell_type": "markdown", "id": self._id(), "metadata": {}, "source": _lines(source)}
         )
 
     def flush_tools(self) -> None:
@@ -136,10 +140,17 @@ class _NotebookBuilder:
         return True
 
 
+_RERUN_WARNING = (
+    "*An agent's conversation, exported. The `%%bash` cells are the commands the agent ran "
+    "in its container: running them here runs them on this machine, outside the container. "
+    "Read them before you run them.*"
+)
+
+
 def to_notebook(events: Iterable[Event], title: str) -> dict[str, Any]:
     """The conversation as nbformat v4 JSON: Markdown for text, code cells for Bash."""
     nb = _NotebookBuilder()
-    nb.markdown(f"# {title}")
+    nb.markdown(f"# {title}\n\n{_RERUN_WARNING}")
     for e in events:
         if e.type == "message":
             who = {"user": "User", "assistant": "Assistant"}.get(e.role, e.role.title())
@@ -166,7 +177,8 @@ def to_notebook(events: Iterable[Event], title: str) -> dict[str, Any]:
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
-            "agcluster": {"title": title},
+            # marks agent content: the server never signs (trusts) a notebook holding it
+            MARKER_KEY: {"title": title},
         },
         "cells": nb.cells,
     }

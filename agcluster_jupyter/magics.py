@@ -26,11 +26,12 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import FORMATS, DataFileError, as_file
 from .events import Event, MessageEvent
+from .untrusted import IMAGE_SUFFIXES, html_output, image_html, image_mime_type, markdown_html
 from .widgets import AgentWidget, summarize_input
 from .widgets.browser import walk_files
 
@@ -287,11 +288,15 @@ class _Renderer:
         if not force and now - self._shown < self._INTERVAL:
             return
         self._shown = now
-        body = Markdown("".join(self.parts))  # type: ignore[no-untyped-call]
+        # the cell's own output renders trusted: sanitized HTML only, never Markdown
+        text = "".join(self.parts)
+        output = html_output(markdown_html(text), text)
         if self._handle is None:
-            self._handle = display(body, display_id=True)  # type: ignore[no-untyped-call]
+            self._handle = display(  # type: ignore[no-untyped-call]
+                output["data"], metadata=output["metadata"], raw=True, display_id=True
+            )
         else:
-            self._handle.update(body)
+            self._handle.update(output["data"], metadata=output["metadata"], raw=True)
 
     def event(self, event: Event) -> None:
         if self.quiet:
@@ -322,7 +327,6 @@ class _Renderer:
 
 #: images a turn may add as outputs (more are listed in the reply, not shown)
 _MAX_IMAGES = 10
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 _IMAGE_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -340,7 +344,7 @@ def _images(tree: dict[str, Any]) -> dict[str, tuple[int, str]]:
     return {
         path: (int(node.get("size_bytes") or 0), str(node.get("modified", "")))
         for path, node in walk_files(tree.get("tree", []))
-        if path.lower().endswith(_IMAGE_SUFFIXES)
+        if path.lower().endswith(IMAGE_SUFFIXES)
     }
 
 
@@ -356,12 +360,13 @@ def _new_images(
 
 
 def _show_image(path: str, data: bytes) -> None:
-    from IPython.display import SVG, Image
-
-    if path.lower().endswith(".svg"):
-        display(SVG(data=data), metadata={"agcluster_path": path})  # type: ignore[no-untyped-call]
-    else:
-        display(Image(data=data), metadata={"agcluster_path": path})  # type: ignore[no-untyped-call]
+    """A workspace image as a cell output: always an ``<img>`` of a ``data:`` URI (an SVG
+    inlined as markup would run the agent's script; inside ``<img>`` it runs none)."""
+    mime = image_mime_type(path)
+    if mime is None:
+        return
+    output = html_output(image_html(data, mime, path), f"[image: {path}]", {"path": path})
+    display(output["data"], metadata=output["metadata"], raw=True)  # type: ignore[no-untyped-call]
 
 
 async def _stream_in_thread(client: AgClusterClient, turn: _Turn) -> AsyncIterator[Event]:
@@ -624,7 +629,8 @@ class AgentMagics(Magics):
             turn = await asyncio.to_thread(self._start, args, prompt)
             if not args.quiet:
                 widget = self._widget(turn, args)
-                handle = display(widget.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+                data, metadata = widget.mimebundle()
+                handle = display(data, metadata=metadata, raw=True, display_id=True)  # type: ignore[no-untyped-call]
             async for event in _stream_in_thread(self.client.clone(), turn):
                 turn.events.append(event)
                 if widget is not None:
@@ -638,7 +644,8 @@ class AgentMagics(Magics):
         finally:
             if widget is not None:
                 widget.flush()
-                handle.update(widget.mimebundle(), raw=True)  # the static snapshot, final
+                data, metadata = widget.mimebundle()  # the static snapshot, final
+                handle.update(data, metadata=metadata, raw=True)
         await asyncio.to_thread(self._finish, args, turn)
 
     def _interrupt_quietly(self, session_id: str) -> None:

@@ -20,6 +20,7 @@ import ipywidgets as widgets
 
 from ..client import AgClusterClient, AgClusterClientError
 from ..events import Event
+from ..untrusted import MARKER_KEY, html_output, markdown_html, text_html
 from .browser import WorkspaceBrowser
 from .state import ChatEntry, SessionView, ToolCall
 
@@ -45,12 +46,11 @@ _RENDER_AT_ONCE = frozenset({"permission_request", "error", "done"})
 _DETAIL_LIMIT = 20_000
 
 
-def _pre(text: str, limit: int = _DETAIL_LIMIT) -> str:
-    if len(text) > limit:
-        text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
-    return (
-        '<pre style="white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 2px 0">'
-        f"{html.escape(text)}</pre>"
+def _pre(text: str) -> str:
+    return text_html(
+        text,
+        limit=_DETAIL_LIMIT,
+        style="white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 2px 0",
     )
 
 
@@ -60,11 +60,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _markdown_output(text: str) -> dict[str, Any]:
-    return {
-        "output_type": "display_data",
-        "data": {"text/markdown": text, "text/plain": text},
-        "metadata": {},
-    }
+    # the chat's Output widget renders trusted: only sanitized HTML goes in, no Markdown
+    return html_output(markdown_html(text), text)
 
 
 def _entry_markdown(entry: ChatEntry) -> str:
@@ -416,13 +413,16 @@ class AgentWidget(widgets.VBox):
 
     # -- what a notebook keeps -----------------------------------------------------------------
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         # a static snapshot next to the live view: nbconvert, GitHub and a notebook opened
-        # without its kernel show the conversation instead of "Loading widget..."
+        # without its kernel show the conversation instead of "Loading widget...".  It is
+        # sanitized HTML, never text/markdown: a trusted output renders Markdown's raw HTML
         bundle: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
-        bundle["text/markdown"] = self.view.markdown() or f"*agent session {self.title}*"
-        return bundle
+        snapshot = self.view.markdown() or f"*agent session {self.title}*"
+        bundle["text/html"] = markdown_html(snapshot)
+        bundle["text/plain"] = snapshot
+        return bundle, {MARKER_KEY: {"session_id": self.session_id}}
 
-    def mimebundle(self) -> dict[str, Any]:
-        """The display data of this widget now (live view + Markdown snapshot)."""
+    def mimebundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The display data and metadata of this widget now (live view + snapshot)."""
         return self._repr_mimebundle_()

@@ -8,7 +8,6 @@ safety applies as everywhere else.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +16,13 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import AgClusterClient, AgClusterClientError, ApiError
+from ..untrusted import image_html, image_mime_type, text_html
 
 __all__ = ["WorkspaceBrowser", "flatten_tree", "free_name", "walk_files"]
 
 #: a preview shows at most this much text, and images up to this size inline
 _PREVIEW_CHARS = 20_000
 _INLINE_IMAGE_BYTES = 2 * 1024 * 1024
-_IMAGE_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".svg": "image/svg+xml",
-    ".webp": "image/webp",
-}
 
 
 def walk_files(
@@ -145,18 +137,15 @@ class WorkspaceBrowser(widgets.VBox):
     def show(self, path: str) -> None:
         """Preview a workspace file: text with its language, an image inline."""
         api = self._api()
-        mime = _IMAGE_TYPES.get(Path(path).suffix.lower())
+        mime = image_mime_type(path)
         try:
             if mime is not None:
                 data = api.read_bytes(self.session_id, path)
                 if len(data) > _INLINE_IMAGE_BYTES:
                     self.preview.value = f"<i>{html.escape(path)}: image too large to show</i>"
                     return
-                encoded = base64.b64encode(data).decode()
-                self.preview.value = (
-                    f'<img src="data:{mime};base64,{encoded}" style="max-width: 100%" '
-                    f'alt="{html.escape(path)}">'
-                )
+                # an <img> even for SVG: inlined markup would run the agent's script
+                self.preview.value = image_html(data, mime, path)
                 return
             info = api.preview(self.session_id, path)
         except AgClusterClientError as exc:
@@ -172,8 +161,10 @@ class WorkspaceBrowser(widgets.VBox):
         more = "\n…" if info.get("truncated") or len(content) > _PREVIEW_CHARS else ""
         self.preview.value = (
             f"<b>{html.escape(path)}</b> · {html.escape(str(info.get('language') or 'text'))}"
-            '<pre style="white-space: pre; max-height: 30em; overflow: auto">'
-            f"{html.escape(content[:_PREVIEW_CHARS])}{more}</pre>"
+            + text_html(
+                content[:_PREVIEW_CHARS] + more,
+                style="white-space: pre; max-height: 30em; overflow: auto",
+            )
         )
 
     def download_selected(self) -> Path | None:

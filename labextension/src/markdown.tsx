@@ -4,10 +4,24 @@ import {
   MimeModel
 } from '@jupyterlab/rendermime';
 import React, { useEffect, useRef } from 'react';
+import { AgentContentSanitizer, secureLinks } from './untrusted';
+
+/** A registry's clone that sanitizes with `AgentContentSanitizer`, one per registry. */
+const agentRegistries = new WeakMap<IRenderMimeRegistry, IRenderMimeRegistry>();
+
+function forAgentContent(rendermime: IRenderMimeRegistry): IRenderMimeRegistry {
+  let clone = agentRegistries.get(rendermime);
+  if (!clone) {
+    clone = rendermime.clone({ sanitizer: new AgentContentSanitizer() });
+    agentRegistries.set(rendermime, clone);
+  }
+  return clone;
+}
 
 /**
- * Markdown through JupyterLab's own renderer (untrusted: HTML is sanitized), re-rendered
- * as the text streams in; one render at a time, always ending on the latest text.
+ * Agent Markdown through JupyterLab's own renderer, untrusted, with the panel's sanitizer
+ * for agent content (`untrusted.ts`); re-rendered as the text streams in; one render at
+ * a time, always ending on the latest text.
  */
 export function Markdown(props: {
   text: string;
@@ -33,6 +47,7 @@ export function Markdown(props: {
       .renderModel(
         new MimeModel({ data: { 'text/markdown': text }, trusted: false })
       )
+      .then(() => secureLinks(renderer.node))
       .catch(error =>
         console.warn('agcluster-jupyter: markdown rendering failed', error)
       )
@@ -49,7 +64,9 @@ export function Markdown(props: {
     if (!props.rendermime || !host.current) {
       return;
     }
-    const renderer = props.rendermime.createRenderer('text/markdown');
+    const renderer = forAgentContent(props.rendermime).createRenderer(
+      'text/markdown'
+    );
     host.current.appendChild(renderer.node);
     state.current.renderer = renderer;
     state.current.shown = null;

@@ -9,6 +9,7 @@ its outputs and the server's state checked, the others only have to run without 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -133,7 +134,11 @@ def check_quickstart(run: Run) -> None:
     [agent_cell] = [c for c in nb.cells if c.source.startswith("%%agent code-assistant")]
     [shown] = [o for o in agent_cell.outputs if o["output_type"] == "display_data"]
     assert "application/vnd.jupyter.widget-view+json" in shown["data"]
-    snapshot = shown["data"]["text/markdown"]
+    # the snapshot is sanitized HTML (never text/markdown) and its Markdown as plain text
+    assert "text/markdown" not in shown["data"]
+    assert shown["metadata"]["agcluster"]["session_id"] == session["session_id"]
+    assert "<blockquote>" in shown["data"]["text/html"]
+    snapshot = shown["data"]["text/plain"]
     assert snapshot.startswith("> Write a script called analysis.py")
     assert "Saturday is the warmest day" in snapshot
     # the widget's state is saved with the notebook, so the view renders without a kernel
@@ -187,14 +192,18 @@ def check_data_analysis(run: Run) -> None:
     assert (workspace / "sales.csv").read_text().splitlines()[0] == "region,units,revenue"
     [agent_cell] = [c for c in nb.cells if c.source.startswith("%%agent data-analysis")]
     widget, *images = [o for o in agent_cell.outputs if o["output_type"] == "display_data"]
-    snapshot = widget["data"]["text/markdown"]
+    snapshot = widget["data"]["text/plain"]
     assert "> Plot units by region from sales.csv" in snapshot
     assert "sales.csv: DataFrame, 4 rows × 3 columns: region, units, revenue" in snapshot
     # the chart the agent drew during the turn is an output of the cell
     [image] = images
-    assert image["metadata"]["agcluster_path"] == "figures/chart.svg"
-    assert image["data"]["image/svg+xml"].startswith("<svg")
-    assert "units by region" in image["data"]["image/svg+xml"]
+    # an SVG is shown as an <img> of a data: URI, never inlined as markup
+    assert image["metadata"]["agcluster"]["path"] == "figures/chart.svg"
+    assert set(image["data"]) == {"text/html", "text/plain"}
+    prefix = '<img src="data:image/svg+xml;base64,'
+    assert image["data"]["text/html"].startswith(prefix)
+    encoded = image["data"]["text/html"][len(prefix) :].split('"', 1)[0]
+    assert "units by region" in base64.b64decode(encoded).decode()
     assert (workspace / "figures" / "chart.svg").is_file()
     said = cell(nb, 'print(analysis["text"])')
     assert "figures/chart.svg" in said and "images: ['figures/chart.svg']" in said

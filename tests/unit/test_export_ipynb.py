@@ -19,10 +19,16 @@ from agcluster_jupyter.events import (
     ToolUseEvent,
 )
 from agcluster_jupyter.export import EXPORT_FORMATS, to_notebook
+from agcluster_jupyter.untrusted import markdown_cell_source
 
 
 def _source(cell: dict[str, Any]) -> str:
     return "".join(cell["source"])
+
+
+def _html(markdown: str) -> str:
+    """What a Markdown cell holds for the agent's ``markdown``: its sanitized HTML."""
+    return markdown_cell_source(markdown)
 
 
 def _valid(nb: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +44,10 @@ def test_empty_conversation_is_a_titled_notebook() -> None:
     nb = _valid(to_notebook([], "My agent"))
     assert nb["nbformat"] == 4
     assert [c["cell_type"] for c in nb["cells"]] == ["markdown"]
-    assert _source(nb["cells"][0]) == "# My agent"
+    title = _source(nb["cells"][0])
+    assert title.startswith("<h1>My agent</h1>\n")
+    assert "running them here runs them on this machine, outside the container" in title
+    assert nb["metadata"]["agcluster"] == {"title": "My agent"}  # never signed
 
 
 def test_text_bash_and_other_tools() -> None:
@@ -75,9 +84,11 @@ def test_text_bash_and_other_tools() -> None:
         "markdown",  # Done.
         "markdown",  # turn footer
     ]
-    assert _source(cells[1]) == "**User:**\n\nPlease analyse some data"
-    assert _source(cells[2]) == "**Assistant:**\n\nI'll write a script."
-    assert _source(cells[3]) == "- **Write** `/ws/a.py`"
+    assert _source(cells[1]) == "<p><strong>User:</strong></p>\n<p>Please analyse some data</p>\n"
+    assert _source(cells[2]) == _html("**Assistant:**\n\nI'll write a script.")
+    assert (
+        _source(cells[3]) == "<ul>\n<li><strong>Write</strong> <code>/ws/a.py</code></li>\n</ul>\n"
+    )
     ok, failed = cells[4], cells[5]
     assert _source(ok) == "%%bash\npython3 a.py"
     assert ok["outputs"] == [
@@ -85,7 +96,7 @@ def test_text_bash_and_other_tools() -> None:
     ]
     assert failed["outputs"][0]["name"] == "stderr"
     assert "".join(failed["outputs"][0]["text"]) == "Exit code 1\n"
-    assert _source(cells[6]) == "- **Grep** `mean`\n  - error: no such file"
+    assert _source(cells[6]) == _html("- **Grep** `mean`\n  - error: no such file")
     assert "Turn finished in 1.5 s, cost $0.0123" in _source(cells[8])
     assert all("plan it" not in _source(c) and c["cell_type"] != "raw" for c in cells)
     assert len({c["id"] for c in cells}) == len(cells)
@@ -114,8 +125,9 @@ def test_sub_agent_text_and_odd_inputs() -> None:
     ]
     nb = _valid(to_notebook(events, "t"))
     texts = [_source(c) for c in nb["cells"]]
-    assert texts[1] == "**Assistant (sub-agent):**\n\ninner"
-    odd, read, bash = texts[2].split("\n")
-    assert odd.startswith("- **Odd** `{") and odd.endswith("…`") and len(odd) < 230
-    assert read == "- **Read** `` a`b` ``"
-    assert bash.startswith("- **Bash**")  # not a command: no code cell
+    assert texts[1] == _html("**Assistant (sub-agent):**\n\ninner")
+    odd, read, bash = texts[2].split("\n")[1:4]
+    assert odd.startswith("<li><strong>Odd</strong> <code>{") and odd.endswith("…</code></li>")
+    assert len(odd) < 250
+    assert read == "<li><strong>Read</strong> <code>a`b`</code></li>"
+    assert bash.startswith("<li><strong>Bash</strong>")  # not a command: no code cell

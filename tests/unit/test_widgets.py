@@ -22,7 +22,9 @@ def _events(*specs: dict[str, Any], start: int = 1) -> list[Event]:
 
 
 def _markdown(widget: AgentWidget) -> list[str]:
-    return [o["data"]["text/markdown"] for o in widget.chat.outputs]
+    # the Markdown is the plain text next to its sanitized HTML (never text/markdown)
+    assert all("text/markdown" not in o["data"] for o in widget.chat.outputs)
+    return [o["data"]["text/plain"] for o in widget.chat.outputs]
 
 
 @pytest.fixture
@@ -167,13 +169,17 @@ def test_send_needs_text(widget: AgentWidget) -> None:
 
 
 def test_mimebundle_has_the_live_view_and_a_static_snapshot(widget: AgentWidget) -> None:
-    empty = widget.mimebundle()
-    assert empty["text/markdown"] == "*agent session code-assistant*"
+    empty, metadata = widget.mimebundle()
+    assert empty["text/plain"] == "*agent session code-assistant*"
+    assert empty["text/html"] == "<p><em>agent session code-assistant</em></p>\n"
+    assert metadata == {"agcluster": {"session_id": SID}}  # never signed (signing.py)
     widget.extend(_events({"type": "message", "role": "user", "text": "hi"},
                           {"type": "message", "role": "assistant", "text": "hello"}))  # fmt: skip
-    bundle = widget.mimebundle()
+    bundle, _ = widget.mimebundle()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
-    assert bundle["text/markdown"] == "> hi\n\nhello"
+    assert "text/markdown" not in bundle  # a trusted output would render its raw HTML
+    assert bundle["text/plain"] == "> hi\n\nhello"
+    assert bundle["text/html"] == "<blockquote>\n<p>hi</p>\n</blockquote>\n<p>hello</p>\n"
 
 
 def test_tree_flattening_and_download_names(tmp_path: Path) -> None:
