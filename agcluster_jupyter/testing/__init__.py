@@ -42,7 +42,8 @@ Script format (YAML, JSON, or the same as Python lists and dicts)::
 - Fault blocks, combined with the step's content: ``{error: 429}`` (an HTTP error with an
   Anthropic error body: 429 rate_limit_error, 529 overloaded_error, 500 api_error, ...),
   ``{broken_stream: true}`` or ``{broken_stream: N}`` (close the connection after N
-  content deltas; true = 1), ``{delay: 0.05}`` (seconds before each delta). Add
+  content deltas; true = 1), ``{delay: 0.05}`` (seconds before each delta);
+  ``message: ...`` next to ``error`` sets the error body's message. Add
   ``times: K`` to a fault to serve it only K times per session and step, so a retry
   then succeeds.
 - A side request for structured output (no tools and ``output_config.format`` with a

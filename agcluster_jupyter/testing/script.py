@@ -90,6 +90,7 @@ class Fault:
     broken_after: int | None = None  # close the connection after this many deltas
     delay: float = 0.0  # seconds to sleep before each delta
     times: int | None = None  # serve the fault this often per step, then serve normally
+    message: str = ""  # the error body's message (default: "scripted fault: HTTP <status>")
 
     @property
     def is_active(self) -> bool:
@@ -219,7 +220,7 @@ def _parse_block(data: Any, where: str) -> Block | Fault:
         return ThinkingBlock(data["thinking"])
     if keys == {"tool_use"}:
         return _parse_tool_use(data["tool_use"], where)
-    if keys and keys <= {"error", "broken_stream", "delay", "times"}:
+    if keys and keys <= {"error", "broken_stream", "delay", "times", "message"}:
         return _parse_fault(data, where)
     raise ScriptError(
         f"{where}: unknown block {dict(data)!r}; expected text, thinking, tool_use, "
@@ -259,7 +260,12 @@ def _parse_fault(data: Mapping[str, Any], where: str) -> Fault:
     times = data.get("times")
     if times is not None and (not isinstance(times, int) or times < 1):
         raise ScriptError(f"{where}.times: a positive count")
-    return Fault(status=status, broken_after=broken_after, delay=float(delay), times=times)
+    message = data.get("message", "")
+    if not isinstance(message, str) or (message and status is None):
+        raise ScriptError(f"{where}.message: a string, next to an 'error' status")
+    return Fault(
+        status=status, broken_after=broken_after, delay=float(delay), times=times, message=message
+    )
 
 
 # -- reading the conversation ----------------------------------------------------------
@@ -479,4 +485,5 @@ def _merge_faults(a: Fault, b: Fault) -> Fault:
         broken_after=b.broken_after if b.broken_after is not None else a.broken_after,
         delay=b.delay or a.delay,
         times=b.times if b.times is not None else a.times,
+        message=b.message or a.message,
     )

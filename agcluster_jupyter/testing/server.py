@@ -162,7 +162,7 @@ class _Handler(web.RequestHandler):
         record.reply = reply
         fault = server.take_fault(record, reply)
         if fault.status is not None:
-            self._error(fault.status, f"scripted fault: HTTP {fault.status}")
+            self._error(fault.status, fault.message or f"scripted fault: HTTP {fault.status}")
             return
         model = str(body.get("model") or "scripted-model")
         message_id = new_id("msg")

@@ -124,6 +124,9 @@ class ChatEntry:
     text: str
     #: still receiving ``text_delta`` pieces
     streaming: bool = False
+    #: a prompt shown before the server logged it (an event without a seq); the logged
+    #: one takes its place
+    shown_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,12 @@ class SessionView:
             return
         if event.role == "user":
             self._close_block()
-            self.entries.append(ChatEntry("user", event.text))
+            last = self.entries[-1] if self.entries else None
+            if last is not None and last.role == "user" and last.shown_early:
+                # the prompt a cell showed before sending it, now in the log: once
+                last.text, last.shown_early = event.text, False
+            else:
+                self.entries.append(ChatEntry("user", event.text, shown_early=not event.seq))
             self.busy = True
         elif event.role == "assistant":
             # the whole block is authoritative: it replaces whatever deltas came (or not)

@@ -267,6 +267,8 @@ def test_title_request_gets_schema_json() -> None:
         [{"match": "re:(", "steps": []}],
         [{"steps": [[{"nope": 1}]]}],
         [{"steps": [[{"error": 200}]]}],
+        [{"steps": [[{"message": "no status"}]]}],
+        [{"steps": [[{"error": 400, "message": 3}]]}],
         [{"steps": [[{"tool_use": {"input": {}}}]]}],
         [{"steps": [], "extra": 1}],
     ],
@@ -418,6 +420,17 @@ def test_error_faults(status: int, kind: str) -> None:
         assert response.json()["type"] == "error"
         assert response.json()["error"]["type"] == kind
         assert s.message_requests[0].status == status
+
+
+def test_error_fault_with_its_own_message() -> None:
+    script = [{"match": "fail", "steps": [[{"error": 400, "message": "<b>bad</b> request"}]]}]
+    with ScriptedModelServer(script, api_key=KEY) as s:
+        response = post(s, body([first_user("fail")]))
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "type": "invalid_request_error",
+            "message": "<b>bad</b> request",
+        }
 
 
 def test_fault_times_then_success() -> None:

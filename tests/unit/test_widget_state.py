@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agcluster_jupyter.events import Event, parse_event
+from agcluster_jupyter.events import Event, MessageEvent, parse_event
 from agcluster_jupyter.widgets import SessionView, summarize_input
 
 SID = "s1"
@@ -255,3 +255,11 @@ def test_error_text_adds_the_code_only_when_it_says_more() -> None:
     assert error_text("the turn was interrupted", "interrupted") == "the turn was interrupted"
     assert error_text("over the storage limit", "storage_limit") == "over the storage limit"
     assert error_text("the model said no", "rate_limit") == "the model said no (rate_limit)"
+
+
+def test_a_prompt_shown_before_it_is_logged_appears_once() -> None:
+    view = SessionView("s")
+    view.apply(MessageEvent(role="user", text="hello"))  # the cell shows it at once
+    view.apply(MessageEvent(seq=1, session_id="s", role="user", text="hello"))
+    view.apply(MessageEvent(seq=2, session_id="s", role="user", text="again"))
+    assert [(e.role, e.text) for e in view.entries] == [("user", "hello"), ("user", "again")]
