@@ -330,3 +330,43 @@ def test_the_contents_manager_never_signs_agent_output(tmp_path: Path) -> None:
 
     assert signed("mine.ipynb")  # the user's own notebook: trusted, as Jupyter does
     assert not signed("agent.ipynb") and not signed("export.ipynb")
+
+
+# -- a %%agent cell's own outputs --------------------------------------------------------------
+
+
+def test_a_cells_streamed_text_and_images_are_inert(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agcluster_jupyter import magics
+
+    shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    class Handle:
+        def update(self, data: dict[str, Any], metadata: dict[str, Any], raw: bool) -> None:
+            shown.append((data, metadata))
+
+    def display(data: dict[str, Any], metadata: dict[str, Any], raw: bool, **kw: Any) -> Handle:
+        assert raw
+        shown.append((data, metadata))
+        return Handle()
+
+    monkeypatch.setattr(magics, "display", display)
+    renderer = magics._Renderer(rich=True, quiet=False)
+    for event in _events(
+        {"type": "text_delta", "text": payload_text()},
+        {"type": "tool_use", "tool_use_id": "t", "name": "Bash", "input": {"command": TEXT_CMD}},
+        {"type": "error", "message": payload_text(), "code": "api_error"},
+    ):
+        renderer.event(event)
+    renderer.close()
+    magics._show_image("chart.svg", SVG_WITH_SCRIPT)
+    magics._show_image("notes.txt", b"<script>")  # not an image: not shown
+    *streamed, image = shown
+    for data, metadata in streamed:
+        assert set(data) == {"text/html", "text/plain"} and "agcluster" in metadata
+        assert inert_html_problems(data["text/html"]) == []
+    assert_inert_and_readable(streamed[-1][0]["text/html"], list(PAYLOADS))
+    assert image[1] == {"agcluster": {"path": "chart.svg"}}
+    assert image[0]["text/html"].startswith('<img src="data:image/svg+xml;base64,')
+
+
+TEXT_CMD = "echo '<img src=x onerror=alert(1)>' `<b>` ``"
