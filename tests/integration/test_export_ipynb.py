@@ -35,13 +35,13 @@ async def test_export_ipynb_after_an_analysis_turn(api: Any, launched: Any) -> N
     nbformat.validate(nb)
 
     sources = ["".join(c.source) for c in nb.cells]
-    assert sources[0].startswith("# ")
+    assert sources[0].startswith("<h1>")  # Markdown cells hold sanitized HTML
     assert any("Please analyse some data" in s for s in sources)
     bash = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.source for c in bash] == ["%%bash\npython3 analysis.py"] * 2
     first, second = ("".join(o.text for o in c.outputs) for c in bash)
     assert "mean: 21.5 C" in first and "median" not in first
     assert "median: 21.0 C" in second and "stdev" in second
-    assert any("**Write**" in s and "analysis.py" in s for s in sources)
-    assert any("**Edit**" in s for s in sources)
+    assert any("<strong>Write</strong>" in s and "analysis.py" in s for s in sources)
+    assert any("<strong>Edit</strong>" in s for s in sources)
     assert "Done." in json.dumps(sources)

@@ -123,7 +123,7 @@ def _turn() -> list[Event]:
     ]
 
 
-def test_renderer_updates_one_markdown_display_in_a_kernel() -> None:
+def test_renderer_updates_one_html_display_in_a_kernel() -> None:
     InteractiveShell.instance()  # display() publishes through the shell
     renderer = _Renderer(rich=True, quiet=False)
     renderer._INTERVAL = 0
@@ -136,9 +136,12 @@ def test_renderer_updates_one_markdown_display_in_a_kernel() -> None:
         InteractiveShell.clear_instance()
     assert out.stdout == ""
     assert len({o.transient["display_id"] for o in out.outputs}) == 1
-    final = out.outputs[-1].data["text/markdown"]
+    # the Markdown as plain text, rendered as sanitized HTML: never text/markdown
+    assert all("text/markdown" not in o.data for o in out.outputs)
+    final = out.outputs[-1].data["text/plain"]
     assert final.startswith("Hello\n\n") and "`Bash ls`" in final and "inner" not in final
     assert "`error (budget): over budget`" in final
+    assert "<code>Bash ls</code>" in out.outputs[-1].data["text/html"]
 
 
 def test_renderer_prints_plain_text_elsewhere_and_nothing_when_quiet() -> None:
