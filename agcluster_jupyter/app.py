@@ -19,10 +19,23 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default
+from traitlets import (
+    Bool,
+    Dict,
+    Enum,
+    Float,
+    Int,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
 
 from ._version import __version__
-from .gateway import Gateway
+from .gateway import Gateway, GatewayPolicy
+from .gateway.pricing import ModelPrice, Pricing
+from .gateway.routes import DEFAULT_ROUTES, RoutePolicy, parse_route
 from .handlers import route_table
 from .presets import PresetRegistry
 from .providers.base import Provider
@@ -146,6 +159,75 @@ class AgClusterApp(ExtensionApp):
         help="""Default per-session token budget (input + output tokens) the gateway
         enforces; 0 means none.  A config's own token_budget wins.""",
     ).tag(config=True)
+
+    cost_budget_usd = Float(
+        0.0,
+        help="""Default per-session dollar budget the gateway enforces, in USD as its
+        meter prices the calls (see model_prices); 0 means none.  A config's own
+        cost_budget_usd wins.  Past it, model calls get 429 and so do new messages.""",
+    ).tag(config=True)
+
+    gateway_allowed_routes = List(
+        Unicode(),
+        list(DEFAULT_ROUTES),
+        help="""The upstream calls the gateway lends the API key to, as "METHOD /path"
+        with an optional "?name,name" of the query parameters allowed.  The default is
+        what the bundled claude CLI calls: POST /v1/messages?beta and POST
+        /v1/messages/count_tokens?beta.  Everything else gets 403 and never reaches the
+        model API.  Each route you add lends your key to whatever runs in every session
+        (a prompt-injected agent included) for that call: /v1/files reads and writes the
+        files of your Anthropic account, /v1/messages/batches starts work no budget
+        meters (only /v1/messages responses are metered), admin routes reach what the
+        key allows.""",
+    ).tag(config=True)
+
+    gateway_allowed_models = List(
+        Unicode(),
+        help="""Models any session may call through the gateway (exact names); empty:
+        any.  Include gateway_small_model if you want the CLI's side requests to work.
+        A config that pins a model narrows its own session further.""",
+    ).tag(config=True)
+
+    gateway_small_model = Unicode(
+        "claude-haiku-4-5",
+        help="""The small model a session whose config pins a model may also call: room
+        for the claude CLI's side requests (summaries; titles use the main model in
+        CLI 2.1.332).  Empty: only the pinned model.""",
+    ).tag(config=True)
+
+    gateway_max_body_bytes = Int(
+        32 * 1024 * 1024,
+        help="""Largest request body the gateway forwards (413 beyond it); the Messages
+        API's own limit is 32 MB.""",
+    ).tag(config=True)
+
+    model_prices = Dict(
+        help="""Prices the gateway's dollar meter uses, per million tokens, by model-name
+        prefix (the longest match wins), e.g. {"claude-opus": {"input": 4, "output":
+        20}}; they add to and override the defaults (opus $4/$20, sonnet $3/$15, haiku
+        $1/$5: what the bundled claude CLI charges).  Cache writes cost 1.25 × input,
+        reads 0.1 ×.  A model no prefix matches is priced as the dearest.""",
+    ).tag(config=True)
+
+    @validate("gateway_allowed_routes")
+    def _check_routes(self, proposal: Any) -> list[str]:
+        for route in proposal["value"]:
+            try:
+                parse_route(route)
+            except ValueError as exc:
+                raise TraitError(f"gateway_allowed_routes: {exc}") from None
+        return list(proposal["value"])
+
+    @validate("model_prices")
+    def _check_prices(self, proposal: Any) -> dict[str, Any]:
+        for prefix, price in proposal["value"].items():
+            ok = isinstance(price, dict) and set(price) == {"input", "output"}
+            if not ok or not all(isinstance(v, (int, float)) and v >= 0 for v in price.values()):
+                raise TraitError(
+                    f"model_prices[{prefix!r}]: {{'input': USD, 'output': USD}} per "
+                    f"million tokens, not {price!r}"
+                )
+        return dict(proposal["value"])
 
     runner_start_timeout = Float(
         60.0, help="Seconds a runner may take to answer its health check."
@@ -404,7 +486,15 @@ class AgClusterApp(ExtensionApp):
             self._key = demo_key
             self.log.warning("agcluster: DEMO MODE, replies are scripted (%s)", upstream)
         self.presets = PresetRegistry([Path(p) for p in self.preset_paths])
-        self.gateway = Gateway(upstream, self._server_key)
+        policy = GatewayPolicy(
+            routes=RoutePolicy(self.gateway_allowed_routes),
+            allowed_models=frozenset(self.gateway_allowed_models),
+            max_body_bytes=self.gateway_max_body_bytes,
+            pricing=Pricing(
+                {prefix: ModelPrice(**price) for prefix, price in self.model_prices.items()}
+            ),
+        )
+        self.gateway = Gateway(upstream, self._server_key, policy)
         settings = ManagerSettings(
             state_root=Path(self.state_root),
             agent_state_root=Path(self.agent_state_root),
@@ -416,6 +506,8 @@ class AgClusterApp(ExtensionApp):
             owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
+            default_cost_budget_usd=self.cost_budget_usd or None,
+            small_model=self.gateway_small_model,
             storage_check_interval=self.storage_check_interval,
             activity_interval=self.activity_interval,
             warm_pool_size=self.warm_pool_size,

@@ -318,6 +318,8 @@ class AgentConfig(_Strict):
     network: bool = False
     #: an optional cap on tokens (input + output) the gateway lets this session use
     token_budget: int | None = Field(default=None, ge=1)
+    #: an optional cap on what this session's model calls may cost, in USD
+    cost_budget_usd: float | None = Field(default=None, gt=0, le=100_000)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,18 +1,23 @@
-"""Token metering: read the usage fields out of an Anthropic response as it streams by."""
+"""Metering: read the usage fields out of an Anthropic response as it streams by."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StreamMeter", "Usage", "usage_from_message"]
+from .pricing import Pricing
+
+__all__ = ["CallUsage", "StreamMeter", "Usage", "usage_from_message"]
 
 
 @dataclass
 class Usage:
+    """What a session used: tokens (cache reads and writes count as input) and dollars."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0
 
     @property
     def total(self) -> int:
@@ -21,6 +26,7 @@ class Usage:
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -30,18 +36,49 @@ class Usage:
         }
 
 
-def _input_tokens(usage: dict[str, Any]) -> int:
-    # cache reads and writes are input the model processed, and they are billed
-    return sum(
-        int(usage.get(key) or 0)
-        for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
+@dataclass
+class CallUsage:
+    """The usage fields of one response, as the API reports them."""
+
+    fields: dict[str, int] = field(default_factory=dict)
+
+    def update(self, usage: dict[str, Any], *, cumulative: bool = False) -> None:
+        """Take the fields of ``usage``; ``cumulative`` (a ``message_delta``): a field
+        only grows, so a 0 or a missing field there leaves the earlier figure."""
+        for key in (
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ):
+            value = usage.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                before = self.fields.get(key, 0)
+                self.fields[key] = max(before, int(value)) if cumulative else int(value)
+
+    def usage(self, model: str, pricing: Pricing) -> Usage:
+        f = self.fields
+        return Usage(
+            input_tokens=sum(
+                f.get(k, 0)
+                for k in (
+                    "input_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                )
+            ),
+            output_tokens=f.get("output_tokens", 0),
+            cost_usd=pricing.cost(model, **f),
+        )
 
 
-def usage_from_message(message: dict[str, Any]) -> Usage:
-    """Usage of a whole (non-streaming) Messages API response."""
-    usage = message.get("usage") or {}
-    return Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0))
+def usage_from_message(message: dict[str, Any]) -> CallUsage:
+    """The usage of a whole (non-streaming) Messages API response."""
+    call = CallUsage()
+    usage = message.get("usage")
+    if isinstance(usage, dict):
+        call.update(usage)
+    return call
 
 
 class StreamMeter:
@@ -52,7 +89,7 @@ class StreamMeter:
     """
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        self.call = CallUsage()
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -71,12 +108,10 @@ class StreamMeter:
             return
         kind = data.get("type")
         if kind == "message_start":
-            usage = (data.get("message") or {}).get("usage") or {}
-            self.usage.input_tokens = _input_tokens(usage)
-            self.usage.output_tokens = int(usage.get("output_tokens") or 0)
+            usage = (data.get("message") or {}).get("usage")
+            if isinstance(usage, dict):
+                self.call.update(usage)
         elif kind == "message_delta":
-            usage = data.get("usage") or {}
-            if "output_tokens" in usage:
-                self.usage.output_tokens = int(usage["output_tokens"] or 0)
-            if usage.get("input_tokens"):
-                self.usage.input_tokens = max(self.usage.input_tokens, _input_tokens(usage))
+            usage = data.get("usage")
+            if isinstance(usage, dict):
+                self.call.update(usage, cumulative=True)

@@ -66,6 +66,10 @@ class ManagerSettings:
     #: on server shutdown: stop every runner (True) or leave them for re-adoption
     stop_on_shutdown: bool = True
     default_token_budget: int | None = None
+    default_cost_budget_usd: float | None = None
+    #: the model a session whose config pins one may call besides it (the CLI's side
+    #: requests); empty: none
+    small_model: str = ""
     #: seconds between reports of agent activity (``activity_sink``)
     activity_interval: float = 10.0
     #: seconds between storage measurements of a busy session (see sessions/storage.py)
@@ -79,6 +83,23 @@ class ManagerSettings:
     gateway_host: str = "0.0.0.0"
     gateway_port: int = 8766
     gateway_url: str = ""
+
+
+def allowed_models(config: AgentConfig, small_model: str) -> frozenset[str] | None:
+    """The models a session of ``config`` may call through the gateway: its pinned model,
+    its sub-agents' and the CLI's small model; None (any) when it pins none.  An entry
+    ending in ``*`` is a prefix (a sub-agent's ``sonnet`` is whatever the CLI makes it)."""
+    if not config.model:
+        return None
+    models = {config.model}
+    for agent in config.agents.values():
+        if agent.model in ("sonnet", "opus", "haiku"):
+            models.add(f"claude-{agent.model}-*")  # the CLI resolves the alias
+        elif agent.model and agent.model != "inherit":
+            models.add(agent.model)
+    if small_model:
+        models.add(small_model)
+    return frozenset(models)
 
 
 class SessionManager:
@@ -295,13 +316,15 @@ class SessionManager:
         return session
 
     def _new_session(self, record: SessionRecord, api_key: str | None) -> Session:
-        budget = record.config.token_budget or self.settings.default_token_budget
+        config = record.config
         gateway_session = GatewaySession(
             session_id=record.session_id,
             token_hash=record.token_hash,
             api_key=api_key,
-            token_budget=budget,
-            usage=Usage(record.input_tokens, record.output_tokens),
+            token_budget=config.token_budget or self.settings.default_token_budget,
+            cost_budget_usd=config.cost_budget_usd or self.settings.default_cost_budget_usd,
+            allowed_models=allowed_models(config, self.settings.small_model),
+            usage=Usage(record.input_tokens, record.output_tokens, record.metered_cost_usd),
         )
         session = Session(
             record,
@@ -310,6 +333,13 @@ class SessionManager:
             gateway_session=gateway_session,
         )
         gateway_session.on_usage = lambda _usage: session.save()
+
+        def refused(message: str) -> None:  # the user sees that their agent tried
+            session.log.append(
+                ErrorEvent(message=f"the gateway refused a call: {message}", code="gateway_refused")
+            )
+
+        gateway_session.on_refused = refused
         session.before_turn = self.storage.before_turn
         session.before_done = self._before_done
         return session

@@ -68,6 +68,8 @@ class SessionRecord(BaseModel):
     turns: int = 0
     #: what the model reported the session's turns cost, summed (USD)
     cost_usd: float = 0.0
+    #: what the gateway's meter priced every model call of the session at (USD)
+    metered_cost_usd: float = 0.0
     #: started ahead of time by the warm pool and not claimed by a launch yet
     pooled: bool = False
 
@@ -145,6 +147,7 @@ class Session:
         """Persist the record atomically (a torn write never replaces a good record)."""
         self.record.input_tokens = self.gateway_session.usage.input_tokens
         self.record.output_tokens = self.gateway_session.usage.output_tokens
+        self.record.metered_cost_usd = self.gateway_session.usage.cost_usd
         self.record_dir.mkdir(parents=True, exist_ok=True)
         path = self.record_dir / "session.json"
         tmp = path.with_suffix(".json.tmp")
@@ -180,6 +183,8 @@ class Session:
             "last_active": _iso(rec.last_active),
             "usage": self.usage(),
             "token_budget": self.gateway_session.token_budget,
+            "cost_budget_usd": self.gateway_session.cost_budget_usd,
+            "metered_cost_usd": round(self.gateway_session.usage.cost_usd, 6),
             "turns": rec.turns,
             # a remote workspace is on the runner's volume: where the agent sees it
             "workspace": self.provider.workspace_mount if self.remote else rec.workspace,

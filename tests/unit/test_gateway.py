@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agcluster_jupyter.gateway import Gateway, GatewaySession, StreamMeter, hash_token
+from agcluster_jupyter.gateway.pricing import Pricing
 from agcluster_jupyter.testing import ScriptedModelServer
 
 UPSTREAM_KEY = "upstream-key"
@@ -167,8 +168,11 @@ def test_the_meter_reads_usage_however_the_stream_is_cut(cuts: list[int]) -> Non
     points = sorted(set(cuts))
     for start, end in zip([0, *points], [*points, len(STREAM)], strict=True):
         meter.feed(STREAM[start:end])
-    assert meter.usage.input_tokens == 150  # cache reads count as input
-    assert meter.usage.output_tokens == 42
+    usage = meter.call.usage("claude-opus-5", Pricing())
+    assert usage.input_tokens == 150  # cache reads count as input
+    assert usage.output_tokens == 42
+    # priced as the CLI does: $4 in, 0.1 × that for cache reads, $20 out, per million
+    assert usage.cost_usd == pytest.approx((120 * 4 + 30 * 0.4 + 42 * 20) / 1e6)
 
 
 async def test_remote_runners_share_one_tcp_listener_told_apart_by_token(
