@@ -104,3 +104,20 @@ async def test_the_dollar_budget_holds_for_the_agents_own_calls(
 ) -> None:
     session_id = await _launch_with(api, launched, cost_budget_usd=0.25)
     await check_budget(api, scripted_model, session_id, "budget of $0.25 is spent")
+
+
+async def test_a_pinned_model_refuses_the_agents_calls_to_others(
+    api: Any, launched: Any, scripted_model: Any
+) -> None:
+    session_id = await _launch_with(api, launched, model="claude-sonnet-4-5")
+    scripted_model.add_scenarios([spender_scenario(SPEND)])
+    events = await chat_sse(api, session_id, SPEND)
+    assert set(probe_result(events)["statuses"]) == {403}  # "claude-probe" is not its model
+    assert _probe_calls(scripted_model) == []
+    assert events[-1]["type"] == "done"
+    assert not [e for e in events if e["type"] == "error" and e.get("code") != "gateway_refused"]
+    cli = [r.body["model"] for r in scripted_model.message_requests]
+    assert cli and set(cli) == {"claude-sonnet-4-5"}  # the CLI's own calls: its model
+    log = await event_log(api, session_id)
+    refused = [e["message"] for e in log if e.get("code") == "gateway_refused"]
+    assert refused and "not allowed for this session" in refused[0]

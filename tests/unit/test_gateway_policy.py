@@ -379,3 +379,27 @@ def test_a_disallowed_route_is_never_forwarded_and_nothing_is_a_500(
         assert response.status_code in (401, 403), (method, path, query, response.status_code)
     else:
         assert forwarded <= 1
+
+
+def test_the_models_a_config_allows() -> None:
+    from agcluster_jupyter.config import AgentConfig
+    from agcluster_jupyter.sessions.manager import allowed_models
+
+    assert allowed_models(AgentConfig(id="a"), "claude-haiku-4-5") is None  # not pinned
+    pinned = AgentConfig(
+        id="a",
+        model="claude-opus-5",
+        allowed_tools=["Task"],
+        agents={
+            "x": {"description": "d", "prompt": "p", "model": "sonnet"},
+            "y": {"description": "d", "prompt": "p", "model": "claude-haiku-4-5"},
+            "z": {"description": "d", "prompt": "p", "model": "inherit"},
+        },
+    )
+    assert allowed_models(pinned, "claude-haiku-5") == {
+        "claude-opus-5",
+        "claude-sonnet-*",
+        "claude-haiku-4-5",
+        "claude-haiku-5",
+    }
+    assert allowed_models(AgentConfig(id="a", model="claude-x"), "") == {"claude-x"}
