@@ -109,6 +109,9 @@ class RunnerSpec:
     owner: str = ""
     resume: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: the token the server presents on every runner request; the runner is given only
+    #: its digest (``runner.protocol.token_digest``)
+    control_token: str = ""
 
 
 @dataclass
@@ -121,7 +124,7 @@ class RunnerHandle:
     agent_id: str
     #: ``unix:/path/runner.sock`` or ``http://host:port``
     endpoint: str
-    #: bearer token for TCP endpoints
+    #: the control token every request to the runner carries (``RunnerSpec``'s)
     token: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -164,7 +167,8 @@ def tls_context() -> ssl.SSLContext:
 
 
 def channel_for(handle: RunnerHandle, timeout: float = 10.0) -> httpx.AsyncClient:
-    """An HTTP client for the runner API of ``handle`` (unix socket or TCP + bearer)."""
+    """An HTTP client for the runner API of ``handle`` (unix socket or TCP), presenting
+    its control token."""
     headers = {"Authorization": f"Bearer {handle.token}"} if handle.token else {}
     if handle.endpoint.startswith("unix:"):
         transport = httpx.AsyncHTTPTransport(
@@ -189,6 +193,9 @@ class Provider(abc.ABC):
     #: the runner is on another machine: reached over TCP, its model calls come to the
     #: gateway's TCP listener, and its workspace is on its own volume (files through it)
     remote: bool = False
+    #: the session record may keep the runner's control token (so a restarted server
+    #: re-adopts the runner): False where the agent could read that record
+    persists_control_token: bool = True
 
     @abc.abstractmethod
     async def health(self) -> ProviderHealth:

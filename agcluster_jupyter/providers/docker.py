@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import importlib
 import logging
@@ -315,10 +316,12 @@ class DockerProvider(Provider):
         # unprivileged user when Jupyter runs as root)
         _fix_ownership(spec.workspace, uid, gid)
         _fix_ownership(spec.state_dir, uid, gid, mode=0o700)
-        # the runner binds its socket in here; the gateway's socket (0666) is already in
-        # it; nobody but the container's user and the server may enter
-        _fix_ownership(spec.socket_dir, uid, gid, mode=0o700)
-        (spec.socket_dir / RUNNER_SOCKET).unlink(missing_ok=True)
+        # the server's own (0700): the gateway's socket (0666) is in it, and the root
+        # runner makes its own folder in it for its socket (RUNNER_SOCKET), left as it is
+        spec.socket_dir.mkdir(parents=True, exist_ok=True)
+        spec.socket_dir.chmod(0o700)
+        with contextlib.suppress(OSError):  # root's, when the server is not: the runner
+            (spec.socket_dir / RUNNER_SOCKET).unlink(missing_ok=True)  # rebinds it anyway
 
     async def create(self, spec: RunnerSpec) -> RunnerHandle:
         problem, _ = await self._problem()
@@ -341,6 +344,7 @@ class DockerProvider(Provider):
             session_id=spec.session_id,
             agent_id=container_id,
             endpoint=f"unix:{spec.socket_dir / RUNNER_SOCKET}",
+            token=spec.control_token,
             extra={"container": name, "memory": spec.config.resource_limits.memory},
         )
         try:

@@ -3,15 +3,18 @@
 Nothing here talks to an engine; tests compare the results as data.  The container a
 session gets (see the README's "Docker provider" section for the why of each line)::
 
-    image      agcluster-agent:<version>           user     uid:gid (never root)
-    root fs    read-only                           init     docker-init as pid 1
-    caps       none (cap_drop ALL)                 no-new-privileges
+    image      agcluster-agent:<version>           init     docker-init as pid 1
+    users      the runner: root with six capabilities (below); the claude CLI and every
+               tool: uid:gid (never root), no capabilities
+    root fs    read-only                           no-new-privileges
+    caps       cap_drop ALL, then CHOWN DAC_OVERRIDE FOWNER SETUID SETGID KILL
     tmpfs      /tmp, /home/agent (size-capped)     pids     pids_limit
     memory     resource_limits.memory, no swap     cpu      resource_limits.cpu
     network    none (config.network: bridge)       restart  never
     mounts     workspace → /workspace, socket dir → /run/agcluster,
                CLI state dir → /var/lib/agcluster/state; nothing else
-    env        AGCLUSTER_CONFIG, AGCLUSTER_SESSION_TOKEN, HOME, LANG, ...; never a key
+    env        AGCLUSTER_CONFIG, AGCLUSTER_SESSION_TOKEN, the control token's digest,
+               HOME, LANG, ...; never a key, never the control token
     oom        the agent's shell commands go first (BASH_ENV raises their oom_score_adj)
 """
 
@@ -22,13 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..runner.protocol import ENV_CONFIG, ENV_SESSION_TOKEN
+from ..runner.protocol import (
+    ENV_CONFIG,
+    ENV_RUNNER_TOKEN_SHA256,
+    ENV_SESSION_TOKEN,
+    token_digest,
+)
 from .base import RunnerSpec
 
 __all__ = [
     "CONTAINER_HOME",
     "IMAGE_VERSION_LABEL",
     "OOM_FIRST",
+    "RUNNER_CAPABILITIES",
     "RUNNER_SOCKET",
     "SOCKET_MOUNT",
     "STATE_MOUNT",
@@ -49,7 +58,13 @@ SOCKET_MOUNT = "/run/agcluster"
 #: the container
 STATE_MOUNT = "/var/lib/agcluster/state"
 CONTAINER_HOME = "/home/agent"
-RUNNER_SOCKET = "runner.sock"
+#: in a folder of the runner's own (root's, made at start), so the agent's uid can
+#: neither replace the socket nor plant one of its own in its place
+RUNNER_SOCKET = "ctl/runner.sock"
+#: what the root runner keeps of root (all else is dropped): SETUID/SETGID to start the
+#: CLI as the agent's uid:gid, KILL to signal it, CHOWN/DAC_OVERRIDE/FOWNER for the
+#: session's folders, which belong to that uid.  The CLI and its tools get none of them
+RUNNER_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL")
 GATEWAY_SOCKET = "gateway.sock"
 #: the label ``jupyter agcluster build-image`` puts on the image: the project version
 IMAGE_VERSION_LABEL = "org.agcluster.version"
@@ -113,7 +128,7 @@ def container_name(session_id: str) -> str:
     return "agcluster-" + session_id.replace("-", "")[:12]
 
 
-def runner_command(resume: str | None) -> list[str]:
+def runner_command(resume: str | None, agent_user: str = "") -> list[str]:
     cmd = [
         "python",
         "-m",
@@ -129,6 +144,8 @@ def runner_command(resume: str | None) -> list[str]:
     ]
     if resume:
         cmd += ["--resume", resume]
+    if agent_user:
+        cmd += ["--agent-user", agent_user]
     return cmd
 
 
@@ -155,15 +172,20 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
     name = container_name(spec.session_id)
     return {
         "image": settings.image,
-        "command": runner_command(spec.resume),
+        "command": runner_command(spec.resume, f"{settings.uid}:{settings.gid}"),
         "name": name,
         "hostname": name,
-        "user": f"{settings.uid}:{settings.gid}",
+        # the runner is root (with RUNNER_CAPABILITIES only) and starts the CLI as
+        # uid:gid: the agent's processes cannot signal, ptrace or read it, nor reach
+        # its socket's folder
+        "user": "0:0",
         "working_dir": WORKSPACE_MOUNT,
         "environment": {
             ENV_CONFIG: spec.config.model_dump_json(),
             # worthless outside this session's gateway socket; never the API key
             ENV_SESSION_TOKEN: spec.session_token,
+            # the digest only: the control token itself never enters the container
+            ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
@@ -180,6 +202,7 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
         "init": True,
         "read_only": True,
         "cap_drop": ["ALL"],
+        "cap_add": list(RUNNER_CAPABILITIES),
         "security_opt": ["no-new-privileges"],
         "privileged": False,
         "ipc_mode": "private",

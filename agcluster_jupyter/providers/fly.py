@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import time
 from typing import Any
 
@@ -229,8 +228,7 @@ class FlyProvider(Provider):
         for stale in await self._machines({LABEL_SESSION: spec.session_id}):
             log.info("destroying machine %s left by session %s", stale["id"], spec.session_id)
             await self._destroy(str(stale["id"]))
-        runner_token = secrets.token_urlsafe(32)
-        body = machine_request(spec, self.settings, volume_id, runner_token)
+        body = machine_request(spec, self.settings, volume_id)
         try:
             machine = await self._request("POST", "/machines", json=body, idempotent=False)
         except ProviderUnavailable:
@@ -248,7 +246,7 @@ class FlyProvider(Provider):
                 self.settings.runner_port,
                 str(machine.get("private_ip") or ""),
             ),
-            token=runner_token,
+            token=spec.control_token,
             extra={
                 "machine": machine.get("name", ""),
                 "volume": volume_id,

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
+from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN_SHA256, ENV_SESSION_TOKEN, token_digest
 from .base import RunnerSpec
 
 __all__ = [
@@ -138,9 +138,7 @@ def runner_endpoint(
     return f"http://{machine_id}.vm.{app}.internal:{port}"
 
 
-def machine_config(
-    spec: RunnerSpec, settings: FlySettings, volume_id: str, runner_token: str
-) -> dict[str, Any]:
+def machine_config(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> dict[str, Any]:
     """The ``config`` of ``POST /apps/{app}/machines`` for the runner of ``spec``."""
     limits = spec.config.resource_limits
     gateway = spec.gateway if spec.gateway.startswith(("http://", "https://")) else ""
@@ -151,8 +149,9 @@ def machine_config(
             ENV_CONFIG: spec.config.model_dump_json(),
             # worthless outside this session's gateway; never the API key
             ENV_SESSION_TOKEN: spec.session_token,
-            # the bearer token the runner requires on its own API
-            ENV_RUNNER_TOKEN: runner_token,
+            # the digest of the control token the runner requires on its own API (the
+            # token itself stays with the server)
+            ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
@@ -171,14 +170,12 @@ def machine_config(
     }
 
 
-def machine_request(
-    spec: RunnerSpec, settings: FlySettings, volume_id: str, runner_token: str
-) -> dict[str, Any]:
+def machine_request(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> dict[str, Any]:
     """The whole body of ``POST /apps/{app}/machines``."""
     return {
         "name": machine_name(spec.session_id),
         "region": settings.region,
-        "config": machine_config(spec, settings, volume_id, runner_token),
+        "config": machine_config(spec, settings, volume_id),
     }
 
 

@@ -11,8 +11,6 @@ the pod, its Secret and its policy; the workspace PVC stays until ``purge_worksp
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -24,7 +22,6 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret
 from lightkube.resources.networking_v1 import NetworkPolicy
 
-from ..runner.protocol import ENV_RUNNER_TOKEN
 from .base import (
     LABEL_SESSION,
     Provider,
@@ -162,10 +159,9 @@ class KubernetesProvider(Provider):
 
     async def create(self, spec: RunnerSpec) -> RunnerHandle:
         sid = spec.session_id
-        runner_token = secrets.token_urlsafe(32)
         try:
             await self._delete(Secret, secret_name(sid))  # a stale one from a crash
-            await self._create("secret", secret_spec(spec, runner_token))
+            await self._create("secret", secret_spec(spec))
             try:
                 await self._create("workspace volume claim", pvc_spec(spec, self.settings))
             except ApiError as exc:
@@ -185,7 +181,7 @@ class KubernetesProvider(Provider):
             session_id=sid,
             agent_id=pod_name(sid),
             endpoint="",
-            token=runner_token,
+            token=spec.control_token,
             extra={
                 "namespace": self.namespace,
                 "pvc": pvc_name(sid),
@@ -307,7 +303,6 @@ class KubernetesProvider(Provider):
             session_id = annotations.get(ANNOTATION_PREFIX + "session-id")
             if not session_id or meta is None or not meta.name:
                 continue
-            token = await self._runner_token(session_id)
             ip = pod.status.podIP if pod.status else None
             handles.append(
                 RunnerHandle(
@@ -315,7 +310,7 @@ class KubernetesProvider(Provider):
                     session_id=session_id,
                     agent_id=meta.name,
                     endpoint=f"http://{ip}:{self.settings.port}" if ip else "",
-                    token=token,
+                    # the token is the server's (its session record), not the cluster's
                     extra={
                         "namespace": self.namespace,
                         "pvc": pvc_name(session_id),
@@ -324,17 +319,6 @@ class KubernetesProvider(Provider):
                 )
             )
         return handles
-
-    async def _runner_token(self, session_id: str) -> str:
-        try:
-            secret = await self._call(
-                "get secret",
-                lambda c: c.get(Secret, secret_name(session_id), namespace=self.namespace),
-            )
-        except ApiError:
-            return ""
-        encoded = (secret.data or {}).get(ENV_RUNNER_TOKEN, "")
-        return base64.b64decode(encoded).decode() if encoded else ""
 
     async def close(self) -> None:
         if self._client is not None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN
+from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN_SHA256, ENV_SESSION_TOKEN, token_digest
 from .base import LABEL_SESSION, RunnerSpec
 from .docker_spec import CONTAINER_HOME, OOM_FIRST, STATE_MOUNT, WORKSPACE_MOUNT
 
@@ -212,7 +212,7 @@ def _metadata(name: str, spec: RunnerSpec) -> dict[str, Any]:
     return {"name": name, "labels": label_selector(labels), "annotations": annotations}
 
 
-def secret_spec(spec: RunnerSpec, runner_token: str) -> dict[str, Any]:
+def secret_spec(spec: RunnerSpec) -> dict[str, Any]:
     """The per-session Secret: the gateway token and the runner's bearer token."""
     meta = _metadata(secret_name(spec.session_id), spec)
     return {
@@ -220,18 +220,19 @@ def secret_spec(spec: RunnerSpec, runner_token: str) -> dict[str, Any]:
         "kind": "Secret",
         "metadata": meta,
         "type": "Opaque",
-        "stringData": {ENV_SESSION_TOKEN: spec.session_token, ENV_RUNNER_TOKEN: runner_token},
+        # the control token's digest only: the token itself stays with the server
+        "stringData": {
+            ENV_SESSION_TOKEN: spec.session_token,
+            ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
+        },
     }
 
 
 def _readiness_probe(port: int) -> dict[str, Any]:
-    check = (
-        "import os,urllib.request as r;"
-        f"r.urlopen(r.Request('http://127.0.0.1:{port}/health',headers={{'Authorization':"
-        f"'Bearer '+os.environ['{ENV_RUNNER_TOKEN}']}}),timeout=2)"
-    )
+    # the runner's API needs the control token, which the pod does not have: ready is
+    # listening (the server then asks /health itself, with the token)
     return {
-        "exec": {"command": ["python", "-c", check]},
+        "tcpSocket": {"port": port},
         "periodSeconds": 5,
         "timeoutSeconds": 3,
         "failureThreshold": 3,
@@ -317,7 +318,7 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                     "env": [
                         {"name": ENV_CONFIG, "value": spec.config.model_dump_json()},
                         _secret_env(ENV_SESSION_TOKEN, secret),
-                        _secret_env(ENV_RUNNER_TOKEN, secret),
+                        _secret_env(ENV_RUNNER_TOKEN_SHA256, secret),
                         {"name": "HOME", "value": CONTAINER_HOME},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},

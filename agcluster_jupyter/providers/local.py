@@ -22,6 +22,12 @@ from typing import Any
 
 import httpx
 
+from ..runner.protocol import (
+    ENV_CONFIG,
+    ENV_RUNNER_TOKEN_SHA256,
+    ENV_SESSION_TOKEN,
+    token_digest,
+)
 from .base import (
     Provider,
     ProviderHealth,
@@ -84,6 +90,9 @@ class LocalProvider(Provider):
         self.agent_user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             self.agent_user = pwd.getpwnam(agent_user)
+        # a server of the agent's own uid keeps no control token on disk: the agent could
+        # read it there (a restarted server then relaunches the runner, resuming)
+        self.persists_control_token = self.agent_user is not None
 
     async def health(self) -> ProviderHealth:
         return ProviderHealth(ok=True, isolated=False, detail=NO_ISOLATION)
@@ -130,8 +139,9 @@ class LocalProvider(Provider):
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "HOME": str(spec.state_dir / "home"),
             "PYTHONUNBUFFERED": "1",
-            "AGCLUSTER_CONFIG": spec.config.model_dump_json(),
-            "AGCLUSTER_SESSION_TOKEN": spec.session_token,
+            ENV_CONFIG: spec.config.model_dump_json(),
+            ENV_SESSION_TOKEN: spec.session_token,
+            ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
         }
         if "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -170,6 +180,7 @@ class LocalProvider(Provider):
             session_id=spec.session_id,
             agent_id=f"local-{proc.pid}",
             endpoint=f"unix:{socket_path}",
+            token=spec.control_token,
             extra={"pid": proc.pid, "log": str(log_path)},
         )
         self._procs[spec.session_id] = proc

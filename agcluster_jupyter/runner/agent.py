@@ -81,6 +81,8 @@ CONNECT_TIMEOUT = 90.0
 INTERRUPT_GRACE = 10.0
 #: the last rseq, in the state dir, so a restarted runner continues the count
 RSEQ_FILE = "runner-rseq"
+#: requests without the control token reported to the session (the rest are counted)
+REFUSALS_REPORTED = 20
 #: stderr lines of the CLI kept for ``/health`` and error messages
 STDERR_LINES = 30
 
@@ -268,6 +270,8 @@ class AgentRunner:
         self._permissions: dict[str, asyncio.Future[PermissionResult]] = {}
         self._cancel_reason = ""
         self._closing = False
+        #: requests refused for want of the control token
+        self.refusals = 0
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -295,6 +299,23 @@ class AgentRunner:
 
     def emit(self, event: EventBase) -> int:
         return self.buffer.append(event)
+
+    def refused(self, method: str, path: str) -> None:
+        """A request without the control token: something other than the server (the
+        agent's own processes) tried the runner's API.  Logged, and the session hears
+        of the first ``REFUSALS_REPORTED``."""
+        self.refusals += 1
+        if self.refusals > REFUSALS_REPORTED:
+            return
+        log.warning("refused %s %s: no valid control token", method, path)
+        more = " (further attempts are counted, not reported)"
+        self.emit(
+            ErrorEvent(
+                message=f"the runner refused {method} {path}: only the Jupyter server may "
+                f"control this session{more if self.refusals == REFUSALS_REPORTED else ''}",
+                code="runner_refused",
+            )
+        )
 
     async def close(self) -> None:
         """Deny what waits, end the running turn, close the client (and so the CLI)."""
@@ -353,7 +374,8 @@ class AgentRunner:
             can_use_tool=self._can_use_tool,
             stderr=self._on_stderr,
             resume=resume,
-            user=s.agent_user.name if s.agent_user else None,
+            # the uid, not a name: the image need not have a passwd entry for the host's uid
+            user=s.agent_user.uid if s.agent_user else None,
         )
         client = self._client_factory(options)
         try:

@@ -187,7 +187,7 @@ def build_sdk_options(
     can_use_tool: CanUseTool | None = None,
     stderr: Callable[[str], None] | None = None,
     resume: str | None = None,
-    user: str | None = None,
+    user: str | int | None = None,
 ) -> ClaudeAgentOptions:
     """The SDK options for one session of ``config`` working in ``cwd``.
 
@@ -249,7 +249,8 @@ def build_sdk_options(
         can_use_tool=can_use_tool if config.permission_mode == "default" else None,
         stderr=stderr,
         resume=resume,
-        user=user,
+        # a uid works too (subprocess takes either); the SDK's hint says str
+        user=user,  # type: ignore[arg-type]
         include_partial_messages=True,
         setting_sources=[],
         extra_args=extra_args,

@@ -8,10 +8,16 @@
         [--resume SDK_SESSION_ID] [--agent-user NAME_OR_UID] [--adopt-workspace]
 
 Env: ``AGCLUSTER_CONFIG`` (the AgentConfig JSON), ``AGCLUSTER_SESSION_TOKEN`` (the CLI's
-API key towards our gateway) and, for TCP, ``AGCLUSTER_RUNNER_TOKEN`` (required then).
-All three are removed from the environment at once: the CLI, and so the agent's own
-tools, inherit it.  A unix socket is mode 0600; a root runner hands it to the owner of
-its directory (the provider creates that directory for the server's user).
+API key towards our gateway) and ``AGCLUSTER_RUNNER_TOKEN_SHA256`` (the digest of the
+control token every request must carry; required).  All three are removed from the
+environment at once: the CLI, and so the agent's own tools, inherit it.  The runner
+makes itself non-dumpable first thing, so processes of its own uid cannot read its
+``/proc`` entries (environment, memory, fds) or ptrace it.
+
+A unix socket is mode 0600.  A root runner hands it to the owner of its directory (the
+provider makes that directory for the server's user), or, when that directory does not
+exist yet, makes it root's own (0755: nobody else can replace the socket in it) and
+hands the socket to the owner of the directory above.
 SIGTERM/SIGINT or ``POST /shutdown`` end the running turn, close the client (and so the
 CLI) and exit 0.  Bad arguments or env exit 2.
 """
@@ -21,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import importlib
 import logging
 import os
@@ -39,7 +44,13 @@ from tornado.netutil import bind_sockets, bind_unix_socket
 
 from ..config import AgentConfig, format_validation_error
 from .forwarder import Forwarder
-from .protocol import ENV_CONFIG, ENV_RUNNER_TOKEN, ENV_SESSION_TOKEN, MAX_BODY_BYTES
+from .protocol import (
+    ENV_CONFIG,
+    ENV_RUNNER_TOKEN_SHA256,
+    ENV_SESSION_TOKEN,
+    MAX_BODY_BYTES,
+    token_matches,
+)
 from .users import AgentUser, resolve_agent_user
 
 __all__ = ["main", "parse_args", "serve"]
@@ -86,9 +97,17 @@ def _bind(listen: str) -> tuple[list[socket.socket], str | None]:
             raise UsageError("--listen unix: needs a path")
         # 0600, and (when root) owned by whoever owns the socket's directory: the
         # provider makes that directory for the server's user; the agent gets no access
+        folder = os.path.dirname(os.path.abspath(path))
+        owner_folder = folder
+        if os.geteuid() == 0 and not os.path.isdir(folder):
+            # a folder of the runner's own (root's, 0755) inside the one the server
+            # reaches: the agent's uid can neither enter a socket of its own there nor
+            # take this one's place
+            os.mkdir(folder, 0o755)
+            owner_folder = os.path.dirname(folder)
         sock = bind_unix_socket(path, mode=0o600)
         if os.geteuid() == 0:
-            owner = os.stat(os.path.dirname(os.path.abspath(path)))
+            owner = os.stat(owner_folder)
             os.chown(path, owner.st_uid, owner.st_gid)
         return [sock], path
     if listen.startswith("tcp:"):
@@ -112,11 +131,24 @@ def _drop_groups(user: AgentUser) -> None:
         log.warning("could not drop groups for the agent user: %s", exc)
 
 
+def _not_dumpable() -> None:
+    """``prctl(PR_SET_DUMPABLE, 0)``: this process's ``/proc/<pid>`` files (environ, mem,
+    fd, ...) become root's and ptrace needs CAP_SYS_PTRACE, even for its own uid."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 4
+            log.warning("prctl(PR_SET_DUMPABLE, 0) failed: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:  # not Linux
+        log.warning("cannot make the runner non-dumpable: %s", exc)
+
+
 class _BootHandler(web.RequestHandler):
     """Answers while the agent modules load: health says ``starting``, the rest 503."""
 
-    def initialize(self, token: str | None, on_shutdown: Callable[[], None]) -> None:
-        self.token = token
+    def initialize(self, digest: str, on_shutdown: Callable[[], None]) -> None:
+        self.digest = digest
         self.on_shutdown = on_shutdown
 
     def check_xsrf_cookie(self) -> None:
@@ -124,8 +156,10 @@ class _BootHandler(web.RequestHandler):
 
     def _reply(self) -> None:
         self.set_header("Content-Type", "application/json")
-        given = self.request.headers.get("Authorization", "")
-        if self.token and not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+        if not token_matches(self.request.headers.get("Authorization", ""), self.digest):
+            log.warning(
+                "refused %s %s: no valid control token", self.request.method, self.request.path
+            )
             self.set_status(401)
             self.finish('{"message": "a valid bearer token is required"}')
             return
@@ -159,9 +193,10 @@ class _Switch(httputil.HTTPServerConnectionDelegate):
 
 
 async def serve(args: argparse.Namespace) -> int:
+    _not_dumpable()
     config_json = os.environ.pop(ENV_CONFIG, "")
     session_token = os.environ.pop(ENV_SESSION_TOKEN, "")
-    runner_token = os.environ.pop(ENV_RUNNER_TOKEN, "") or None
+    digest = os.environ.pop(ENV_RUNNER_TOKEN_SHA256, "").strip().lower()
     if not config_json:
         raise UsageError(f"{ENV_CONFIG} must hold the AgentConfig JSON")
     try:
@@ -170,8 +205,10 @@ async def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"{ENV_CONFIG}: {format_validation_error(exc)[0]}") from None
     if not session_token:
         raise UsageError(f"{ENV_SESSION_TOKEN} must hold the session's gateway token")
-    if args.listen.startswith("tcp:") and not runner_token:
-        raise UsageError(f"--listen tcp: needs {ENV_RUNNER_TOKEN} (a bearer token)")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise UsageError(
+            f"{ENV_RUNNER_TOKEN_SHA256} must hold the SHA-256 (hex) of the control token"
+        )
     try:
         agent_user = resolve_agent_user(args.agent_user)
     except ValueError as exc:
@@ -199,7 +236,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    boot = {"token": runner_token, "on_shutdown": stop.set}
+    boot = {"digest": digest, "on_shutdown": stop.set}
     switch = _Switch(web.Application([(r"/.*", _BootHandler, boot)]))
     server = HTTPServer(switch, max_body_size=MAX_BODY_BYTES)
     server.add_sockets(sockets)
@@ -219,7 +256,7 @@ async def serve(args: argparse.Namespace) -> int:
             adopt_workspace=args.adopt_workspace,
         )
     )
-    switch.app = server_mod.make_app(runner, token=runner_token, on_shutdown=stop.set)
+    switch.app = server_mod.make_app(runner, digest=digest, on_shutdown=stop.set)
     log.info("runner listening on %s (config %s, gateway %s)", args.listen, config.id, base_url)
     runner.start()
     try:

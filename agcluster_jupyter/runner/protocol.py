@@ -1,7 +1,11 @@
 """The runner channel: the small HTTP API the agent runner serves to the server.
 
-It is spoken over a unix socket (``local``, ``docker``) or TCP with a per-session bearer
-token (``fly``, ``kubernetes``).  All bodies are JSON.
+It is spoken over a unix socket (``local``, ``docker``) or TCP (``fly``, ``kubernetes``),
+and on both every request carries the session's control token as ``Authorization:
+Bearer <token>``.  The runner knows only the token's SHA-256 (``AGCLUSTER_RUNNER_TOKEN_SHA256``
+in its environment), so nothing the agent's tools can read in the runner's environment,
+``/proc`` or memory lets them in: approvals, turns, interrupts, shutdown, events and files
+are the server's alone.  All bodies are JSON.
 
 =========================================  ==============================================
 ``GET  /health``                           ``{status: "ok", busy, turn, last_rseq,
@@ -25,8 +29,9 @@ server restart, runner restart) it resubscribes with ``after=`` and loses nothin
 repeats nothing.  Events carry no ``seq``/``session_id``/``ts``: the session log stamps
 those.
 
-Errors are ``{"message": ...}`` with a 4xx status.  With a token configured every
-request needs ``Authorization: Bearer <token>``.
+Errors are ``{"message": ...}`` with a 4xx status; a request without the control token
+gets 401 (and the runner logs it, and tells the session with an ``error`` event of code
+``runner_refused``: the first 20 times).
 
 Clarifications (what ``agcluster_jupyter.runner`` does):
 
@@ -56,21 +61,39 @@ Clarifications (what ``agcluster_jupyter.runner`` does):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 __all__ = [
     "ENV_CONFIG",
-    "ENV_RUNNER_TOKEN",
+    "ENV_RUNNER_TOKEN_SHA256",
     "ENV_SESSION_TOKEN",
     "HEARTBEAT_SECONDS",
     "MAX_BODY_BYTES",
+    "token_digest",
+    "token_matches",
 ]
 
 #: JSON of the ``AgentConfig`` the runner serves (an env var so no file is needed)
 ENV_CONFIG = "AGCLUSTER_CONFIG"
 #: the per-session token the runner presents to the gateway (never the API key)
 ENV_SESSION_TOKEN = "AGCLUSTER_SESSION_TOKEN"
-#: bearer token the runner requires on its own API when served over TCP
-ENV_RUNNER_TOKEN = "AGCLUSTER_RUNNER_TOKEN"
+#: the SHA-256 (hex) of the control token every request to the runner must carry
+ENV_RUNNER_TOKEN_SHA256 = "AGCLUSTER_RUNNER_TOKEN_SHA256"
 #: seconds between heartbeats on an idle ``/events`` stream
 HEARTBEAT_SECONDS = 10.0
 #: the largest request body the runner reads (a chat message, a permission answer)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def token_digest(token: str) -> str:
+    """What the runner is given of its control token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_matches(authorization: str, digest: str) -> bool:
+    """Does an ``Authorization`` header carry the token whose digest is ``digest``?"""
+    scheme, _, token = authorization.partition(" ")
+    if scheme != "Bearer" or not token:
+        return False
+    return hmac.compare_digest(token_digest(token.strip()), digest)

@@ -1,13 +1,13 @@
 """The runner channel's HTTP handlers (tornado), exactly as ``runner/protocol.py`` says.
 
 Errors are ``{"message": ...}`` with a 4xx status (never a 500 for anything a caller can
-send).  With a token configured, every request needs ``Authorization: Bearer <token>``,
-compared in constant time.
+send).  Every request needs ``Authorization: Bearer <control token>``: the runner holds
+only the token's SHA-256 and compares digests in constant time; a refused request is
+logged and reported to the session (``AgentRunner.refused``).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from ..errors import AgClusterError, BadRequest
 from ..workspace import LocalWorkspace
 from .agent import AgentRunner
 from .files import file_routes
-from .protocol import HEARTBEAT_SECONDS, MAX_BODY_BYTES
+from .protocol import HEARTBEAT_SECONDS, MAX_BODY_BYTES, token_matches
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -32,17 +32,15 @@ log = logging.getLogger(__name__)
 class _Handler(web.RequestHandler):
     runner: AgentRunner
 
-    def initialize(self, runner: AgentRunner, token: str | None) -> None:
+    def initialize(self, runner: AgentRunner, digest: str) -> None:
         self.runner = runner
-        self._token = token
+        self._digest = digest
 
     def prepare(self) -> None:
-        if self._token is not None:
-            header = self.request.headers.get("Authorization", "")
-            expected = f"Bearer {self._token}".encode()
-            if not hmac.compare_digest(header.encode(), expected):
-                self.set_header("WWW-Authenticate", "Bearer")
-                raise web.HTTPError(401, "a valid bearer token is required")
+        if not token_matches(self.request.headers.get("Authorization", ""), self._digest):
+            self.runner.refused(self.request.method or "", self.request.path)
+            self.set_header("WWW-Authenticate", "Bearer")
+            raise web.HTTPError(401, "a valid bearer token is required")
 
     def json_body(self) -> dict[str, Any]:
         if len(self.request.body) > MAX_BODY_BYTES:
@@ -111,9 +109,9 @@ class PermissionHandler(_Handler):
 
 class ShutdownHandler(_Handler):
     def initialize(  # type: ignore[override]
-        self, runner: AgentRunner, token: str | None, on_shutdown: Callable[[], None]
+        self, runner: AgentRunner, digest: str, on_shutdown: Callable[[], None]
     ) -> None:
-        super().initialize(runner, token)
+        super().initialize(runner, digest)
         self._on_shutdown = on_shutdown
 
     async def post(self) -> None:
@@ -126,9 +124,9 @@ class EventsHandler(_Handler):
     """NDJSON of the buffer from ``after`` on, held open, heartbeats when idle."""
 
     def initialize(  # type: ignore[override]
-        self, runner: AgentRunner, token: str | None, heartbeat: float
+        self, runner: AgentRunner, digest: str, heartbeat: float
     ) -> None:
-        super().initialize(runner, token)
+        super().initialize(runner, digest)
         self.heartbeat = heartbeat
 
     async def get(self) -> None:
@@ -170,11 +168,11 @@ class EventsHandler(_Handler):
 def make_app(
     runner: AgentRunner,
     *,
-    token: str | None,
+    digest: str,
     on_shutdown: Callable[[], None],
     heartbeat: float = HEARTBEAT_SECONDS,
 ) -> web.Application:
-    common: dict[str, Any] = {"runner": runner, "token": token}
+    common: dict[str, Any] = {"runner": runner, "digest": digest}
     root = runner.settings.workspace
     workspace = LocalWorkspace(root, aliases=("/workspace",), display_root=str(root))
     return web.Application(

@@ -358,6 +358,8 @@ class SessionManager:
             gateway=gateway,
             owner=session.record.owner,
             resume=session.record.sdk_session_id,
+            # a fresh one each start: the runner is given only its digest
+            control_token=secrets.token_urlsafe(32),
             labels={
                 LABEL_SESSION: session.id,
                 LABEL_CONFIG: session.record.config_id,
@@ -377,7 +379,9 @@ class SessionManager:
             self.gateway.stop_serving(session.id)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(f"the agent could not start: {exc}") from None
-        session.record.runner_token = handle.token  # TCP runners only; "" otherwise
+        session.control_token = handle.token
+        # on disk only where the agent cannot read it (the local provider as its uid: not)
+        session.record.runner_token = handle.token if self.provider.persists_control_token else ""
         session.attach(handle)
         session.touch()
         session.set_state("ready", "the agent is ready")
@@ -528,6 +532,17 @@ class SessionManager:
                 alive = status is RunnerStatus.RUNNING
             except Exception:  # noqa: BLE001
                 log.exception("session %s: status check failed during recovery", session.id)
+        if alive and handle is not None and not handle.token:
+            # its control token was never written down (the agent could have read it):
+            # this server cannot drive it, so it ends it; the next message resumes
+            log.info(
+                "session %s: runner %s has no control token here; stopping it",
+                session.id,
+                handle.agent_id,
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.provider.stop(handle), 60.0)
+            alive = False
         if alive and handle is not None:
             self._serve_gateway(session)
             session.attach(handle)

@@ -60,7 +60,8 @@ class SessionRecord(BaseModel):
     workspace: str
     handle: dict[str, Any] | None = None
     token_hash: str
-    #: bearer token for TCP runners (fly, kubernetes); empty for unix sockets
+    #: the runner's control token (every request to it carries it); empty when the
+    #: provider keeps it out of the record (``Provider.persists_control_token``)
     runner_token: str = ""
     sdk_session_id: str | None = None
     input_tokens: int = 0
@@ -85,6 +86,8 @@ class Session:
     ) -> None:
         self.record = record
         self.provider = provider
+        #: the runner's control token, in memory (the record may not keep it)
+        self.control_token = ""
         self.record_dir = record_dir
         self.log = EventLog(record.session_id, record_dir / "events.jsonl")
         self.gateway_session = gateway_session
@@ -141,7 +144,8 @@ class Session:
     def handle(self) -> RunnerHandle | None:
         if self.record.handle is None:
             return None
-        return RunnerHandle.from_json(self.record.handle, token=self.record.runner_token)
+        token = self.control_token or self.record.runner_token
+        return RunnerHandle.from_json(self.record.handle, token=token)
 
     def save(self) -> None:
         """Persist the record atomically (a torn write never replaces a good record)."""

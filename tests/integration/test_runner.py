@@ -34,10 +34,13 @@ import agcluster_jupyter
 from agcluster_jupyter.config import AgentConfig
 from agcluster_jupyter.runner.agent import AgentRunner, RunnerSettings
 from agcluster_jupyter.runner.forwarder import Forwarder
+from agcluster_jupyter.runner.protocol import token_digest
 from agcluster_jupyter.runner.server import make_app
 from agcluster_jupyter.testing import ScriptedModelServer
 
 KEY = "runner-test-session-token"
+#: what the server would present on every request; the runner gets its digest
+CONTROL_TOKEN = "runner-test-control-token"
 REPO = Path(agcluster_jupyter.__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 AGENT_USER = "nobody"
@@ -229,6 +232,7 @@ class Runner:
             "PYTHONPATH": str(REPO),
             "AGCLUSTER_CONFIG": json.dumps(self.config),
             "AGCLUSTER_SESSION_TOKEN": KEY,
+            "AGCLUSTER_RUNNER_TOKEN_SHA256": token_digest(CONTROL_TOKEN),
             **(env or {}),
         }
         self.started_at = time.monotonic()
@@ -239,8 +243,9 @@ class Runner:
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(uds=str(self.socket))
+        headers = {"Authorization": f"Bearer {CONTROL_TOKEN}", **kwargs.pop("headers", {})}
         return httpx.AsyncClient(
-            transport=transport, base_url="http://runner", timeout=30, **kwargs
+            transport=transport, base_url="http://runner", timeout=30, headers=headers, **kwargs
         )
 
     def health(self) -> dict[str, Any] | None:
@@ -249,7 +254,10 @@ class Runner:
             with socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(5)
                 sock.connect(str(self.socket))
-                sock.sendall(b"GET /health HTTP/1.0\r\nHost: runner\r\n\r\n")
+                sock.sendall(
+                    b"GET /health HTTP/1.0\r\nHost: runner\r\n"
+                    b"Authorization: Bearer " + CONTROL_TOKEN.encode() + b"\r\n\r\n"
+                )
                 data = b""
                 while chunk := sock.recv(65536):
                     data += chunk
@@ -841,7 +849,10 @@ async def test_tcp_needs_the_bearer_token(base: Path, model: ScriptedModelServer
         port = probe.getsockname()[1]
     runner = Runner(base, model.url, _config(), "tcp")
     token = "runner-bearer-token-for-tests"
-    runner.start(listen=f"tcp:127.0.0.1:{port}", env={"AGCLUSTER_RUNNER_TOKEN": token})
+    runner.start(
+        listen=f"tcp:127.0.0.1:{port}",
+        env={"AGCLUSTER_RUNNER_TOKEN_SHA256": token_digest(token)},
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             for _ in range(300):
@@ -866,12 +877,18 @@ async def test_tcp_needs_the_bearer_token(base: Path, model: ScriptedModelServer
 
 
 @pytest.mark.cli
-def test_tcp_without_token_refuses_to_start(base: Path, model: ScriptedModelServer) -> None:
+@pytest.mark.parametrize("listen", ["tcp:127.0.0.1:0", "unix"])
+def test_no_control_token_digest_refuses_to_start(
+    base: Path, model: ScriptedModelServer, listen: str
+) -> None:
     runner = Runner(base, model.url, _config(), "notoken")
-    runner.start(listen="tcp:127.0.0.1:0")
+    runner.start(
+        listen=None if listen == "unix" else listen,
+        env={"AGCLUSTER_RUNNER_TOKEN_SHA256": "not-a-digest"},
+    )
     assert runner.proc is not None
     assert runner.proc.wait(30) == 2
-    assert "AGCLUSTER_RUNNER_TOKEN" in runner.log_text()
+    assert "AGCLUSTER_RUNNER_TOKEN_SHA256" in runner.log_text()
 
 
 async def test_forwarder_pipes_to_a_unix_socket(base: Path) -> None:
@@ -923,12 +940,18 @@ async def test_idle_streams_get_heartbeats(base: Path) -> None:
         session_token="t",
     )
     runner = AgentRunner(settings, client_factory=_NoCLI)  # type: ignore[arg-type]
-    server = HTTPServer(make_app(runner, token=None, on_shutdown=lambda: None, heartbeat=0.1))
+    app = make_app(
+        runner, digest=token_digest(CONTROL_TOKEN), on_shutdown=lambda: None, heartbeat=0.1
+    )
+    server = HTTPServer(app)
     server.add_socket(bind_unix_socket(str(base / "hb.sock")))
     runner.start()
     try:
         transport = httpx.AsyncHTTPTransport(uds=str(base / "hb.sock"))
-        async with httpx.AsyncClient(transport=transport, base_url="http://runner") as client:
+        headers = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://runner", headers=headers
+        ) as client:
             chunks: list[bytes] = []
 
             async def read() -> None:

@@ -156,7 +156,11 @@ async def test_the_runner_gets_a_session_token_never_the_key(
     with open(f"/proc/{workload.process.pid}/environ", "rb") as fh:
         environ = fh.read()
     assert TEST_KEY.encode() not in environ
-    assert b"AGCLUSTER_SESSION_TOKEN=" in environ and b"AGCLUSTER_RUNNER_TOKEN=" in environ
+    assert b"AGCLUSTER_SESSION_TOKEN=" in environ
+    # the control token's digest only: the token itself stays with the server
+    assert b"AGCLUSTER_RUNNER_TOKEN_SHA256=" in environ
+    token = agcluster_app.manager.sessions[sid].control_token
+    assert token and token.encode() not in environ
     port = agcluster_app.gateway.tcp_port
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         refused = await client.post(

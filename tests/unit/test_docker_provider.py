@@ -166,7 +166,7 @@ async def test_list_runners_finds_the_socket_from_the_mounts(tmp_path: Path) -> 
     ]
     (found,) = await make(client).list_runners({"agcluster.owner": "alice"})
     assert found.session_id == "s-1" and found.agent_id == "abc"
-    assert found.endpoint == f"unix:{tmp_path}/runner.sock"
+    assert found.endpoint == f"unix:{tmp_path}/ctl/runner.sock"
     assert found.extra == {"container": "agcluster-0123", "state": "exited"}
 
 

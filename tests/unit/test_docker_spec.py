@@ -26,7 +26,9 @@ from agcluster_jupyter.providers.docker_spec import (
     runner_command,
     stats_summary,
 )
+from agcluster_jupyter.runner.protocol import token_digest
 
+CONTROL_TOKEN = "the-runner-control-token"
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 TOKEN = "per-session-token-abc"
 SERVER_KEY = "sk-ant-never-in-a-container"
@@ -59,6 +61,7 @@ def make_spec(tmp_path: Path, resume: str | None = None, **config: object) -> Ru
             LABEL_OWNER: "alice",
             LABEL_VERSION: "0.1.0",
         },
+        control_token=CONTROL_TOKEN,
     )
 
 
@@ -83,22 +86,28 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
             "-m",
             "agcluster_jupyter.runner",
             "--listen",
-            "unix:/run/agcluster/runner.sock",
+            # in the root runner's own folder: the agent's uid cannot replace it
+            "unix:/run/agcluster/ctl/runner.sock",
             "--workspace",
             "/workspace",
             "--state-dir",
             "/var/lib/agcluster/state",
             "--gateway",
             "unix:/run/agcluster/gateway.sock",
+            # the CLI and every tool run as the Jupyter user's (here: agent_user's) ids
+            "--agent-user",
+            "65534:65534",
         ],
         "name": "agcluster-0f1e2d3c4b5a",
         "hostname": "agcluster-0f1e2d3c4b5a",
-        "user": "65534:65534",
+        # the runner: root with six capabilities, out of the agent's reach
+        "user": "0:0",
         "working_dir": "/workspace",
         "labels": spec.labels,
         "init": True,
         "read_only": True,
         "cap_drop": ["ALL"],
+        "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"],
         "security_opt": ["no-new-privileges"],
         "privileged": False,
         "ipc_mode": "private",
@@ -124,6 +133,7 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
     assert set(env) == {
         "AGCLUSTER_CONFIG",
         "AGCLUSTER_SESSION_TOKEN",
+        "AGCLUSTER_RUNNER_TOKEN_SHA256",
         "HOME",
         "LANG",
         "PYTHONUNBUFFERED",
@@ -134,6 +144,9 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
     }
     assert env["BASH_ENV"] == "$({ echo 1000 > /proc/$$/oom_score_adj; } 2>/dev/null)"
     assert env["AGCLUSTER_SESSION_TOKEN"] == TOKEN
+    # the digest of the control token, never the token
+    assert env["AGCLUSTER_RUNNER_TOKEN_SHA256"] == token_digest(CONTROL_TOKEN)
+    assert CONTROL_TOKEN not in json.dumps(kwargs) + json.dumps(env)
     assert env["HOME"] == "/home/agent"
     assert AgentConfig.model_validate_json(env["AGCLUSTER_CONFIG"]) == spec.config
 
@@ -169,11 +182,11 @@ def test_resume_and_sizes(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, resume="sdk-123", resource_limits={"cpu": 0.25, "memory": "256m"})
     settings = ContainerSettings(image="i", uid=1000, gid=100, pids_limit=64, tmp_size="1g")
     kwargs = container_kwargs(spec, settings)
-    assert kwargs["command"][-2:] == ["--resume", "sdk-123"]
+    assert kwargs["command"][-4:] == ["--resume", "sdk-123", "--agent-user", "1000:100"]
     assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 256 * 1024**2
     assert kwargs["nano_cpus"] == 250_000_000
     assert kwargs["pids_limit"] == 64
-    assert kwargs["user"] == "1000:100"
+    assert kwargs["user"] == "0:0"
     assert "size=1g" in kwargs["tmpfs"]["/tmp"]
     assert runner_command(None)[-2:] != ["--resume", None]
 

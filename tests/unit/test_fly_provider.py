@@ -3,6 +3,7 @@ lifecycle, the volume, recovery by metadata, retries and a refused token."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from agcluster_jupyter.providers.base import (
 )
 from agcluster_jupyter.providers.fly import FlyProvider
 from agcluster_jupyter.providers.fly_spec import FlySettings
+from agcluster_jupyter.runner.protocol import token_digest
 from agcluster_jupyter.testing.fake_fly import FakeFly
 
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -45,8 +47,9 @@ class FakeRunners:
     def handle(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         self.calls.append((host, request.url.path))
-        expected = self.tokens.get(host)
-        if expected is None or request.headers.get("Authorization") != f"Bearer {expected}":
+        digest = self.tokens.get(host)  # what the machine was given: the digest
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if digest is None or token_digest(given) != digest:
             return httpx.Response(401, json={"message": "a valid bearer token is required"})
         if request.url.path == "/health":
             return httpx.Response(200, json={"status": "ok"})
@@ -70,7 +73,7 @@ def make_provider(
     async def runner_handler(request: httpx.Request) -> httpx.Response:
         for machine in fake.live_machines():
             host = machine.to_json("agents")["private_ip"]
-            runners.tokens[host] = machine.config["env"]["AGCLUSTER_RUNNER_TOKEN"]
+            runners.tokens[host] = machine.config["env"]["AGCLUSTER_RUNNER_TOKEN_SHA256"]
         return runners.handle(request)
 
     options: dict[str, object] = {"backoff": 0.001, "start_timeout": 5.0, **kwargs}
@@ -108,6 +111,7 @@ def make_spec(tmp_path: Path, session_id: str = SID) -> RunnerSpec:
         gateway="unix:/nowhere/gateway.sock",
         owner="alice",
         labels={LABEL_SESSION: session_id, LABEL_OWNER: "alice"},
+        control_token="the-control-token",
     )
 
 
@@ -124,7 +128,8 @@ async def test_create_starts_a_machine_with_a_volume(
     assert machine.state == "started"
     ip = machine.to_json("agents")["private_ip"]
     assert handle.endpoint == f"http://[{ip}]:8765"  # the 6PN address
-    assert handle.token and handle.token == machine.config["env"]["AGCLUSTER_RUNNER_TOKEN"]
+    digest = machine.config["env"]["AGCLUSTER_RUNNER_TOKEN_SHA256"]
+    assert handle.token and token_digest(handle.token) == digest  # the machine has no token
     assert machine.config["guest"] == {"cpu_kind": "shared", "cpus": 2, "memory_mb": 1024}
     # the runner answered /health with its bearer token
     assert (ip, "/health") in runners.calls
@@ -165,10 +170,12 @@ async def test_stop_keeps_the_volume_and_a_new_runner_reuses_it(
     assert list(fake.volumes) == [volume_id]
     assert fake.volumes[volume_id].attached_machine_id is None
     # the session's next runner gets the same workspace
-    again = await provider.create(make_spec(tmp_path))
+    again = await provider.create(
+        dataclasses.replace(make_spec(tmp_path), control_token="the-next-control-token")
+    )
     assert list(fake.volumes) == [volume_id]
     assert fake.machines[again.agent_id].config["mounts"][0]["volume"] == volume_id
-    assert again.token != handle.token
+    assert again.token != handle.token  # each runner its own (the manager makes them)
 
 
 async def test_destroy_leaves_the_volume_purge_removes_it(

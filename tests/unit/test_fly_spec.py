@@ -25,6 +25,7 @@ from agcluster_jupyter.providers.fly_spec import (
     volume_name,
     volume_request,
 )
+from agcluster_jupyter.runner.protocol import token_digest
 
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 TOKEN = "per-session-gateway-token"
@@ -63,12 +64,13 @@ def make_spec(tmp_path: Path, resume: str | None = None, gateway: str = "") -> R
         owner="alice",
         resume=resume,
         labels=dict(LABELS),
+        control_token=RUNNER_TOKEN,
     )
 
 
 def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
-    body = machine_request(spec, SETTINGS, "vol_123", RUNNER_TOKEN)
+    body = machine_request(spec, SETTINGS, "vol_123")
     assert body == {
         "name": "agcluster-0f1e2d3c4b5a",
         "region": "ams",
@@ -78,7 +80,8 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
             "env": {
                 "AGCLUSTER_CONFIG": spec.config.model_dump_json(),
                 "AGCLUSTER_SESSION_TOKEN": TOKEN,
-                "AGCLUSTER_RUNNER_TOKEN": RUNNER_TOKEN,
+                # the digest only: the control token never enters the machine
+                "AGCLUSTER_RUNNER_TOKEN_SHA256": token_digest(RUNNER_TOKEN),
                 "HOME": "/home/agent",
                 "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1",
@@ -118,7 +121,7 @@ def test_the_machine_never_gets_the_api_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SERVER_KEY)
-    config = machine_config(make_spec(tmp_path), SETTINGS, "vol_1", RUNNER_TOKEN)
+    config = machine_config(make_spec(tmp_path), SETTINGS, "vol_1")
     text = json.dumps(config)
     assert SERVER_KEY not in text
     assert not any("ANTHROPIC" in key for key in config["env"])
@@ -126,7 +129,7 @@ def test_the_machine_never_gets_the_api_key(
 
 def test_resume_and_an_http_gateway_in_the_spec(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, resume="sdk-1", gateway="https://gw.example/s/1")
-    cmd = machine_config(spec, SETTINGS, "vol_1", RUNNER_TOKEN)["init"]["cmd"]
+    cmd = machine_config(spec, SETTINGS, "vol_1")["init"]["cmd"]
     assert cmd[-4:] == ["--gateway", "https://gw.example/s/1", "--resume", "sdk-1"]
 
 

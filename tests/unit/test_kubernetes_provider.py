@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from agcluster_jupyter.providers.base import (
 )
 from agcluster_jupyter.providers.kubernetes import KubernetesProvider
 from agcluster_jupyter.providers.kubernetes_spec import PodSettings
+from agcluster_jupyter.runner.protocol import token_digest
 from agcluster_jupyter.testing.fake_kubernetes import FakeKubernetes
 
 NS = "agents"
@@ -34,13 +36,13 @@ class _Health(web.RequestHandler):
         self.fake = fake
 
     def get(self) -> None:
-        tokens = {
-            base64.b64decode(obj["data"]["AGCLUSTER_RUNNER_TOKEN"]).decode()
+        digests = {
+            base64.b64decode(obj["data"]["AGCLUSTER_RUNNER_TOKEN_SHA256"]).decode()
             for (plural, _, _), obj in self.fake.objects.items()
             if plural == "secrets"
         }
         given = self.request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if given not in tokens:
+        if token_digest(given) not in digests:
             self.set_status(401)
             self.finish('{"message": "a valid bearer token is required"}')
             return
@@ -103,6 +105,7 @@ def make_spec(session_id: str = SID) -> RunnerSpec:
         session_token="sess-tok",
         gateway="http://gw:8890",
         labels={LABEL_SESSION: session_id, LABEL_STATE_ROOT: STATE_ROOT},
+        control_token="the-control-token",
     )
 
 
@@ -121,11 +124,10 @@ async def test_create_stop_purge_and_recover(fake: FakeKubernetes, runner_port: 
         assert any("watch=true" in uri for _, uri in fake.requests)
         assert await provider.status(handle) is RunnerStatus.RUNNING
 
-        # recovery: found by (sanitised) label, with the token read back from the Secret
+        # recovery: found by (sanitised) label; the control token is not in the cluster
+        # (the Secret holds its digest): the server's session record has it
         found = await provider.list_runners({LABEL_STATE_ROOT: STATE_ROOT})
-        assert [(h.session_id, h.endpoint, h.token) for h in found] == [
-            (SID, handle.endpoint, handle.token)
-        ]
+        assert [(h.session_id, h.endpoint, h.token) for h in found] == [(SID, handle.endpoint, "")]
         assert await provider.list_runners({LABEL_STATE_ROOT: "/elsewhere"}) == []
 
         await provider.stop(handle)
@@ -135,8 +137,10 @@ async def test_create_stop_purge_and_recover(fake: FakeKubernetes, runner_port: 
         assert await provider.status(handle) is RunnerStatus.MISSING
 
         # a relaunch of the same session reuses its workspace
-        again = await provider.create(make_spec())
-        assert again.token != handle.token
+        again = await provider.create(
+            dataclasses.replace(make_spec(), control_token="the-next-control-token")
+        )
+        assert again.token == "the-next-control-token"  # the spec's: the Secret has its digest
         await provider.stop(again)
         await provider.purge_workspace(SID, again)
         assert fake.names("persistentvolumeclaims") == []

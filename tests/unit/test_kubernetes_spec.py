@@ -36,6 +36,7 @@ from agcluster_jupyter.providers.kubernetes_spec import (
     secret_spec,
     size_quantity,
 )
+from agcluster_jupyter.runner.protocol import token_digest
 
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 TOKEN = "per-session-token-abc"
@@ -67,6 +68,7 @@ def make_spec(config: AgentConfig | None = None, resume: str | None = None) -> R
             LABEL_VERSION: "0.1.0",
             LABEL_STATE_ROOT: STATE_ROOT,
         },
+        control_token=RUNNER_TOKEN,
     )
 
 
@@ -189,11 +191,11 @@ def test_pod_for_the_code_assistant_preset() -> None:
                             },
                         },
                         {
-                            "name": "AGCLUSTER_RUNNER_TOKEN",
+                            "name": "AGCLUSTER_RUNNER_TOKEN_SHA256",
                             "valueFrom": {
                                 "secretKeyRef": {
                                     "name": "agcluster-tok-0f1e2d3c4b5a",
-                                    "key": "AGCLUSTER_RUNNER_TOKEN",
+                                    "key": "AGCLUSTER_RUNNER_TOKEN_SHA256",
                                 }
                             },
                         },
@@ -236,30 +238,28 @@ def test_pod_for_the_code_assistant_preset() -> None:
             ],
         },
     }
-    assert set(probe) == {"exec", "periodSeconds", "timeoutSeconds", "failureThreshold"}
-    script = probe["exec"]["command"]
-    assert script[:2] == ["python", "-c"]
-    assert "http://127.0.0.1:8765/health" in script[2]
-    assert "os.environ['AGCLUSTER_RUNNER_TOKEN']" in script[2]
+    # ready = listening: the pod has no control token to ask /health with
+    assert probe == {
+        "tcpSocket": {"port": 8765},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
     assert RUNNER_TOKEN not in json.dumps(pod)
 
 
-def test_the_probe_script_is_valid_python() -> None:
-    script = pod_spec(make_spec(), SETTINGS)["spec"]["containers"][0]["readinessProbe"]
-    compile(script["exec"]["command"][2], "<probe>", "exec")
-
-
-def test_no_secret_in_the_pod_and_the_secret_holds_only_the_tokens() -> None:
+def test_no_secret_in_the_pod_and_the_secret_holds_only_the_session_token_and_a_digest() -> None:
     spec = make_spec()
     text = json.dumps(pod_spec(spec, SETTINGS))
     assert TOKEN not in text and SERVER_KEY not in text and "ANTHROPIC" not in text
-    secret = secret_spec(spec, RUNNER_TOKEN)
+    secret = secret_spec(spec)
     assert secret["metadata"]["name"] == "agcluster-tok-0f1e2d3c4b5a"
+    # the control token's digest, never the token: the cluster cannot hand it out
     assert secret["stringData"] == {
         "AGCLUSTER_SESSION_TOKEN": TOKEN,
-        "AGCLUSTER_RUNNER_TOKEN": RUNNER_TOKEN,
+        "AGCLUSTER_RUNNER_TOKEN_SHA256": token_digest(RUNNER_TOKEN),
     }
-    assert SERVER_KEY not in json.dumps(secret)
+    assert SERVER_KEY not in json.dumps(secret) and RUNNER_TOKEN not in json.dumps(secret)
 
 
 def test_resources_from_an_inline_config() -> None:
