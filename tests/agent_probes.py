@@ -10,6 +10,7 @@ model calls a probe makes itself carry :data:`OWN_CALL` (never in the CLI's requ
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "GATEWAY_METHODS",
     "gateway_probe_scenario",
     "probe_result",
+    "runner_attack_scenario",
     "spender_scenario",
 ]
 
@@ -112,3 +114,33 @@ def probe_result(events: list[dict[str, Any]]) -> dict[str, Any]:
                     return json.loads(line[len("PROBE ") :])  # type: ignore[no-any-return]
     outputs = [e.get("output") for e in events if e.get("type") == "tool_result"]
     raise AssertionError(f"the probe printed nothing: {outputs}")
+
+
+# -- the runner's control channel ------------------------------------------------------------
+
+#: the attacker itself: a plain script (linted with the rest), run by the agent
+_ATTACKER = Path(__file__).parent / "probe_scripts" / "runner_attacker.py"
+
+
+def runner_attack_scenario(match: str, seconds: float = 8.0, kill: bool = False) -> dict[str, Any]:
+    """A turn of two tool calls: first (approved by the user) a command that writes the
+    attacker and starts it in the background, detached (``setsid nohup ... &``); then
+    ``echo pwned > pwned.txt``, which must wait for the user while the attacker tries
+    every runner endpoint by every unix socket and TCP port it can find, with every
+    token it can read (``/proc/*/environ``, command lines, its own environment); with
+    ``kill`` it first sends SIGTERM to every runner process it can see.  It writes what
+    it got to ``attack.json``."""
+    script = _ATTACKER.read_text()
+    start = (
+        "cat > approver.py <<'AGC_EOF'\n" + script + "\nAGC_EOF\n"
+        f"setsid nohup python3 approver.py {seconds}{' --kill' if kill else ''} "
+        "> /dev/null 2>&1 &"
+    )
+    return {
+        "match": match,
+        "steps": [
+            [{"tool_use": {"name": "Bash", "input": {"command": start}}}],
+            [{"tool_use": {"name": "Bash", "input": {"command": "echo pwned > pwned.txt"}}}],
+        ],
+        "final": "Both commands are done.",
+    }

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,6 +109,45 @@ def bash_scenario(match: str, command: str) -> dict[str, Any]:
         "match": match,
         "steps": [[{"tool_use": {"name": "Bash", "input": {"command": command}}}]],
     }
+
+
+def python_for_others() -> str:
+    """A Python a normal user can run, with this environment's packages.
+
+    Ours may not be one (here: pyenv under /root, mode 0700).  Then: the system's Python of
+    the same minor version, in a venv of its own whose ``.pth`` file adds our
+    site-packages (readable by all), made once per machine and site-packages."""
+    if _reachable(Path(os.path.realpath(sys.executable))):
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(f"python{version}", path="/usr/local/bin:/usr/bin:/bin")
+    if system is None:
+        pytest.fail(f"no python{version} a normal user can run (apt-get install python3)")
+    purelib = sysconfig.get_paths()["purelib"]
+    digest = hashlib.sha256(purelib.encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"agc-python-{version}-{digest}"
+    python = target / "bin" / "python"
+    if not python.exists():
+        subprocess.run([system, "-m", "venv", "--without-pip", str(target)], check=True)
+        (site_dir,) = target.glob("lib/python*/site-packages")
+        # addsitedir, not a bare path: the .pth files in there (an editable install's)
+        # count too
+        line = f"import site; site.addsitedir({purelib!r})\n"
+        (site_dir / "agcluster-shared.pth").write_text(line)
+        for path in [target, *target.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    return str(python)
+
+
+def _reachable(path: Path) -> bool:
+    """Can a user who is not the owner (nor in its group) run ``path``?"""
+    try:
+        if not path.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+    except OSError:
+        return False
 
 
 def in_process_settings(model_url: str, dirs: dict[str, Path]) -> dict[str, Any]:

@@ -112,6 +112,9 @@ class JupyterServerProcess:
         token: str = "agcluster-test-token",
         provider: str = "local",
         extra_args: Sequence[str] = (),
+        user: int | None = None,
+        extra_groups: Sequence[int] = (),
+        python: str = sys.executable,
     ) -> None:
         self.base = base or Path(tempfile.mkdtemp(prefix="agc-server-", dir="/tmp"))
         self.folders = agent_folders(self.base)
@@ -126,8 +129,26 @@ class JupyterServerProcess:
         root.mkdir(exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
         self.env.update(ANTHROPIC_API_KEY=model_key, JUPYTER_PLATFORM_DIRS="1")
+        #: run the server as this uid (its own gid) instead of ours: a normal user's server
+        self.user = user
+        self.extra_groups = list(extra_groups)
+        if user is not None:
+            home = self.base / "home"
+            home.mkdir(exist_ok=True)
+            self.env.update(
+                HOME=str(home),
+                JUPYTER_DATA_DIR=str(home / "data"),
+                JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                JUPYTER_CONFIG_DIR=str(home / "config"),
+                IPYTHONDIR=str(home / "ipython"),
+                # the extension's config lives in this environment's prefix, which
+                # another Python (see ``python``) does not search by itself
+                JUPYTER_CONFIG_PATH=str(Path(sys.prefix) / "etc" / "jupyter"),
+            )
+            for path in [self.base, *self.base.rglob("*")]:
+                os.chown(path, user, user)
         self.cmd = [
-            sys.executable,
+            python,
             "-m",
             "jupyter_server",
             f"--ServerApp.port={self.port}",
@@ -148,7 +169,11 @@ class JupyterServerProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
+            as_user: dict[str, Any] = {}
+            if self.user is not None:
+                as_user = {"user": self.user, "group": self.user}
+                as_user["extra_groups"] = self.extra_groups
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log, **as_user)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

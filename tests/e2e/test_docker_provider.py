@@ -64,7 +64,11 @@ async def test_core_flow_in_a_container(
     workspace = Path(session["workspace"])
     script = workspace / "analysis.py"
     assert "statistics.median" in script.read_text()
-    uid, gid = (int(x) for x in inspect(require_docker, container.id)["Config"]["User"].split(":"))
+    # the runner is root in its container; the CLI and its tools are the Jupyter user
+    config = inspect(require_docker, container.id)["Config"]
+    assert config["User"] == "0:0"
+    agent = config["Cmd"][config["Cmd"].index("--agent-user") + 1]
+    uid, gid = (int(x) for x in agent.split(":"))
     expected = (os.geteuid(), os.getegid()) if os.geteuid() else (65534, 65534)
     assert (uid, gid) == expected
     assert (script.stat().st_uid, script.stat().st_gid) == (uid, gid)
