@@ -229,6 +229,14 @@ class AgClusterApp(ExtensionApp):
                 )
         return dict(proposal["value"])
 
+    permission_timeout = Float(
+        0.0,
+        help="""Seconds a tool call's permission request waits for an answer before it
+        is denied; 0 (the default): it waits until someone answers (the panel, a
+        widget, REST) or the turn ends.  A timeout shows in the session's log as a
+        permission_answer by "timeout" and as an error in the chat.""",
+    ).tag(config=True)
+
     runner_start_timeout = Float(
         60.0, help="Seconds a runner may take to answer its health check."
     ).tag(config=True)
@@ -507,6 +515,7 @@ class AgClusterApp(ExtensionApp):
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
             default_cost_budget_usd=self.cost_budget_usd or None,
+            permission_timeout=max(0.0, self.permission_timeout),
             small_model=self.gateway_small_model,
             storage_check_interval=self.storage_check_interval,
             activity_interval=self.activity_interval,

@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "EventBase",
     "MessageEvent",
+    "PermissionAnswerEvent",
     "PermissionRequestEvent",
     "ResultEvent",
     "SessionState",
@@ -124,6 +125,20 @@ class PermissionRequestEvent(EventBase):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+class PermissionAnswerEvent(EventBase):
+    """A permission request answered, and by whom: a Jupyter user through the server's
+    API (the panel, a widget, REST), or ``timeout`` (``permission_timeout``: a deny).
+    Logged by the server, never by the runner: only the server can answer."""
+
+    type: Literal["permission_answer"] = "permission_answer"
+    request_id: str
+    decision: Literal["allow", "deny"]
+    answered_by: str
+    reason: Literal["user", "timeout"] = "user"
+    #: for a timeout: what the user is told
+    message: str = ""
+
+
 class ResultEvent(EventBase):
     type: Literal["result"] = "result"
     cost_usd: float | None = None
@@ -156,6 +171,7 @@ Event = Annotated[
         | ToolResultEvent
         | TodoUpdateEvent
         | PermissionRequestEvent
+        | PermissionAnswerEvent
         | ResultEvent
         | ErrorEvent
         | DoneEvent

@@ -235,8 +235,13 @@ class PermissionHandler(AgClusterHandler):
         message = body.get("message", "")
         if not isinstance(message, str):
             raise BadRequest("message must be a string", field="message")
-        await session.answer_permission(request_id, decision, message)
-        self.write_json({"request_id": request_id, "decision": decision})
+        # who answered goes into the session's log: a person, through Jupyter's auth
+        user = self.current_user
+        answered_by = str(getattr(user, "username", "") or getattr(user, "name", "") or user)
+        await session.answer_permission(request_id, decision, message, answered_by=answered_by)
+        self.write_json(
+            {"request_id": request_id, "decision": decision, "answered_by": answered_by}
+        )
 
 
 class ExportHandler(AgClusterHandler):

@@ -67,6 +67,8 @@ class ManagerSettings:
     stop_on_shutdown: bool = True
     default_token_budget: int | None = None
     default_cost_budget_usd: float | None = None
+    #: seconds a permission request waits before it is denied; 0: it waits
+    permission_timeout: float = 0.0
     #: the model a session whose config pins one may call besides it (the CLI's side
     #: requests); empty: none
     small_model: str = ""
@@ -333,6 +335,7 @@ class SessionManager:
             gateway_session=gateway_session,
         )
         gateway_session.on_usage = lambda _usage: session.save()
+        session.permission_timeout = self.settings.permission_timeout
 
         def refused(message: str) -> None:  # the user sees that their agent tried
             session.log.append(

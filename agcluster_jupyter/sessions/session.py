@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field, ValidationError
@@ -27,9 +27,13 @@ from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ..events import (
     DoneEvent,
     ErrorEvent,
+    Event,
+    PermissionAnswerEvent,
+    PermissionRequestEvent,
     ResultEvent,
     SessionState,
     StatusEvent,
+    ToolResultEvent,
     now_iso,
     parse_event,
 )
@@ -88,6 +92,10 @@ class Session:
         self.provider = provider
         #: the runner's control token, in memory (the record may not keep it)
         self.control_token = ""
+        #: seconds a permission request may wait before it is denied; 0: it waits
+        self.permission_timeout = 0.0
+        self._permission_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self.record_dir = record_dir
         self.log = EventLog(record.session_id, record_dir / "events.jsonl")
         self.gateway_session = gateway_session
@@ -338,6 +346,7 @@ class Session:
             for error in await self.before_done(self):
                 self.log.append(error)
         self.log.append(event, rseq)
+        self._track_permission(event)
         if isinstance(event, DoneEvent):
             self.record.turns += 1
             if self.state == "busy":
@@ -397,7 +406,17 @@ class Session:
         response = await self._post(handle, "/interrupt", {}, wait_starting=30.0)
         return bool(response.json().get("interrupted", False))
 
-    async def answer_permission(self, request_id: str, decision: str, message: str) -> None:
+    async def answer_permission(
+        self,
+        request_id: str,
+        decision: str,
+        message: str,
+        *,
+        answered_by: str,
+        reason: Literal["user", "timeout"] = "user",
+    ) -> None:
+        """Answer a waiting request (only the server can: the runner wants its control
+        token) and log who did."""
         handle = self.handle
         if handle is None or self.state not in ACTIVE_STATES:
             raise Conflict(f"the session is {self.state}; no permission request is waiting")
@@ -407,6 +426,57 @@ class Session:
             raise NotFound(f"no permission request {request_id!r} is waiting in this session")
         if response.status_code >= 400:
             raise BadRequest(_message(response))
+        self._forget_permission(request_id)
+        self.log.append(
+            PermissionAnswerEvent(
+                request_id=request_id,
+                decision="allow" if decision == "allow" else "deny",
+                answered_by=answered_by,
+                reason=reason,
+                message=message if reason == "timeout" else "",
+            )
+        )
+
+    # -- permission timeouts --------------------------------------------------------------
+
+    def _track_permission(self, event: Event) -> None:
+        if isinstance(event, PermissionRequestEvent) and self.permission_timeout > 0:
+            self._forget_permission(event.request_id)
+            loop = asyncio.get_running_loop()
+            self._permission_timers[event.request_id] = loop.call_later(
+                self.permission_timeout,
+                lambda: self._spawn_timeout(event.request_id, event.tool_name),
+            )
+        elif isinstance(event, ToolResultEvent):
+            self._forget_permission(event.tool_use_id)
+        elif isinstance(event, DoneEvent):
+            for request_id in list(self._permission_timers):
+                self._forget_permission(request_id)
+
+    def _forget_permission(self, request_id: str) -> None:
+        timer = self._permission_timers.pop(request_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _spawn_timeout(self, request_id: str, tool_name: str) -> None:
+        task = asyncio.ensure_future(self._time_out(request_id, tool_name))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _time_out(self, request_id: str, tool_name: str) -> None:
+        self._permission_timers.pop(request_id, None)
+        message = (
+            f"{tool_name} was denied: nobody answered within {self.permission_timeout:g} s "
+            "(permission_timeout)"
+        )
+        try:
+            await self.answer_permission(
+                request_id, "deny", message, answered_by="timeout", reason="timeout"
+            )
+        except (Conflict, NotFound, BadRequest):
+            pass  # answered meanwhile, or the turn ended
+        except Exception:  # noqa: BLE001 - a timer must not take the session down
+            log.warning("session %s: timing out %s failed", self.id, request_id, exc_info=True)
 
     async def wait_connected(self, timeout: float = 60.0) -> bool:
         """Wait until the runner's claude CLI is connected (health ``ok``)."""

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 ToolStatus = Literal["running", "waiting", "ok", "error", "interrupted"]
+#: a timed-out permission request without a message of its own (reducer.ts: the same)
+DENIED_IN_TIME = "denied: nobody answered in time"
 
 #: the input field that says most about a call, per tool (first present wins)
 _SUBJECT_KEYS = (
@@ -281,6 +283,13 @@ class SessionView:
         call = self.calls.get(event.request_id)
         if call is not None and call.status == "running":
             call.status = "waiting"
+
+    def _on_permission_answer(self, event: Any) -> None:
+        # answered somewhere (another tab, a notebook, REST, a timeout): not waiting here
+        self.answered(event.request_id)
+        if event.reason == "timeout":
+            self._close_block()
+            self.entries.append(ChatEntry("error", event.message or DENIED_IN_TIME))
 
     def _on_result(self, event: Any) -> None:
         self.turns += 1

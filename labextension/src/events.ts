@@ -74,6 +74,16 @@ export interface PermissionRequestEvent extends EventBase {
   input: JSONObject;
 }
 
+/** Answered, and by whom: a Jupyter user (through the server) or `timeout` (a deny). */
+export interface PermissionAnswerEvent extends EventBase {
+  type: 'permission_answer';
+  request_id: string;
+  decision: 'allow' | 'deny';
+  answered_by: string;
+  reason: 'user' | 'timeout';
+  message?: string;
+}
+
 export interface ResultEvent extends EventBase {
   type: 'result';
   cost_usd?: number | null;
@@ -105,6 +115,7 @@ export type AgentEvent =
   | ToolResultEvent
   | TodoUpdateEvent
   | PermissionRequestEvent
+  | PermissionAnswerEvent
   | ResultEvent
   | ErrorEvent
   | DoneEvent;
@@ -120,6 +131,7 @@ export const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'tool_result',
   'todo_update',
   'permission_request',
+  'permission_answer',
   'result',
   'error',
   'done'

@@ -263,6 +263,9 @@ export function applyEvents(
   return next;
 }
 
+/** A timed-out permission request without a message of its own (state.py: the same). */
+export const DENIED_IN_TIME = 'denied: nobody answered in time';
+
 /** A permission request was answered here: stop offering it. */
 export function answered(view: SessionView, requestId: string): SessionView {
   let next: SessionView = {
@@ -424,6 +427,25 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
         next = withCall(next, { ...call, status: 'waiting' });
       }
       return next;
+    }
+    case 'permission_answer': {
+      // answered somewhere (another tab, a notebook, REST, a timeout): not waiting here
+      const next = answered(view, event.request_id);
+      if (event.reason !== 'timeout') {
+        return next;
+      }
+      const closed = closeBlock(next);
+      return {
+        ...closed,
+        entries: [
+          ...closed.entries,
+          {
+            role: 'error',
+            text: event.message || DENIED_IN_TIME,
+            streaming: false
+          }
+        ]
+      };
     }
     case 'result': {
       let next: SessionView = { ...view, turns: view.turns + 1 };

@@ -278,7 +278,7 @@ async def test_permission_request_waits_for_approval(
         ),
         400,
     )
-    await api(
+    answer = await api(
         f"agents/{sid}/permissions/{request['request_id']}",
         method="POST",
         body={"decision": "allow"},
@@ -286,6 +286,12 @@ async def test_permission_request_waits_for_approval(
     events = await asyncio.wait_for(turn, 60)
     assert events[-1]["type"] == "done"
     assert (Path(session["workspace"]) / "marker.txt").read_text().strip() == "approved"
+    # the log records who answered: the Jupyter user behind the request
+    log = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
+    (answered,) = [e for e in log if e["type"] == "permission_answer"]
+    assert answered["request_id"] == request["request_id"]
+    assert answered["decision"] == "allow" and answered["reason"] == "user"
+    assert answered["answered_by"] == answer["answered_by"] != ""
 
 
 async def test_three_sessions_at_once(api: Any, launched: Any) -> None:

@@ -122,7 +122,7 @@ def _random_log(rng: random.Random) -> list[dict[str, Any]]:
     for _ in range(rng.randint(1, 45)):
         kind = rng.choice(
             ["status", "delta", "delta", "message", "user", "tool_use", "tool_use", "result",
-             "tool_result", "tool_result", "todo", "permission", "cost", "error", "done",
+             "tool_result", "tool_result", "todo", "permission", "answer", "cost", "error", "done",
              "sub_message", "sub_delta", "thinking"]
         )  # fmt: skip
         parent = rng.choice(calls) if calls and rng.random() < 0.4 else None
@@ -161,6 +161,14 @@ def _random_log(rng: random.Random) -> list[dict[str, Any]]:
             rid = rng.choice([*calls, f"toolu_{len(specs) + 1}", "req-x"])
             specs.append({"type": "permission_request", "request_id": rid, "tool_name": "Bash",
                           "input": {"command": "rm -rf x"}})  # fmt: skip
+        elif kind == "answer":
+            rid = rng.choice([*calls, "req-x"])
+            reason = rng.choice(["user", "timeout"])
+            specs.append({"type": "permission_answer", "request_id": rid,
+                          "decision": "allow" if reason == "user" else "deny",
+                          "answered_by": "ann" if reason == "user" else "timeout",
+                          "reason": reason,
+                          "message": rng.choice(["", "Bash: no answer"])})  # fmt: skip
         elif kind == "todo":
             todos = [{"content": f"task {i}", "status": rng.choice(
                 ["pending", "in_progress", "completed"]), "activeForm": f"doing {i}"}
