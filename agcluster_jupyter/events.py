@@ -141,7 +141,10 @@ class PermissionAnswerEvent(EventBase):
 
 class ResultEvent(EventBase):
     type: Literal["result"] = "result"
+    #: what this turn cost (USD), worked out by the session from ``cost_total_usd``
     cost_usd: float | None = None
+    #: the SDK's running total for the conversation, as the runner got it
+    cost_total_usd: float | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     duration_ms: int = 0
     num_turns: int = 0

@@ -11,7 +11,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from .._version import __version__
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, LimitExceeded, NotFound
 from ..events import Event, format_sse
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
 from ..sessions.session import Session
@@ -155,6 +155,9 @@ class ChatHandler(AgClusterHandler):
         if not isinstance(message, str) or not message.strip():
             raise BadRequest("message must be a non-empty string", field="message")
         before = session.log.last_seq
+        spent = session.gateway_session.spent()
+        if spent is not None:  # before a stopped session is started again for nothing
+            raise LimitExceeded(spent)
         await self.manager.ensure_running(session)
         self.manager.note_activity(session)
         await session.start_turn(message)

@@ -343,7 +343,9 @@ class Normalizer:
     def _result(self, message: ResultMessage) -> list[EventBase]:
         events: list[EventBase] = [
             ResultEvent(
-                cost_usd=message.total_cost_usd,
+                # the SDK's figure is the conversation's running total (a resumed CLI
+                # goes on from it), not the turn's: the session works the turn's out
+                cost_total_usd=message.total_cost_usd,
                 usage=dict(message.usage or {}),
                 duration_ms=message.duration_ms,
                 num_turns=message.num_turns,

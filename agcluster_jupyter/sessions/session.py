@@ -73,6 +73,8 @@ class SessionRecord(BaseModel):
     turns: int = 0
     #: what the model reported the session's turns cost, summed (USD)
     cost_usd: float = 0.0
+    #: the SDK's running cost total at the conversation's last result (USD)
+    cost_total_seen: float = 0.0
     #: what the gateway's meter priced every model call of the session at (USD)
     metered_cost_usd: float = 0.0
     #: started ahead of time by the warm pool and not claimed by a launch yet
@@ -338,6 +340,7 @@ class Session:
             return
         if isinstance(event, ResultEvent):
             event.session_usage = self.usage()
+            event.cost_usd = self._turn_cost(event)
             if event.cost_usd:
                 self.record.cost_usd += event.cost_usd
             if event.sdk_session_id:
@@ -368,6 +371,20 @@ class Session:
         self.log.skip(rseq, exact=True)
 
     # -- turns ---------------------------------------------------------------------------------
+
+    def _turn_cost(self, event: ResultEvent) -> float | None:
+        """The turn's own cost from the SDK's running total for the conversation.
+
+        A resumed CLI goes on from the conversation's total; a new conversation (another
+        ``sdk_session_id``) starts from 0; a total below the last one is a CLI that
+        started over."""
+        total = event.cost_total_usd
+        if total is None:
+            return event.cost_usd
+        same = event.sdk_session_id is None or event.sdk_session_id == self.record.sdk_session_id
+        base = self.record.cost_total_seen if same else 0.0
+        self.record.cost_total_seen = total
+        return round(total - base if total >= base else total, 10)
 
     async def start_turn(self, message: str) -> int:
         """Hand ``message`` to the runner; returns the log's seq before the turn's events."""
