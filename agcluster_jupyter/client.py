@@ -340,8 +340,10 @@ class AgClusterClient:
         config: dict[str, Any] | None = None,
         api_key: str | None = None,
         name: str | None = None,
+        notebook: str | None = None,
     ) -> dict[str, Any]:
-        """Start a session of a preset (or an inline ``config``); → ``{session_id, ...}``."""
+        """Start a session of a preset (or an inline ``config``); → ``{session_id, ...}``.
+        ``notebook``: the path of the notebook that starts it (shown with the session)."""
         body: dict[str, Any] = {"config": config} if config is not None else {}
         if config is None:
             body["config_id"] = config_id or "code-assistant"
@@ -349,6 +351,8 @@ class AgClusterClient:
             body["api_key"] = api_key
         if name is not None:
             body["name"] = name
+        if notebook:
+            body["notebook"] = notebook
         return self._json("POST", "agents/launch", json=body, timeout=120.0)
 
     def sessions(self) -> list[dict[str, Any]]:

@@ -527,7 +527,12 @@ class AgentMagics(Magics):
                 self.sessions[args.key] = found
                 return found
         body = self._launch_body(args)
-        reply = self.client.launch(body.get("config_id"), config=body.get("config"), name=name)
+        reply = self.client.launch(
+            body.get("config_id"),
+            config=body.get("config"),
+            name=name,
+            notebook=os.environ.get("JPY_SESSION_NAME") or None,
+        )
         session_id: str = reply["session_id"]
         self.sessions[args.key] = session_id
         return session_id

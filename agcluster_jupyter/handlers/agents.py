@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,32 @@ class ConfigHandler(AgClusterHandler):
         self.write_json(self.agc.presets.get(config_id).model_dump(mode="json"))
 
 
+def _relative_to(path: str, root: str | None) -> str:
+    """``path`` as the Jupyter tree shows it (relative to ``root``) when it lies inside."""
+    if root and os.path.isabs(path):
+        base = os.path.realpath(os.path.expanduser(root))
+        full = os.path.realpath(path)
+        if full == base or full.startswith(base + os.sep):
+            return os.path.relpath(full, base)
+    return path
+
+
+#: what a launch body may hold; anything else is a 400 naming it (a typo would otherwise
+#: be dropped without a word)
+LAUNCH_KEYS = ("config_id", "config", "api_key", "name", "notebook")
+
+
 class LaunchHandler(AgClusterHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
         body = self.get_json_object()
+        unknown = sorted(set(body) - set(LAUNCH_KEYS))
+        if unknown:
+            raise BadRequest(
+                f"unknown launch field {unknown[0]!r}; a launch takes {', '.join(LAUNCH_KEYS)}",
+                field=unknown[0],
+            )
         config = self.agc.presets.resolve_launch(body)
         api_key = body.get("api_key")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
@@ -79,7 +101,16 @@ class LaunchHandler(AgClusterHandler):
         name = body.get("name", "")
         if not isinstance(name, str) or len(name) > 200:
             raise BadRequest("name must be a string of at most 200 characters", field="name")
+        notebook = body.get("notebook", "")
+        if not isinstance(notebook, str) or len(notebook) > 4096 or "\x00" in notebook:
+            raise BadRequest(
+                "notebook must be the path of the notebook that starts the session",
+                field="notebook",
+            )
         session = await self.manager.launch(config, api_key=api_key, name=name)
+        if notebook:
+            session.record.notebook = self._tree_path(notebook)
+            session.save()
         reply: dict[str, Any] = {
             "session_id": session.id,
             "agent_id": session.handle.agent_id if session.handle else None,
@@ -92,6 +123,10 @@ class LaunchHandler(AgClusterHandler):
         if not self.manager.provider.isolated:
             reply["warning"] = "no isolation: the local provider runs the agent on this machine"
         self.write_json(reply, status=201)
+
+    def _tree_path(self, notebook: str) -> str:
+        # a kernel knows its notebook's absolute path (JPY_SESSION_NAME)
+        return _relative_to(notebook, self.settings.get("server_root_dir"))
 
 
 #: how long a details or list request waits for the provider's resource figures

@@ -48,6 +48,9 @@ __all__ = ["Session", "SessionRecord"]
 
 log = logging.getLogger(__name__)
 
+#: how much of the first message a session keeps to be told apart by
+FIRST_PROMPT_CHARS = 200
+
 
 class SessionRecord(BaseModel):
     """What survives a server restart (``session.json``, mode 0600; never the API key)."""
@@ -73,6 +76,10 @@ class SessionRecord(BaseModel):
     turns: int = 0
     #: what the model reported the session's turns cost, summed (USD)
     cost_usd: float = 0.0
+    #: the notebook (a path of the Jupyter tree) whose %%agent cell started the session
+    notebook: str = ""
+    #: the first message the session was sent (shown to tell sessions apart)
+    first_prompt: str = ""
     #: the SDK's running cost total at the conversation's last result (USD)
     cost_total_seen: float = 0.0
     #: what the gateway's meter priced every model call of the session at (USD)
@@ -206,6 +213,8 @@ class Session:
                 None if self.remote else _contents_path(Path(rec.workspace), contents_root)
             ),
             "cost_usd": round(rec.cost_usd, 6),
+            "notebook": rec.notebook,
+            "first_prompt": rec.first_prompt,
             "sdk_session_id": rec.sdk_session_id,
             "provider": handle.provider if handle else self.provider.name,
             "isolated": self.provider.isolated,
@@ -411,6 +420,8 @@ class Session:
         if response.status_code >= 400:
             raise BadRequest(_message(response))
         self.record.state = "busy"
+        if not self.record.first_prompt:
+            self.record.first_prompt = message.strip()[:FIRST_PROMPT_CHARS]
         self.save()
         return before
 

@@ -70,6 +70,9 @@ async def test_configs_list_and_get(api: Any) -> None:
         ({"config_id": "no-such-preset"}, "config_id"),
         ({"config": {"id": "x", "allowed_tools": ["Bash", "Teleport"]}}, "config.allowed_tools"),
         ({"config": {"id": "x", "resource_limits": {"memory": "lots"}}}, "config.resource_limits"),
+        ({"config_id": "code-assistant", "workspace": "../x"}, "workspace"),
+        ({"config_id": "code-assistant", "nmae": "typo"}, "nmae"),
+        ({"config_id": "code-assistant", "notebook": 3}, "notebook"),
         ({"config": {"id": "x", "permission_mode": "yolo"}}, "config.permission_mode"),
         ({"config": {"id": "x", "max_turns": 0}}, "config.max_turns"),
         ({}, ""),
@@ -81,6 +84,24 @@ async def test_bad_launch_bodies_get_400_naming_the_field(
     reply = await expect_error(api("agents/launch", method="POST", body=body), 400)
     if field:
         assert field.split(".")[-1] in reply["message"] or field in reply.get("field", "")
+
+
+async def test_a_session_says_what_tells_it_apart(api: Any, launched: Any) -> None:
+    sid = (await launched("code-assistant", name="nightly", notebook="work/sales.ipynb"))[
+        "session_id"
+    ]
+    details = await api(f"agents/sessions/{sid}")
+    assert (details["name"], details["notebook"], details["first_prompt"]) == (
+        "nightly",
+        "work/sales.ipynb",
+        "",
+    )
+    await chat_sse(api, sid, "  hello there  " + "x" * 300)
+    await chat_sse(api, sid, "a second message")
+    details = await api(f"agents/sessions/{sid}")
+    assert details["first_prompt"] == ("hello there  " + "x" * 300)[:200]
+    listed = {s["session_id"]: s for s in (await api("agents/sessions"))["sessions"]}
+    assert listed[sid]["first_prompt"] == details["first_prompt"]
 
 
 async def test_malformed_json_gets_400(api: Any) -> None:
@@ -327,10 +348,11 @@ async def test_token_budget_stops_the_model_with_a_clear_error(api: Any, launche
     sid = session["session_id"]
     first = await chat_sse(api, sid, "hello")
     assert first[-1]["type"] == "done"
-    second = await chat_sse(api, sid, "hello again")
-    errors = [e for e in second if e["type"] == "error"]
-    assert errors and "budget" in json.dumps(errors)
-    assert second[-1]["type"] == "done"
+    # the first call crossed it: the next message is turned away, saying what was used
+    error = await expect_error(
+        api(f"agents/{sid}/chat", method="POST", body={"message": "hello again"}), 429
+    )
+    assert "token budget of 1 tokens is used up" in error["message"]
 
 
 async def test_delete_stops_and_purge_removes_everything(
