@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from tornado.iostream import StreamClosedError
@@ -29,9 +30,13 @@ async def write_events(
     events: AsyncIterator[Event],
     *,
     until_done: bool = False,
-    heartbeat: float = HEARTBEAT_SECONDS,
+    heartbeat: float | None = None,
 ) -> bool:
-    """Stream ``events`` as SSE; returns False when the client went away first."""
+    """Stream ``events`` as SSE; returns False when the client went away first.
+
+    Heartbeats every ``heartbeat`` seconds (default ``HEARTBEAT_SECONDS``) of silence.
+    A client going away is normal: nothing is logged above debug."""
+    beat = HEARTBEAT_SECONDS if heartbeat is None else heartbeat
     iterator = events.__aiter__()
     pending: asyncio.Task[Event] | None = None
     try:
@@ -39,7 +44,7 @@ async def write_events(
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
+            done, _ = await asyncio.wait({pending}, timeout=beat)
             if not done:
                 handler.write(b": heartbeat\n\n")
                 await handler.flush()
@@ -57,7 +62,11 @@ async def write_events(
         return False
     finally:
         if pending is not None:
+            # the generator is inside this __anext__: it must have stopped before aclose,
+            # or aclose finds it "already running"
             pending.cancel()
+            await asyncio.wait({pending})  # (its outcome is not ours to raise)
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
-            await aclose()
+            with contextlib.suppress(RuntimeError):  # closed already by the cancel
+                await aclose()
