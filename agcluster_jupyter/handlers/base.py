@@ -33,6 +33,21 @@ class AgClusterHandler(APIHandler):
         self.manager = manager
         self.agc = app
 
+    def check_xsrf_cookie(self) -> None:
+        """Jupyter's XSRF check, for cookie requests, as is; a request with neither a
+        token nor a cookie gets a 403 that says what it lacks (the check would say
+        "'_xsrf' argument missing", sending people after the wrong problem)."""
+        has_token = bool(self.request.headers.get("Authorization")) or bool(
+            self.get_argument("token", "")
+        )
+        if not has_token and not self.request.headers.get("Cookie"):
+            raise web.HTTPError(
+                403,
+                "this request carries no credentials: pass the Jupyter server's token as "
+                "'Authorization: token <token>' (or use a browser session of the server)",
+            )
+        super().check_xsrf_cookie()
+
     async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler's
         await super().prepare()
         # recovery runs before any request is served (also where no start hook ran)

@@ -118,8 +118,11 @@ def test_unauthenticated_requests_to_every_route_are_refused(
             response = live_server.request(method, path, auth=False, **kwargs)
             where = f"{method} {path} {credentials}"
             assert response.status_code in (401, 403), (where, response.status_code)
-            error_body(response)
+            body = error_body(response)
             assert b"hello\n" not in response.content and sid not in response.text, where
+            if not credentials and method in ("POST", "DELETE"):
+                # no token and no cookie: the 403 says to pass a token, not "_xsrf ..."
+                assert "Authorization: token" in body["message"], (where, body)
     # nothing happened: no session stopped or launched, nothing written
     assert sessions(live_server).keys() == before.keys()
     assert sessions(live_server)[sid]["state"] in ("ready", "idle")
