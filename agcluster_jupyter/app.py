@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import hashlib
 import os
 import secrets
 import signal
@@ -45,6 +46,17 @@ from .signing import never_sign_agent_output
 
 __all__ = ["AgClusterApp"]
 
+
+def _bundled_cli() -> Path | None:
+    """The claude CLI the SDK bundles (what the agent user must be able to run)."""
+    try:
+        import claude_agent_sdk
+    except ImportError:
+        return None
+    path = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    return path if path.exists() else None
+
+
 #: where a pod finds its own namespace (the service account's mount)
 _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -72,7 +84,10 @@ class AgClusterApp(ExtensionApp):
 
     workspace_root = Unicode(
         help="""Folder holding one workspace folder per session.  Default: 'agent-workspaces'
-        in the Jupyter root dir, so workspaces show up in the Jupyter file browser.""",
+        in the Jupyter root dir, so workspaces show up in the Jupyter file browser.  With
+        the local provider run as root, when agent_user cannot enter that folder (a home
+        of mode 0700 such as /root), the default moves to /var/tmp/agcluster-workspaces/
+        (said in the log).""",
     ).tag(config=True)
 
     @default("workspace_root")
@@ -410,6 +425,46 @@ class AgClusterApp(ExtensionApp):
             return self._kubernetes_provider()
         return self._fly_provider()
 
+    def _local_workspace_root(self, provider: LocalProvider, root: Path) -> Path:
+        """The workspace root the local provider's agent user can reach.
+
+        As root, agents run as ``agent_user``, who may not enter the Jupyter root (a home
+        folder of mode 0700, /root).  A default workspace root it cannot reach moves to a
+        folder it can (outside the Jupyter tree, said once); a configured one, or a claude
+        CLI it cannot run, makes the provider refuse with the line that fixes it."""
+        cli = _bundled_cli()
+        problem = provider.reach_problem(cli) if cli is not None else None
+        if problem is not None:
+            provider.refusal = (
+                f"{problem}, so it cannot run the claude CLI ({cli}): install "
+                "agcluster-jupyter in a Python environment other users can read (./run.sh "
+                "uses /opt/agcluster-venv when run as root), or use the docker provider"
+            )
+            self.log.error("agcluster: %s", provider.refusal)
+            return root
+        problem = provider.reach_problem(root)
+        if problem is None:
+            return root
+        if "workspace_root" in self.config.get("AgClusterApp", {}):
+            provider.refusal = (
+                f"{problem}, so it cannot reach its workspaces in {root}: set "
+                "AgClusterApp.workspace_root to a folder it can reach (e.g. /srv/agcluster)"
+            )
+            self.log.error("agcluster: %s", provider.refusal)
+            return root
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+        moved = Path("/var/tmp/agcluster-workspaces") / digest
+        moved.mkdir(parents=True, exist_ok=True)
+        for folder in (moved.parent, moved):
+            folder.chmod(0o755)
+        self.log.warning(
+            "agcluster: %s (the Jupyter root), so session workspaces are in %s, outside "
+            "the Jupyter tree; set AgClusterApp.workspace_root to choose another folder",
+            problem,
+            moved,
+        )
+        return moved
+
     def _kubernetes_provider(self) -> Provider:
         from .providers.unavailable import UnavailableProvider
 
@@ -527,9 +582,10 @@ class AgClusterApp(ExtensionApp):
             gateway_port=self.gateway_port,
             gateway_url=self.gateway_url,
         )
-        self.manager = SessionManager(
-            settings, self._make_provider(), self.gateway, server_key=self._server_key
-        )
+        provider = self._make_provider()
+        if isinstance(provider, LocalProvider):
+            settings.workspace_root = self._local_workspace_root(provider, settings.workspace_root)
+        self.manager = SessionManager(settings, provider, self.gateway, server_key=self._server_key)
         self.manager.activity_sink = self._report_activity
         # notebooks holding agent output are saved unsigned, so they reopen untrusted
         contents_manager = getattr(self.serverapp, "contents_manager", None)

@@ -94,7 +94,22 @@ class LocalProvider(Provider):
         # read it there (a restarted server then relaunches the runner, resuming)
         self.persists_control_token = self.agent_user is not None
 
+    #: why this provider cannot start agents here (the one line that fixes it), or None
+    refusal: str | None = None
+
+    def reach_problem(self, path: Path) -> str | None:
+        """Why the agent user cannot reach ``path`` (a folder or the CLI), or None."""
+        if self.agent_user is None:
+            return None
+        user = self.agent_user
+        blocked = unreachable_parent(path, user.pw_uid, user.pw_gid)
+        if blocked is not None:
+            return f"the agent user {user.pw_name!r} cannot enter {blocked}"
+        return None
+
     async def health(self) -> ProviderHealth:
+        if self.refusal is not None:
+            return ProviderHealth(ok=False, isolated=False, detail=self.refusal)
         return ProviderHealth(ok=True, isolated=False, detail=NO_ISOLATION)
 
     def prepare_workspace(self, workspace: Path) -> None:
@@ -148,6 +163,8 @@ class LocalProvider(Provider):
         return env
 
     async def create(self, spec: RunnerSpec) -> RunnerHandle:
+        if self.refusal is not None:
+            raise RunnerStartError(self.refusal)
         await asyncio.to_thread(self.prepare_workspace, spec.workspace)
         spec.state_dir.mkdir(parents=True, exist_ok=True)
         if self.agent_user is not None:
