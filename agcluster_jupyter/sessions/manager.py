@@ -43,6 +43,7 @@ from ..providers.base import (
     RunnerSpec,
     RunnerStatus,
 )
+from .ownership import Ownership
 from .pool import WarmPool
 from .session import Session, SessionRecord
 from .state import ACTIVE_STATES
@@ -119,6 +120,8 @@ class SessionManager:
         self.server_key = server_key
         self.storage = StorageGuard(settings.storage_check_interval, self._agent_state_dir)
         self.sessions: dict[str, Session] = {}
+        #: this server's registration among those sharing state_root
+        self.ownership = Ownership(settings.state_root)
         self._reaper: asyncio.Task[None] | None = None
         #: told when an agent last did something (epoch s), every activity_interval
         self.activity_sink: Callable[[float], None] | None = None
@@ -175,7 +178,10 @@ class SessionManager:
                 port,
                 self.settings.gateway_url,
             )
-        await self.recover()
+        async with self.ownership.recovery_lock():
+            self.ownership.register()
+            self.ownership.forget_dead()
+            await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="agcluster-reaper")
         if self.activity_sink is not None:
             self._reporter = asyncio.create_task(self._report_activity(), name="agcluster-activity")
@@ -213,6 +219,8 @@ class SessionManager:
         await self.storage.close()
         await self.gateway.close()
         await self.provider.close()
+        # what it leaves running is anyone's to adopt now
+        self.ownership.unregister()
 
     # -- look-ups ---------------------------------------------------------------------------
 
@@ -279,6 +287,7 @@ class SessionManager:
             workspace=str(workspace),
             token_hash=hash_token(token),
             pooled=pooled,
+            server_id=self.ownership.server_id,
         )
         session = self._new_session(record, api_key)
         if not self.provider.remote:  # a remote workspace is the runner's volume
@@ -477,6 +486,7 @@ class SessionManager:
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.cleanup_interval)
+            self.ownership.refresh()
             try:
                 await self.reap_idle()
             except Exception:  # noqa: BLE001 - the reaper must survive anything
@@ -514,7 +524,12 @@ class SessionManager:
             except (ValidationError, OSError) as exc:
                 log.warning("skipping unreadable session record %s: %s", path, exc)
                 continue
+            if self.ownership.owned_elsewhere(record.server_id):
+                continue  # another live server's: not ours to list, reap, stop or adopt
+            # ours, or its server is gone: this server owns it from now on
+            record.server_id = self.ownership.server_id
             session = self._new_session(record, None)
+            session.save()
             session.log.load()
             self.sessions[record.session_id] = session
             if record.pooled:
@@ -583,10 +598,20 @@ class SessionManager:
             return
         for handle in runners:
             known = self.sessions.get(handle.session_id)
+            if known is None and self._owned_elsewhere(handle.session_id):
+                continue  # another live server's session (the same state_root)
             if known is None or known.state not in ACTIVE_STATES:
                 log.info("removing orphan runner %s", handle.agent_id)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.provider.stop(handle), 60.0)
+
+    def _owned_elsewhere(self, session_id: str) -> bool:
+        path = self._record_dir(session_id) / "session.json"
+        try:
+            record = SessionRecord.model_validate_json(path.read_text(encoding="utf-8"))
+        except (ValidationError, OSError):
+            return False
+        return self.ownership.owned_elsewhere(record.server_id)
 
     # -- limits and faults ---------------------------------------------------------------
 

@@ -76,6 +76,8 @@ class SessionRecord(BaseModel):
     turns: int = 0
     #: what the model reported the session's turns cost, summed (USD)
     cost_usd: float = 0.0
+    #: the Jupyter server that owns the session (``ownership.py``); "" in old records
+    server_id: str = ""
     #: the notebook (a path of the Jupyter tree) whose %%agent cell started the session
     notebook: str = ""
     #: the first message the session was sent (shown to tell sessions apart)
