@@ -25,6 +25,7 @@ from tornado.httpclient import HTTPClientError
 from agcluster_jupyter.testing.jupyter import JupyterServerProcess, descendants, runner_pids
 
 __all__ = [
+    "CAREFUL",
     "TEST_KEY",
     "assert_gapless",
     "bash_scenario",
@@ -38,6 +39,13 @@ __all__ = [
     "wait_until",
 ]
 
+#: an inline config that asks before every tool call (permission requests to answer)
+CAREFUL = {
+    "id": "careful",
+    "allowed_tools": ["Bash", "Read"],
+    "permission_mode": "default",
+    "system_prompt": "Ask before running commands.",
+}
 #: the key the gateway adds upstream; the scripted model accepts only this one
 TEST_KEY = "scripted-model-test-key"
 

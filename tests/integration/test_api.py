@@ -15,6 +15,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from ..support import (
+    CAREFUL,
     TEST_KEY,
     bash_scenario,
     chat_sse,
@@ -269,13 +270,7 @@ async def test_permission_request_waits_for_approval(
     api: Any, launched: Any, scripted_model: Any
 ) -> None:
     scripted_model.add_scenarios([bash_scenario("make marker", "echo approved > marker.txt")])
-    config = {
-        "id": "careful",
-        "allowed_tools": ["Bash", "Read"],
-        "permission_mode": "default",
-        "system_prompt": "Ask before running commands.",
-    }
-    session = await launched(config=config)
+    session = await launched(config=CAREFUL)
     sid = session["session_id"]
     turn = asyncio.ensure_future(chat_sse(api, sid, "make marker please"))
     request = None

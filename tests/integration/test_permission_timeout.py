@@ -14,16 +14,9 @@ import pytest
 from agcluster_jupyter.events import parse_event
 from agcluster_jupyter.widgets import SessionView
 
-from ..support import bash_scenario, chat_sse, event_log
+from ..support import CAREFUL, bash_scenario, chat_sse, event_log
 
 pytestmark = pytest.mark.cli
-
-CAREFUL = {
-    "id": "careful",
-    "allowed_tools": ["Bash", "Read"],
-    "permission_mode": "default",
-    "system_prompt": "Ask before running commands.",
-}
 
 
 @pytest.fixture

@@ -29,17 +29,11 @@ from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
 from ..agent_probes import runner_attack_scenario
-from ..support import TEST_KEY, parse_sse, python_for_others, serving
+from ..support import CAREFUL, TEST_KEY, parse_sse, python_for_others, serving
 
 pytestmark = pytest.mark.cli
 
 ATTACK = "set up the helper, then write the marker"
-CAREFUL = {
-    "id": "careful",
-    "allowed_tools": ["Bash", "Read"],
-    "permission_mode": "default",
-    "system_prompt": "Ask before running commands.",
-}
 NOBODY = 65534
 #: the control endpoints: a 2xx from any of them on any target is a breach
 CONTROL = {"/turns", "/permissions", "/interrupt", "/shutdown"}

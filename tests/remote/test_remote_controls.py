@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 
-from ..support import bash_scenario, chat_sse, event_log, expect_error, wait_until
+from ..support import CAREFUL, bash_scenario, chat_sse, event_log, expect_error, wait_until
 from .conftest import Remote
 
 pytestmark = pytest.mark.cli
-
-CAREFUL = {
-    "id": "careful",
-    "allowed_tools": ["Bash", "Read"],
-    "permission_mode": "default",
-    "system_prompt": "Ask before running commands.",
-}
 
 
 async def _last_event(api: Any, sid: str, kind: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ..agent_probes import runner_attack_scenario
-from ..integration.test_runner_boundary import ATTACK, CAREFUL, assert_all_refused
-from ..support import chat_sse, event_log, wait_until
+from ..integration.test_runner_boundary import ATTACK, assert_all_refused
+from ..support import CAREFUL, chat_sse, event_log, wait_until
 from .conftest import Remote
 
 pytestmark = pytest.mark.cli
