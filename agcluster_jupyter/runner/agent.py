@@ -58,6 +58,7 @@ from ..events import (
 )
 from .normalize import Normalizer
 from .options import build_sdk_options
+from .protocol import denial_message
 from .users import AgentUser, resolve_agent_user
 
 __all__ = [
@@ -596,7 +597,9 @@ class AgentRunner:
         self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
     ) -> PermissionResult:
         if self._closing:
-            return PermissionResultDeny(message="the agent is shutting down")
+            return PermissionResultDeny(
+                message=denial_message(tool_name, "the agent is shutting down")
+            )
         request_id = context.tool_use_id or ""
         if not request_id or request_id in self._permissions:
             request_id = f"perm_{secrets.token_hex(8)}"
@@ -607,9 +610,16 @@ class AgentRunner:
         )
         try:
             # no timeout: a person may take their time; interrupt/shutdown deny it
-            return await future
+            answer = await future
         finally:
             self._permissions.pop(request_id, None)
+        if isinstance(answer, PermissionResultDeny):
+            # the CLI hands the message to the model as the tool's (error) result: say it
+            # was refused, or the model takes "not now" for something the tool printed
+            answer = PermissionResultDeny(
+                message=denial_message(tool_name, answer.message), interrupt=answer.interrupt
+            )
+        return answer
 
     def resolve_permission(self, request_id: str, decision: Any, message: Any = None) -> None:
         """Answer a waiting ``permission_request``.  NotFound / BadRequest."""
@@ -623,7 +633,7 @@ class AgentRunner:
         if decision == "allow":
             future.set_result(PermissionResultAllow())
         else:
-            future.set_result(PermissionResultDeny(message=message or "denied by the user"))
+            future.set_result(PermissionResultDeny(message=message or ""))
 
     def _deny_all(self, why: str) -> None:
         for future in list(self._permissions.values()):

@@ -47,7 +47,9 @@ Clarifications (what ``agcluster_jupyter.runner`` does):
   once, whatever happened.  Outside turns the runner emits ``status ready`` when the CLI
   is connected (again after a reconnect) and ``status failed`` with the reason.
 - ``permission_request.request_id`` is the tool call's ``tool_use_id`` when the CLI
-  gives one.  An interrupt or shutdown denies every pending request.
+  gives one.  An interrupt or shutdown denies every pending request.  The model reads a
+  denial as ``Permission to use <tool> was denied: <message>`` (:func:`denial_message`),
+  so it can tell a refused call from one that ran and failed.
 - ``/events`` stream lines other than events: a bare newline (heartbeat, also sent once
   at subscription to flush the headers); ``{"rseq": N, "gap": true, "from": M}`` when
   events M…N fell out of the runner's buffer (its last 10 000 events) before they could
@@ -63,13 +65,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 __all__ = [
+    "DENIAL_RE",
     "ENV_CONFIG",
+    "ENV_ISOLATED",
+    "ENV_NETWORK",
     "ENV_RUNNER_TOKEN_SHA256",
     "ENV_SESSION_TOKEN",
     "HEARTBEAT_SECONDS",
     "MAX_BODY_BYTES",
+    "denial_message",
     "token_digest",
     "token_matches",
 ]
@@ -80,10 +87,29 @@ ENV_CONFIG = "AGCLUSTER_CONFIG"
 ENV_SESSION_TOKEN = "AGCLUSTER_SESSION_TOKEN"
 #: the SHA-256 (hex) of the control token every request to the runner must carry
 ENV_RUNNER_TOKEN_SHA256 = "AGCLUSTER_RUNNER_TOKEN_SHA256"
+#: "1" when the provider isolates the agent from the machine (a container, a pod, a VM),
+#: "0" for the local provider; the runner tells the agent (``options.environment_note``)
+ENV_ISOLATED = "AGCLUSTER_ISOLATED"
+#: "1" when the agent's tools can reach the network, "0" when they cannot
+ENV_NETWORK = "AGCLUSTER_NETWORK"
 #: seconds between heartbeats on an idle ``/events`` stream
 HEARTBEAT_SECONDS = 10.0
 #: the largest request body the runner reads (a chat message, a permission answer)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+#: a tool result that is a denial, as :func:`denial_message` words it
+DENIAL_RE = re.compile(
+    r"Permission to use (?P<tool>\S+) was denied(?: by the user\.|: (?P<reason>.*))", re.DOTALL
+)
+
+
+def denial_message(tool_name: str, reason: str = "") -> str:
+    """What the model is told when a tool call was not permitted (the tool result's text):
+    which tool was refused, then why (the user's message, a timeout, an interrupt)."""
+    head = f"Permission to use {tool_name} was denied"
+    reason = reason.strip()
+    return f"{head}: {reason}" if reason else f"{head} by the user."
 
 
 def token_digest(token: str) -> str:

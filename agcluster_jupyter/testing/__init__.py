@@ -37,8 +37,22 @@ Script format (YAML, JSON, or the same as Python lists and dicts)::
   ``optional: true`` drops the call when the request does not offer that tool (a step
   left without tool calls is skipped), so one script fits any tool set.
 - Strings may use ``{prompt}`` (the latest prompt), ``{cwd}`` (the CLI's working
-  directory, from its system context) and ``{task:N}`` (the id of the N-th task that
-  TaskCreate made this turn; N before that). Other braces are left alone.
+  directory, from its system context), ``{task:N}`` (the id of the N-th task that
+  TaskCreate made this turn; N before that) and ``{result}`` (the text of the last tool
+  result the model is answering, e.g. what the Bash call printed; "" in a first step; at
+  most 2000 characters). Other braces are left alone.
+- The named groups of the ``re:`` pattern that matched are variables too::
+
+      match: 're:(?i)\\bwrite (?P<file>[\\w-]+\\.py)\\b'   # {file} in steps and final
+
+  A group that took no part in the match is "". ``prompt``, ``cwd`` and ``result`` are
+  not group names (a script error).
+- A refused tool call ends the scenario: when a tool result the model is answering is a
+  denial (an error worded ``Permission to use <tool> was denied...``, as the runner words
+  every permission denial, or the CLI's "The user doesn't want to proceed..."), the reply
+  is "I could not write `notes.md`: the Write was refused (<reason>) ..." instead of the
+  next step or ``final`` (``Reply.kind == "refused"``). A tool that ran and failed is
+  not a refusal: its steps go on.
 - Fault blocks, combined with the step's content: ``{error: 429}`` (an HTTP error with an
   Anthropic error body: 429 rate_limit_error, 529 overloaded_error, 500 api_error, ...),
   ``{broken_stream: true}`` or ``{broken_stream: N}`` (close the connection after N

@@ -17,10 +17,13 @@ from typing import Any, Literal
 
 import yaml
 
+from ..runner.protocol import DENIAL_RE
+
 __all__ = [
     "INTERRUPT_MARKERS",
     "Block",
     "Fault",
+    "Refusal",
     "Reply",
     "Scenario",
     "Script",
@@ -32,10 +35,13 @@ __all__ = [
     "conversation_position",
     "created_task_ids",
     "is_structured_request",
+    "last_tool_result",
     "latest_prompt",
     "load_script",
     "offered_tools",
     "parse_script",
+    "refusal_text",
+    "refused_calls",
     "title_for",
     "working_directory",
 ]
@@ -51,6 +57,12 @@ _SESSION_RE = re.compile(r"<session>(.*?)</session>", re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _TASK_CREATED_RE = re.compile(r"Task #(\S+) created")
 DEFAULT_FINAL_TEXT = "Done."
+#: the claude CLI's own words for a call its user refused (interactive sessions)
+CLI_REFUSAL = "The user doesn't want to proceed with this tool use"
+#: variables every reply has; a regex group may not take these names
+BUILTIN_VARIABLES = ("prompt", "cwd", "result")
+#: how much of a tool result ``{result}`` carries
+RESULT_LIMIT = 2000
 FALLBACK_TEXT = "(scripted model) I have no script for that, but I heard you say: {prompt}"
 
 JSON = dict[str, Any]
@@ -105,9 +117,18 @@ class Scenario:
     name: str = ""
 
     def matches(self, prompt: str) -> bool:
+        return self.groups(prompt) is not None
+
+    def groups(self, prompt: str) -> dict[str, str] | None:
+        """None if the scenario does not match ``prompt``; else the named groups of the
+        ``re:`` pattern that matched (an unmatched group is ""), the variables it adds."""
         if not self.match:
-            return True
-        return any(_matches(pattern, prompt) for pattern in self.match)
+            return {}
+        for pattern in self.match:
+            found = _matches(pattern, prompt)
+            if found is not None:
+                return found
+        return None
 
 
 @dataclass(frozen=True)
@@ -126,17 +147,20 @@ class Reply:
     fault: Fault = field(default_factory=Fault)
     scenario: str = ""
     step: int = 0  # index into the scenario's steps; len(steps) for the final text
-    kind: Literal["script", "final", "fallback", "structured"] = "script"
+    kind: Literal["script", "final", "fallback", "structured", "refused"] = "script"
 
     @property
     def stop_reason(self) -> str:
         return "tool_use" if any(isinstance(b, ToolUseBlock) for b in self.blocks) else "end_turn"
 
 
-def _matches(pattern: str, prompt: str) -> bool:
+def _matches(pattern: str, prompt: str) -> dict[str, str] | None:
     if pattern.startswith("re:"):
-        return re.search(pattern[3:], prompt) is not None
-    return pattern.casefold() in prompt.casefold()
+        found = re.search(pattern[3:], prompt)
+        if found is None:
+            return None
+        return {k: v or "" for k, v in found.groupdict().items()}
+    return {} if pattern.casefold() in prompt.casefold() else None
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -186,9 +210,12 @@ def _parse_scenario(data: Any, where: str) -> Scenario:
     for p in patterns:
         if p.startswith("re:"):
             try:
-                re.compile(p[3:])
+                compiled = re.compile(p[3:])
             except re.error as e:
                 raise ScriptError(f"{where}.match: bad regex {p!r}: {e}") from e
+            taken = sorted(set(compiled.groupindex) & set(BUILTIN_VARIABLES))
+            if taken:
+                raise ScriptError(f"{where}.match: group name {taken[0]!r} is a built-in")
     raw_steps = data.get("steps", [])
     if not isinstance(raw_steps, list):
         raise ScriptError(f"{where}.steps: a list of steps")
@@ -331,17 +358,105 @@ def created_task_ids(messages: Sequence[Mapping[str, Any]]) -> list[str]:
         for block in _content_blocks(message):
             if block.get("type") != "tool_result":
                 continue
-            content = block.get("content")
-            texts = (
-                [content]
-                if isinstance(content, str)
-                else [str(c.get("text", "")) for c in content or [] if isinstance(c, dict)]
-            )
-            for text in texts:
+            for text in _result_texts(block):
                 found = _TASK_CREATED_RE.match(text)
                 if found:
                     ids.append(found.group(1))
     return ids
+
+
+def _result_texts(block: Mapping[str, Any]) -> list[str]:
+    content = block.get("content")
+    if isinstance(content, str):
+        return [content]
+    return [str(c.get("text", "")) for c in content or [] if isinstance(c, dict)]
+
+
+def _latest_results(messages: Sequence[Mapping[str, Any]]) -> list[JSON]:
+    """The tool results the model is asked to answer now: those of the latest message,
+    when it is a user message after the prompt (its ``system`` entries skipped)."""
+    prompt_index = _prompt_index(messages)
+    for index in range(len(messages) - 1, prompt_index, -1):
+        role = messages[index].get("role")
+        if role == "system":
+            continue
+        if role != "user":
+            return []
+        return [b for b in _content_blocks(messages[index]) if b.get("type") == "tool_result"]
+    return []
+
+
+def last_tool_result(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last tool result of the latest step (for ``{result}``), "" if the
+    model is not answering tool results; cut to :data:`RESULT_LIMIT` characters."""
+    results = _latest_results(messages)
+    if not results:
+        return ""
+    text = "\n".join(_result_texts(results[-1])).strip()
+    return text if len(text) <= RESULT_LIMIT else text[:RESULT_LIMIT] + " ..."
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A tool call of the latest step that was not permitted to run."""
+
+    tool: str
+    input: JSON
+    reason: str = ""  # why, when the denial says (the user's message, a timeout)
+
+
+def refused_calls(messages: Sequence[Mapping[str, Any]]) -> list[Refusal]:
+    """The calls of the latest step that were denied permission (not those that ran and
+    failed): error results worded as the runner words a denial (``Permission to use
+    Write was denied: ...``) or as the CLI's own prompt does."""
+    prompt_index = _prompt_index(messages)
+    calls: dict[str, JSON] = {}
+    for message in messages[prompt_index + 1 :]:
+        if message.get("role") == "assistant":
+            for block in _content_blocks(message):
+                if block.get("type") == "tool_use":
+                    calls[str(block.get("id"))] = block
+    refused = []
+    for result in _latest_results(messages):
+        if not result.get("is_error"):
+            continue
+        text = "\n".join(_result_texts(result)).strip()
+        call = calls.get(str(result.get("tool_use_id")), {})
+        tool_input = call.get("input") if isinstance(call.get("input"), dict) else {}
+        found = DENIAL_RE.match(text)
+        if found:
+            name = str(call.get("name") or found.group("tool"))
+            refused.append(Refusal(name, dict(tool_input or {}), (found.group("reason") or "")))
+        elif text.startswith(CLI_REFUSAL):
+            refused.append(Refusal(str(call.get("name") or "tool"), dict(tool_input or {})))
+    return refused
+
+
+def _attempt(refusal: Refusal) -> str:
+    """What the refused call would have done: "write `notes.md`", "run `ls`"."""
+    verbs = {"Write": "write", "Edit": "edit", "NotebookEdit": "edit", "Read": "read"}
+    path = refusal.input.get("file_path") or refusal.input.get("notebook_path")
+    if refusal.tool in verbs and isinstance(path, str) and path:
+        return f"{verbs[refusal.tool]} `{Path(path).name}`"
+    command = refusal.input.get("command")
+    if refusal.tool == "Bash" and isinstance(command, str) and command:
+        short = command if len(command) <= 60 else command[:57] + "..."
+        return f"run `{short}`"
+    return f"use {refusal.tool}"
+
+
+def refusal_text(refusals: Sequence[Refusal]) -> str:
+    """The scripted reply after refused calls: what could not be done, and that the
+    call was refused (with the reason given), never a claim that it was done."""
+    first = refusals[0]
+    why = f"the {first.tool} was refused" if first.reason else f"you refused the {first.tool}"
+    if first.reason:
+        why += f" ({first.reason.rstrip('.')})"
+    more = f" ({len(refusals) - 1} more call(s) refused too)" if len(refusals) > 1 else ""
+    return (
+        f"I could not {_attempt(first)}: {why}{more}. I stopped there. "
+        "(Scripted reply: the scripted model noticed the refusal.)"
+    )
 
 
 def latest_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -451,13 +566,25 @@ def choose_reply(script: Script, body: Mapping[str, Any]) -> Reply:
         text = json.dumps(_structured_value(schema, prompt))
         return Reply((TextBlock(text),), kind="structured")
     variables = {"prompt": prompt, "cwd": working_directory(body)}
+    variables["result"] = last_tool_result(messages)
     # Before a task exists, {task:N} falls back to N: right for a fresh session.
     task_ids = created_task_ids(messages)
     for n in range(1, 10):
         variables[f"task:{n}"] = task_ids[n - 1] if n <= len(task_ids) else str(n)
-    scenario = next((s for s in script.scenarios if s.matches(prompt)), None)
+    scenario, groups = None, None
+    for candidate in script.scenarios:
+        groups = candidate.groups(prompt)
+        if groups is not None:
+            scenario = candidate
+            break
+    refused = refused_calls(messages)
+    if refused:
+        # the user said no: the plan ends here, and the reply must not claim it was done
+        name = scenario.name if scenario is not None else ""
+        return Reply((TextBlock(refusal_text(refused)),), scenario=name, kind="refused")
     if scenario is None:
         return Reply((TextBlock(_fill(FALLBACK_TEXT, variables)),), kind="fallback")
+    variables = {**(groups or {}), **variables}
     tools = offered_tools(body)
     steps = [s for s in (_filter_step(step, tools) for step in scenario.steps) if s is not None]
     if rounds >= len(steps):

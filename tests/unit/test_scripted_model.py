@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agcluster_jupyter.runner.protocol import denial_message
 from agcluster_jupyter.testing import (
     Fault,
     ScriptedModelServer,
@@ -25,7 +27,13 @@ from agcluster_jupyter.testing import (
     demo_script,
     parse_script,
 )
-from agcluster_jupyter.testing.script import created_task_ids, working_directory
+from agcluster_jupyter.testing.script import (
+    Refusal,
+    created_task_ids,
+    last_tool_result,
+    refused_calls,
+    working_directory,
+)
 from agcluster_jupyter.testing.sse import content_blocks, format_sse, stream_events
 
 REMINDER = "<system-reminder>\nAttribution for git commits...\n</system-reminder>\n"
@@ -271,6 +279,8 @@ def test_title_request_gets_schema_json() -> None:
         [{"steps": [[{"error": 400, "message": 3}]]}],
         [{"steps": [[{"tool_use": {"input": {}}}]]}],
         [{"steps": [], "extra": 1}],
+        [{"match": "re:(?P<prompt>x)", "steps": []}],
+        [{"match": "re:(?P<result>x)", "steps": []}],
     ],
 )
 def test_bad_scripts_are_refused(bad: Any) -> None:
@@ -283,6 +293,12 @@ def test_demo_script_parses_and_offers_the_tour() -> None:
     assert [s.name for s in demo.scenarios] == [
         "chart",
         "analysis",
+        "fibonacci py",
+        "fibonacci js",
+        "fibonacci sh",
+        "write and run py",
+        "write and run js",
+        "write and run sh",
         "note",
         "greeting",
         "files",
@@ -298,6 +314,168 @@ def test_demo_script_parses_and_offers_the_tour() -> None:
     assert {"TaskCreate", "TaskUpdate", "Write", "Bash", "Edit"} <= tools
     assert choose_reply(demo, body([first_user("hello there")])).scenario == "greeting"
     assert choose_reply(demo, body([first_user("what?")])).scenario == "default"
+
+
+# -- regex groups, {result}, refusals -----------------------------------------------------
+
+
+def call(tool_id: str, name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+    block = {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}
+    return {"role": "assistant", "content": [{"type": "text", "text": "on it"}, block]}
+
+
+def result(tool_id: str, text: str, is_error: bool = False) -> dict[str, Any]:
+    block = {"type": "tool_result", "tool_use_id": tool_id, "content": text, "is_error": is_error}
+    return {"role": "user", "content": [block]}
+
+
+GROUPS = parse_script(
+    {
+        "name": "make",
+        "match": ["nothing here", r"re:(?i)make (?P<file>\w+\.txt)(?: with (?P<word>\w+))?"],
+        "steps": [
+            [
+                {
+                    "tool_use": {
+                        "name": "Write",
+                        "input": {"file_path": "{cwd}/{file}", "c": "{word}"},
+                    }
+                }
+            ],
+            [{"tool_use": {"name": "Bash", "input": {"command": "cat {file}"}}}],
+        ],
+        "final": "{file} says: {result}",
+    }
+)
+
+
+def test_regex_groups_are_variables() -> None:
+    start = [first_user("please Make notes.txt with hello"), env_message("/w")]
+    reply = choose_reply(GROUPS, body(start))
+    assert reply.blocks == (ToolUseBlock("Write", {"file_path": "/w/notes.txt", "c": "hello"}),)
+    # a group that took no part in the match is empty
+    bare = choose_reply(GROUPS, body([first_user("make a.txt"), env_message("/w")]))
+    assert bare.blocks == (ToolUseBlock("Write", {"file_path": "/w/a.txt", "c": ""}),)
+    assert GROUPS.scenarios[0].groups("make b.txt") == {"file": "b.txt", "word": ""}
+    assert GROUPS.scenarios[0].groups("nothing here") == {}
+    assert GROUPS.scenarios[0].groups("else") is None
+
+
+def test_result_is_the_last_tool_result_of_the_step() -> None:
+    start = [first_user("make a.txt"), env_message("/w")]
+    assert last_tool_result(start) == ""
+    two = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "Task updated"},
+            {
+                "type": "tool_result",
+                "tool_use_id": "t2",
+                "content": [{"type": "text", "text": "hi\n"}],
+            },
+        ],
+    }
+    done = [*start, tool_call("t0"), tool_result("t0"), tool_call("t2"), two]
+    assert last_tool_result(done) == "hi"
+    final = choose_reply(GROUPS, body(done))
+    assert (final.kind, final.blocks) == ("final", (TextBlock("a.txt says: hi"),))
+    # the results of an earlier step are not the ones being answered
+    later = [*done, {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]
+    assert last_tool_result(later) == ""
+    assert len(last_tool_result([*start, tool_call("t"), tool_result("t", "x" * 5000)])) < 2100
+
+
+def test_a_refused_call_ends_the_scenario_and_says_so() -> None:
+    """After a denied Write the reply says it was refused, never "Noted" (the 04 notebook)."""
+    demo = demo_script()
+    start = [first_user("make another note: order more paper"), env_message("/w")]
+    assert choose_reply(demo, body(start)).scenario == "note"
+    write = call("w1", "Write", {"file_path": "/w/notes.md", "content": "x"})
+    # the runner words every denial (the user's message, a timeout) the same way
+    denied = denial_message("Write", "not now, thanks")
+    assert denied == "Permission to use Write was denied: not now, thanks"
+    messages = [*start, write, result("w1", denied, is_error=True)]
+    assert refused_calls(messages) == [
+        Refusal("Write", {"file_path": "/w/notes.md", "content": "x"}, "not now, thanks")
+    ]
+    reply = choose_reply(demo, body(messages))
+    assert (reply.kind, reply.stop_reason, reply.scenario) == ("refused", "end_turn", "note")
+    text = reply.blocks[0].text  # type: ignore[union-attr]
+    assert text.startswith("I could not write `notes.md`: the Write was refused (not now, thanks)")
+    assert "Noted" not in text and "Scripted reply" in text
+    # without a message, and the CLI's own words for a refusal
+    plain = [*start, write, result("w1", denial_message("Write"), is_error=True)]
+    assert denial_message("Write") == "Permission to use Write was denied by the user."
+    assert "you refused the Write." in choose_reply(demo, body(plain)).blocks[0].text  # type: ignore[union-attr]
+    cli = "The user doesn't want to proceed with this tool use. The tool use was rejected."
+    bash = call("b1", "Bash", {"command": "rm -rf build"})
+    refused = choose_reply(demo, body([*start, bash, result("b1", cli, is_error=True)]))
+    assert refused.kind == "refused"
+    assert "could not run `rm -rf build`: you refused the Bash" in refused.blocks[0].text  # type: ignore[union-attr]
+
+
+def test_a_failed_tool_is_not_a_refusal() -> None:
+    demo = demo_script()
+    start = [first_user("make a note: x"), env_message("/w")]
+    write = call("w1", "Write", {"file_path": "/w/notes.md"})
+    for text, is_error in [
+        ("Exit code 1\ncat: x: Permission denied", True),
+        ("Permission to use Write was denied: but it ran", False),  # not an error result
+    ]:
+        messages = [*start, write, result("w1", text, is_error=is_error)]
+        assert refused_calls(messages) == []
+        assert choose_reply(demo, body(messages)).kind == "final"
+    # a refusal in an earlier turn does not end the next one
+    old = [*start, write, result("w1", denial_message("Write", "no"), is_error=True)]
+    again = [*old, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "hello"}]
+    assert choose_reply(demo, body(again)).scenario == "greeting"
+
+
+README_PROMPT = "Write fib.py printing the first 10 Fibonacci numbers and run it"
+
+
+def test_demo_writes_and_runs_the_readmes_fib_py(tmp_path: Path) -> None:
+    demo = demo_script()
+    start = [first_user(README_PROMPT), env_message("/w")]
+    first = choose_reply(demo, body(start))
+    assert first.scenario == "fibonacci py"
+    [write] = [b for b in first.blocks if isinstance(b, ToolUseBlock)]
+    assert write.name == "Write" and write.input["file_path"] == "/w/fib.py"
+    (tmp_path / "fib.py").write_text(write.input["content"])
+    ran = subprocess.run([sys.executable, "fib.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert ran.stdout == "0 1 1 2 3 5 8 13 21 34\n", ran.stderr
+    after_write = [*start, call("w", "Write", write.input), result("w", "File created")]
+    second = choose_reply(demo, body(after_write))
+    [run] = [b for b in second.blocks if isinstance(b, ToolUseBlock)]
+    assert run.input["command"] == "python3 fib.py"
+    output = "0 1 1 2 3 5 8 13 21 34"
+    done = [*after_write, call("r", "Bash", run.input), result("r", output)]
+    final = choose_reply(demo, body(done))
+    assert final.kind == "final"
+    text = final.blocks[0].text  # type: ignore[union-attr]
+    assert "`fib.py`" in text and output in text and "scripted demo model" in text
+
+
+@pytest.mark.parametrize(
+    ("prompt", "scenario", "command"),
+    [
+        ("create hello.sh and run it", "write and run sh", "bash hello.sh"),
+        ("Write greet.py that says hi, then run it", "write and run py", "python3 greet.py"),
+        ("create tools/hi.js and execute it", "write and run js", "node tools/hi.js"),
+        ("write fib.sh printing 12 Fibonacci numbers and run it", "fibonacci sh", "bash fib.sh"),
+    ],
+)
+def test_demo_writes_and_runs_any_named_file(prompt: str, scenario: str, command: str) -> None:
+    demo = demo_script()
+    start = [first_user(prompt), env_message("/w")]
+    first = choose_reply(demo, body(start))
+    assert first.scenario == scenario
+    [write] = [b for b in first.blocks if isinstance(b, ToolUseBlock)]
+    path = command.split()[-1]
+    assert write.input["file_path"] == f"/w/{path}"
+    assert "scripted demo model" in write.input["content"]
+    then = choose_reply(demo, body([*start, call("w", "Write", write.input), result("w", "ok")]))
+    assert [b.input["command"] for b in then.blocks if isinstance(b, ToolUseBlock)] == [command]
 
 
 # -- wire shapes -------------------------------------------------------------------------
