@@ -2,8 +2,9 @@
 a real IPython kernel, whose ``%%agent`` cells talk to a real ``jupyter server`` (local
 provider, the scripted model behind the gateway, the key in the server's environment only).
 
-Every ``notebooks/*.ipynb`` is picked up; a notebook with an entry in ``CHECKS`` also has
-its outputs and the server's state checked, the others only have to run without an error.
+Every example notebook (``notebooks/NN-name.ipynb``) is picked up; a notebook with an
+entry in ``CHECKS`` also has its outputs and the server's state checked, the others only
+have to run without an error. What a notebook saves goes into ``output/<its name>/``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,10 @@ from ..support import TEST_KEY, serving
 pytestmark = pytest.mark.cli
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+#: the examples, not what running them left next to them (executed copies, duplicates)
+EXAMPLES = sorted(
+    p for p in NOTEBOOKS.glob("*.ipynb") if re.fullmatch(r"\d\d-[a-z0-9-]+\.ipynb", p.name)
+)
 CELL_TIMEOUT = 120  # s per cell: a first turn starts the claude CLI
 
 
@@ -150,12 +156,13 @@ def check_quickstart(run: Run) -> None:
     assert "'Bash': 2" in cell(nb, "from collections import Counter")
     assert (Path(session["workspace"]) / "analysis.py").is_file()
     assert "analysis.py" in cell(nb, "%agent files").split()
-    # downloaded next to the notebook and run there
-    assert (folder / "analysis.py").is_file()
+    # downloaded into the notebook's output folder and run there
+    out = folder / "output" / "01-quickstart"
+    assert (out / "analysis.py").is_file()
     assert "warmest: Sat (25.4 C)" in cell(nb, "%agent download")
     assert session["session_id"][:12] in cell(nb, "%agent sessions")
     assert "[code-assistant]" in cell(nb, "%agent sessions")
-    export = (folder / "agent-code-assistant.md").read_text()
+    export = (out / "agent-code-assistant.md").read_text()
     assert "analysis.py" in export and "scripted demo model" in export
     assert f"stopped {session['session_id'][:12]}" in cell(nb, "%agent stop")
 
@@ -208,7 +215,7 @@ def check_data_analysis(run: Run) -> None:
     said = cell(nb, 'print(analysis["text"])')
     assert "figures/chart.svg" in said and "images: ['figures/chart.svg']" in said
     assert cell(nb, "%agent download sales.csv").strip().endswith("True")
-    assert (folder / "sales-from-agent.csv").is_file()
+    assert (folder / "output" / "02-data-analysis" / "sales-from-agent.csv").is_file()
     # %agent show: a widget with the session's whole history
     [shown] = [o for o in nb.cells if o.source.startswith("%agent show")][0].outputs
     assert "application/vnd.jupyter.widget-view+json" in shown["data"]
@@ -222,6 +229,10 @@ def check_approvals(run: Run) -> None:
     answered = cell(nb, "from agcluster_jupyter.client import AgClusterClient")
     assert "asked: Write notes.md" in answered
     assert "denied:" in answered and "not now, thanks" in answered, answered
+    # the agent's reply after the refusal says so, and never that it wrote the note
+    said = answered.split("denied:", 1)[1]
+    assert "agent: I could not write `notes.md`: the Write was refused (not now" in said, said
+    assert "Noted" not in said, said
     assert "and purged its workspace" in cell(nb, "%agent stop code-assistant:default")
 
 
@@ -238,9 +249,8 @@ CHECKS: dict[str, Callable[[Run], None]] = {
 
 def test_every_notebook_is_clean() -> None:
     """Stored without outputs, on the ``python3`` kernel, and at least the ones checked."""
-    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
-    assert {p.stem for p in paths} >= set(CHECKS)
-    for path in paths:
+    assert {p.stem for p in EXAMPLES} >= set(CHECKS)
+    for path in EXAMPLES:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
         assert nb.metadata.kernelspec.name == "python3", path.name
@@ -257,7 +267,7 @@ def test_kernel_is_this_python() -> None:
     assert km.format_kernel_cmd()[0] == sys.executable
 
 
-@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_notebook_runs(
     path: Path, server: JupyterServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -270,6 +280,11 @@ def test_notebook_runs(
         if any(o["output_type"] == "error" for o in c.get("outputs", []))
     ]
     assert not errors, errors[0]
+    # what it saved is in its own output folder, nothing next to the notebook
+    left = sorted(p.name for p in folder.iterdir() if p.name not in (path.name, "output"))
+    assert not left, left
+    saved = {p.relative_to(folder).parts[:2] for p in folder.glob("output/**/*") if p.is_file()}
+    assert saved <= {("output", path.stem)}, saved
     sessions = new_sessions(server, before)
     check = CHECKS.get(path.stem)
     if check is not None:
