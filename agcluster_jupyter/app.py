@@ -119,7 +119,8 @@ class AgClusterApp(ExtensionApp):
 
     socket_root = Unicode(
         help="""Folder for the per-session unix sockets (runner and gateway).  Kept short:
-        unix socket paths are limited to 108 bytes.""",
+        unix socket paths are limited to 108 bytes.  Default: agcluster-<uid> in the
+        system's temporary folder ($TMPDIR, else /tmp).""",
     ).tag(config=True)
 
     @default("socket_root")

@@ -4,6 +4,13 @@
 
     jupyter agcluster build-image [--base-image IMG] [--tag TAG] [--network NET]
                                   [--no-cache] [--quiet]
+    jupyter agcluster settings [--markdown]
+    jupyter agcluster --help-all
+
+``settings`` lists every ``AgClusterApp`` setting with its type, default and help
+(``--markdown``: the README's table); ``--help-all`` prints them as Jupyter's own
+``--help-all`` does, which ``jupyter server --help-all`` cannot (it prints its help
+before it loads any extension).  Both come from :mod:`agcluster_jupyter.settings_doc`.
 
 ``build-image`` builds the agent image the docker provider runs (default tag
 ``agcluster-agent:<version>``, ``AgClusterApp.agent_image``'s default) through the Docker
@@ -293,6 +300,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter agcluster",
         description="Tools for agcluster-jupyter (Claude agents in containers, from Jupyter).",
+        epilog=(
+            "jupyter agcluster --help-all prints every AgClusterApp setting the way "
+            "Jupyter's --help-all does."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"agcluster-jupyter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -328,7 +339,29 @@ def make_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="print only the result (or the error)"
     )
     build.set_defaults(func=_cmd_build_image)
+    listing = commands.add_parser(
+        "settings",
+        help="list every AgClusterApp setting with its type, default and help",
+        description=(
+            "Every setting of the agcluster server extension (AgClusterApp): set them with "
+            "--AgClusterApp.<name>=<value> on the command line of jupyter server or jupyter "
+            "lab, or c.AgClusterApp.<name> = <value> in jupyter_server_config.py."
+        ),
+    )
+    listing.add_argument(
+        "--markdown", action="store_true", help="print the README's table of them instead"
+    )
+    listing.set_defaults(func=_cmd_settings)
     return parser
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from . import settings_doc  # imports the server extension: only for this command
+
+    sys.stdout.write(
+        settings_doc.markdown_table() + "\n" if args.markdown else settings_doc.text_listing()
+    )
+    return 0
 
 
 def _size(num: int) -> str:
@@ -378,6 +411,12 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--help-all"]:
+        from .settings_doc import help_all
+
+        sys.stdout.write(help_all())
+        return 0
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.command is None:
