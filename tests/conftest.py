@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from .packaging_support import Dists, build_dists
 from .support import TEST_KEY, in_process_settings, runner_pids
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# the scripted_model fixture (no pytest11 entry point: the wheel loads nothing into
+# other pytest runs); pytest takes pytest_plugins from this top-level conftest only
+pytest_plugins = ["pytest_jupyter.jupyter_server", "agcluster_jupyter.testing.pytest_plugin"]
 
 
 @pytest.fixture
@@ -194,3 +197,9 @@ def no_server_env(
     server = default_server()
     if server is not None:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    """The checkout's sdist and wheel, built once per test session (tests/packaging_support)."""
+    return build_dists(tmp_path_factory.mktemp("dist"))

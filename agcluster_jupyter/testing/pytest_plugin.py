@@ -1,5 +1,10 @@
-"""pytest plugin (entry point ``agcluster_scripted_model``): the ``scripted_model``
-fixture, a started :class:`ScriptedModelServer` playing the demo script.
+"""pytest plugin: the ``scripted_model`` fixture, a started :class:`ScriptedModelServer`
+playing the demo script.
+
+Nothing loads it on its own (the package registers no ``pytest11`` entry point, so it
+stays out of other projects' pytest runs): load it in your top-level ``conftest.py``::
+
+    pytest_plugins = ["agcluster_jupyter.testing.pytest_plugin"]
 
 Tests add their own scenarios in front of the demo ones::
 
@@ -26,7 +31,7 @@ SCRIPTED_MODEL_KEY = "scripted-model-test-key"
 @pytest.fixture
 def scripted_model() -> Iterator[ScriptedModelServer]:
     """A scripted model on a free port (demo scenarios, key ``SCRIPTED_MODEL_KEY``)."""
-    # Imported here so merely loading the plugin (every pytest run) stays cheap.
+    # Imported here so merely loading the plugin stays cheap.
     from .server import ScriptedModelServer
 
     with ScriptedModelServer(api_key=SCRIPTED_MODEL_KEY) as server:
