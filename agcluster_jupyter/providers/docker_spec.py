@@ -14,7 +14,8 @@ session gets (see the README's "Docker provider" section for the why of each lin
     mounts     workspace → /workspace, socket dir → /run/agcluster,
                CLI state dir → /var/lib/agcluster/state; nothing else
     env        AGCLUSTER_CONFIG, AGCLUSTER_SESSION_TOKEN, the control token's digest,
-               HOME, LANG, ...; never a key, never the control token
+               AGCLUSTER_ISOLATED=1, AGCLUSTER_NETWORK (config.network), HOME, LANG, ...;
+               never a key, never the control token
     oom        the agent's shell commands go first (BASH_ENV raises their oom_score_adj)
 """
 
@@ -27,6 +28,8 @@ from typing import Any
 
 from ..runner.protocol import (
     ENV_CONFIG,
+    ENV_ISOLATED,
+    ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
     token_digest,
@@ -186,6 +189,9 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
             ENV_SESSION_TOKEN: spec.session_token,
             # the digest only: the control token itself never enters the container
             ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
+            # what the agent is told: a container of its own, a network only if asked for
+            ENV_ISOLATED: "1",
+            ENV_NETWORK: "1" if spec.config.network else "0",
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

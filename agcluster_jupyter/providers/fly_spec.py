@@ -17,6 +17,8 @@ Nothing here talks to Fly; tests compare the results as data.  What a session ge
               per-session runner bearer token; Fly runs it as root on a root-owned
               volume, so it adopts the workspace for the image's ``agent`` user and runs
               the claude CLI as that user
+    env       AGCLUSTER_CONFIG, the tokens, AGCLUSTER_ISOLATED=1, AGCLUSTER_NETWORK=1 (a
+              Machine has an outbound network whatever config.network says), HOME, ...
     gateway   model calls go to ``gateway_url`` (the server's gateway over TCP) with the
               per-session gateway token; never the Anthropic key
     metadata  the session's LABEL_* labels (recovery lists machines by them)
@@ -30,7 +32,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN_SHA256, ENV_SESSION_TOKEN, token_digest
+from ..runner.protocol import (
+    ENV_CONFIG,
+    ENV_ISOLATED,
+    ENV_NETWORK,
+    ENV_RUNNER_TOKEN_SHA256,
+    ENV_SESSION_TOKEN,
+    token_digest,
+)
 from .base import RunnerSpec
 
 __all__ = [
@@ -152,6 +161,10 @@ def machine_config(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> d
             # the digest of the control token the runner requires on its own API (the
             # token itself stays with the server)
             ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
+            # what the agent is told: a VM of its own, and a Machine's outbound network
+            # (Fly gives every Machine one; config.network changes nothing here)
+            ENV_ISOLATED: "1",
+            ENV_NETWORK: "1",
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

@@ -12,8 +12,9 @@ object and tests compare them as data.  The pod mirrors the Docker provider's co
     mounts    the session's PVC: subPath workspace → /workspace, subPath agent-state →
               the CLI state (so a replaced pod resumes the conversation); an init
               container makes both folders as the agent user; nothing else
-    env       AGCLUSTER_CONFIG, HOME, LANG, ...; the session and runner tokens from a
-              per-session Secret; never the API key
+    env       AGCLUSTER_CONFIG, AGCLUSTER_ISOLATED=1, AGCLUSTER_NETWORK (config.network),
+              HOME, LANG, ...; the session and runner tokens from a per-session Secret;
+              never the API key
     runner    tcp:0.0.0.0:<port> with a bearer token; model calls to the gateway URL
     network   NetworkPolicy: egress to the gateway and DNS only (config.network: anywhere
               but the cloud metadata address); ingress from the server only
@@ -32,7 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..runner.protocol import ENV_CONFIG, ENV_RUNNER_TOKEN_SHA256, ENV_SESSION_TOKEN, token_digest
+from ..runner.protocol import (
+    ENV_CONFIG,
+    ENV_ISOLATED,
+    ENV_NETWORK,
+    ENV_RUNNER_TOKEN_SHA256,
+    ENV_SESSION_TOKEN,
+    token_digest,
+)
 from .base import LABEL_SESSION, RunnerSpec
 from .docker_spec import CONTAINER_HOME, OOM_FIRST, STATE_MOUNT, WORKSPACE_MOUNT
 
@@ -319,6 +327,10 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                         {"name": ENV_CONFIG, "value": spec.config.model_dump_json()},
                         _secret_env(ENV_SESSION_TOKEN, secret),
                         _secret_env(ENV_RUNNER_TOKEN_SHA256, secret),
+                        # what the agent is told: a pod of its own; the NetworkPolicy
+                        # lets it out only with config.network
+                        {"name": ENV_ISOLATED, "value": "1"},
+                        {"name": ENV_NETWORK, "value": "1" if spec.config.network else "0"},
                         {"name": "HOME", "value": CONTAINER_HOME},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},

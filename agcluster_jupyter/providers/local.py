@@ -24,6 +24,8 @@ import httpx
 
 from ..runner.protocol import (
     ENV_CONFIG,
+    ENV_ISOLATED,
+    ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
     token_digest,
@@ -157,6 +159,9 @@ class LocalProvider(Provider):
             ENV_CONFIG: spec.config.model_dump_json(),
             ENV_SESSION_TOKEN: spec.session_token,
             ENV_RUNNER_TOKEN_SHA256: token_digest(spec.control_token),
+            # what the agent is told: no isolation, and the machine's network
+            ENV_ISOLATED: "0",
+            ENV_NETWORK: "1",
         }
         if "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]

@@ -57,7 +57,7 @@ from ..events import (
     StatusEvent,
 )
 from .normalize import Normalizer
-from .options import build_sdk_options
+from .options import build_sdk_options, environment_note
 from .protocol import denial_message
 from .users import AgentUser, resolve_agent_user
 
@@ -243,6 +243,10 @@ class RunnerSettings:
     agent_user: AgentUser | None = None
     #: a root-owned workspace folder is given to ``agent_user`` (a fresh Fly volume)
     adopt_workspace: bool = False
+    #: what the provider says (``AGCLUSTER_ISOLATED``, ``AGCLUSTER_NETWORK``): is the agent
+    #: isolated from the machine, do its tools reach the network; the agent is told
+    isolated: bool = False
+    network: bool = True
 
 
 ClientFactory = Callable[..., ClaudeSDKClient]
@@ -377,6 +381,7 @@ class AgentRunner:
             resume=resume,
             # the uid, not a name: the image need not have a passwd entry for the host's uid
             user=s.agent_user.uid if s.agent_user else None,
+            environment=environment_note(str(s.workspace), isolated=s.isolated, network=s.network),
         )
         client = self._client_factory(options)
         try:

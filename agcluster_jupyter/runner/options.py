@@ -76,6 +76,17 @@ The mapping, therefore
   ``can_use_tool``, which is passed in that mode only) and in plan mode.
 * ``setting_sources=[]`` and ``strict_mcp_config`` keep the workspace's own
   ``.claude/`` settings, skills and ``.mcp.json`` out: a workspace is user data.
+
+What the agent is told about where it runs
+==========================================
+
+Presets say nothing about the machine: the same preset runs in a container, a pod, a Fly
+Machine or (``local``) straight on the user's machine.  The runner appends
+:func:`environment_note` to the system prompt (the preset's ``append``, or the text) and
+to every sub-agent's prompt, built from facts of this session: the working folder as
+the agent sees it (``/workspace`` in a container, the real folder on ``local``), and
+from the provider (``AGCLUSTER_ISOLATED``, ``AGCLUSTER_NETWORK`` in the runner's
+environment) whether it is isolated and whether its tools reach the network.
 """
 
 from __future__ import annotations
@@ -94,6 +105,7 @@ __all__ = [
     "CHECKED_AGAINST",
     "ToolPlan",
     "build_sdk_options",
+    "environment_note",
     "map_tools",
     "plan_tools",
 ]
@@ -169,14 +181,55 @@ def plan_tools(config: AgentConfig) -> ToolPlan:
     )
 
 
-def _system_prompt(config: AgentConfig) -> str | SystemPromptPreset | None:
+def environment_note(workspace: str, *, isolated: bool, network: bool) -> str:
+    """What the agent is told about where it runs: isolated or not, its working folder
+    (as it sees it), network or none.  Appended to the system prompt of every session."""
+    sentences = []
+    if isolated:
+        sentences.append(
+            "You run in an isolated sandbox of your own (a container or a VM): the user's "
+            "machine and other sessions are out of your reach."
+        )
+    else:
+        sentences.append(
+            "You are NOT isolated: there is no container or sandbox. You run directly on "
+            "the user's machine, as an ordinary process that can read what its user can, "
+            "so keep to your working directory, and do not change or delete anything "
+            "outside it unless the user asks you to."
+        )
+    keeps = "what the user keeps: they browse and download them from Jupyter"
+    if isolated:
+        keeps += "; nothing outside it survives the session"
+    sentences.append(
+        f"Your working directory is {workspace}; the files you leave there are {keeps}."
+    )
+    if network:
+        sentences.append("Your tools can reach the network.")
+    else:
+        sentences.append(
+            "There is no network access: do not plan on downloading or installing "
+            "anything; use what is installed, and say so when something is missing."
+        )
+    return "# Where you run\n\n" + " ".join(sentences)
+
+
+def _with_note(text: str | None, note: str | None) -> str | None:
+    if not note:
+        return text
+    return f"{text.rstrip()}\n\n{note}" if text else note
+
+
+def _system_prompt(
+    config: AgentConfig, environment: str | None = None
+) -> str | SystemPromptPreset | None:
     prompt = config.system_prompt
     if isinstance(prompt, PresetSystemPrompt):
         preset: SystemPromptPreset = {"type": "preset", "preset": "claude_code"}
-        if prompt.append:
-            preset["append"] = prompt.append
+        append = _with_note(prompt.append, environment)
+        if append:
+            preset["append"] = append
         return preset
-    return prompt
+    return _with_note(prompt, environment)
 
 
 def build_sdk_options(
@@ -188,19 +241,21 @@ def build_sdk_options(
     stderr: Callable[[str], None] | None = None,
     resume: str | None = None,
     user: str | int | None = None,
+    environment: str | None = None,
 ) -> ClaudeAgentOptions:
     """The SDK options for one session of ``config`` working in ``cwd``.
 
     ``can_use_tool`` is passed on in ``default`` permission mode only; ``user`` runs the
-    CLI as that (non-root) user.
+    CLI as that (non-root) user; ``environment`` (:func:`environment_note`) is appended to
+    the system prompt and to each sub-agent's prompt.
     """
     plan = plan_tools(config)
-    system_prompt = _system_prompt(config)
+    system_prompt = _system_prompt(config, environment)
 
     agents: dict[str, AgentDefinition] = {
         name: AgentDefinition(
             description=sub.description,
-            prompt=sub.prompt,
+            prompt=_with_note(sub.prompt, environment) or "",
             tools=plan.agents[name],
             model=sub.model,
         )

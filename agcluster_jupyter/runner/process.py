@@ -10,7 +10,10 @@
 Env: ``AGCLUSTER_CONFIG`` (the AgentConfig JSON), ``AGCLUSTER_SESSION_TOKEN`` (the CLI's
 API key towards our gateway) and ``AGCLUSTER_RUNNER_TOKEN_SHA256`` (the digest of the
 control token every request must carry; required).  All three are removed from the
-environment at once: the CLI, and so the agent's own tools, inherit it.  The runner
+environment at once: the CLI, and so the agent's own tools, inherit it.
+``AGCLUSTER_ISOLATED`` and ``AGCLUSTER_NETWORK`` ("1"/"0", set by the provider) say
+whether the agent is isolated and has a network; the agent is told (without them: not
+isolated, network).  The runner
 makes itself non-dumpable first thing, so processes of its own uid cannot read its
 ``/proc`` entries (environment, memory, fds) or ptrace it.
 
@@ -46,6 +49,8 @@ from ..config import AgentConfig, format_validation_error
 from .forwarder import Forwarder
 from .protocol import (
     ENV_CONFIG,
+    ENV_ISOLATED,
+    ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
     MAX_BODY_BYTES,
@@ -197,6 +202,9 @@ async def serve(args: argparse.Namespace) -> int:
     config_json = os.environ.pop(ENV_CONFIG, "")
     session_token = os.environ.pop(ENV_SESSION_TOKEN, "")
     digest = os.environ.pop(ENV_RUNNER_TOKEN_SHA256, "").strip().lower()
+    # unknown means the cautious story: not isolated, and maybe a network
+    isolated = os.environ.pop(ENV_ISOLATED, "0").strip() == "1"
+    network = os.environ.pop(ENV_NETWORK, "1").strip() != "0"
     if not config_json:
         raise UsageError(f"{ENV_CONFIG} must hold the AgentConfig JSON")
     try:
@@ -254,6 +262,8 @@ async def serve(args: argparse.Namespace) -> int:
             resume=args.resume,
             agent_user=agent_user,
             adopt_workspace=args.adopt_workspace,
+            isolated=isolated,
+            network=network,
         )
     )
     switch.app = server_mod.make_app(runner, digest=digest, on_shutdown=stop.set)

@@ -134,6 +134,8 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
         "AGCLUSTER_CONFIG",
         "AGCLUSTER_SESSION_TOKEN",
         "AGCLUSTER_RUNNER_TOKEN_SHA256",
+        "AGCLUSTER_ISOLATED",
+        "AGCLUSTER_NETWORK",
         "HOME",
         "LANG",
         "PYTHONUNBUFFERED",
@@ -149,6 +151,8 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
     assert CONTROL_TOKEN not in json.dumps(kwargs) + json.dumps(env)
     assert env["HOME"] == "/home/agent"
     assert AgentConfig.model_validate_json(env["AGCLUSTER_CONFIG"]) == spec.config
+    # what the agent is told about where it runs: a container, no network
+    assert (env["AGCLUSTER_ISOLATED"], env["AGCLUSTER_NETWORK"]) == ("1", "0")
 
 
 def test_no_key_anywhere_in_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +178,7 @@ def test_network_only_for_configs_that_need_it(tmp_path: Path) -> None:
     web = make_spec(tmp_path, allowed_tools=["WebFetch", "Read"])
     assert web.config.network is True
     assert container_kwargs(web, SETTINGS)["network_mode"] == "bridge"
+    assert container_kwargs(web, SETTINGS)["environment"]["AGCLUSTER_NETWORK"] == "1"
     custom = ContainerSettings(image="i", uid=1, gid=1, network="agents-egress")
     assert container_kwargs(web, custom)["network_mode"] == "agents-egress"
 

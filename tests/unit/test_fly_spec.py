@@ -82,6 +82,9 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                 "AGCLUSTER_SESSION_TOKEN": TOKEN,
                 # the digest only: the control token never enters the machine
                 "AGCLUSTER_RUNNER_TOKEN_SHA256": token_digest(RUNNER_TOKEN),
+                # what the agent is told: a VM of its own, with Fly's outbound network
+                "AGCLUSTER_ISOLATED": "1",
+                "AGCLUSTER_NETWORK": "1",
                 "HOME": "/home/agent",
                 "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1",

@@ -199,6 +199,9 @@ def test_pod_for_the_code_assistant_preset() -> None:
                                 }
                             },
                         },
+                        # what the agent is told: a pod of its own, no network
+                        {"name": "AGCLUSTER_ISOLATED", "value": "1"},
+                        {"name": "AGCLUSTER_NETWORK", "value": "0"},
                         {"name": "HOME", "value": "/home/agent"},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -346,6 +349,13 @@ def test_network_policy_without_network() -> None:
             ],
         },
     }
+
+
+def test_the_agent_is_told_whether_it_has_a_network() -> None:
+    for network, told in ((False, "0"), (True, "1")):
+        container = pod_spec(make_spec(inline(network=network)), SETTINGS)["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (env["AGCLUSTER_ISOLATED"], env["AGCLUSTER_NETWORK"]) == ("1", told)
 
 
 def test_network_policy_with_network_and_server_namespace() -> None:

@@ -14,6 +14,7 @@ from agcluster_jupyter.runner.options import (
     BUILTIN_AGENTS,
     CHECKED_AGAINST,
     build_sdk_options,
+    environment_note,
     map_tools,
     plan_tools,
 )
@@ -267,3 +268,48 @@ def test_presets_map_to_the_expected_tools() -> None:
         "backend",
         "devops",
     ]
+
+
+# -- where the agent runs ----------------------------------------------------------------
+
+
+def test_environment_note_on_the_local_provider() -> None:
+    note = environment_note("/srv/agent-workspaces/abc", isolated=False, network=True)
+    assert note.startswith("# Where you run\n\n")
+    assert "You are NOT isolated" in note and "directly on the user's machine" in note
+    assert "Your working directory is /srv/agent-workspaces/abc;" in note
+    assert "isolated sandbox" not in note and "survives" not in note
+    assert "/workspace" not in note.replace("/srv/agent-workspaces", "")
+    assert "can reach the network" in note
+
+
+def test_environment_note_in_a_container() -> None:
+    note = environment_note("/workspace", isolated=True, network=False)
+    assert "isolated sandbox of your own" in note and "NOT isolated" not in note
+    assert "Your working directory is /workspace;" in note
+    assert "nothing outside it survives the session" in note
+    assert "There is no network access" in note
+    with_network = environment_note("/workspace", isolated=True, network=True)
+    assert "can reach the network" in with_network and "no network" not in with_network
+
+
+def test_the_environment_note_ends_every_prompt() -> None:
+    note = environment_note("/w", isolated=False, network=True)
+    preset = options(
+        {"system_prompt": {"type": "preset", "preset": "claude_code", "append": "Be brief."}},
+        environment=note,
+    ).system_prompt
+    assert preset == {"type": "preset", "preset": "claude_code", "append": f"Be brief.\n\n{note}"}
+    bare_preset = options(
+        {"system_prompt": {"type": "preset", "preset": "claude_code"}}, environment=note
+    )
+    assert bare_preset.system_prompt == {"type": "preset", "preset": "claude_code", "append": note}
+    assert options({"system_prompt": "You lead."}, environment=note).system_prompt == (
+        f"You lead.\n\n{note}"
+    )
+    assert options({}, environment=note).system_prompt == note
+    team = options(PresetRegistry().get("fullstack-team"), environment=note)
+    assert isinstance(team.system_prompt, str) and team.system_prompt.endswith(note)
+    assert team.agents
+    for name, agent in team.agents.items():
+        assert agent.prompt.endswith(note), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,12 @@ def test_preset_promises(registry: PresetRegistry, preset_id: str) -> None:
     prompt = config.system_prompt
     text = prompt.append if isinstance(prompt, PresetSystemPrompt) else prompt
     assert text and len(text) > 400, "a real system prompt, several sentences"
-    assert "/workspace" in text
+    assert "working directory" in text
+    # where the agent runs (isolated or not, the folder, network) is each session's to
+    # say (runner/options.py environment_note), never the preset's: it runs anywhere
+    claims = re.compile(r"/workspace|isolated (container|sandbox)|container|no network")
+    for prompt_text in [text, *(sub.prompt for sub in config.agents.values())]:
+        assert not claims.search(prompt_text.lower()), claims.search(prompt_text.lower())
     assert "task" in text.lower() and "verif" in text.lower()
     assert registry.source(preset_id) == REPO / "presets" / f"{preset_id}.yaml"
 
