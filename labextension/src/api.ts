@@ -80,7 +80,15 @@ export interface Usage {
 export interface SessionInfo {
   session_id: string;
   agent_id: string | null;
+  /** the name given at launch ('' when none) */
   name: string;
+  /** the first message sent to it, cut at 200 characters ('' before any) */
+  first_prompt?: string;
+  /**
+   * The notebook whose `%%agent` cell launched it, as a path of the Jupyter tree
+   * (relative to the server root); '' when none.
+   */
+  notebook?: string;
   state: SessionState;
   state_detail: string;
   config_id: string;

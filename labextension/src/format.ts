@@ -80,3 +80,14 @@ export function resourceParts(resources: {
   }
   return { cpu, memory };
 }
+
+/** The start of a session id (a UUID): enough to tell sessions apart. */
+export function shortId(sessionId: string): string {
+  return sessionId.slice(0, 8);
+}
+
+/** A main-area tab's title: what the session is called and the start of its id. */
+export function sessionTitle(label: string, sessionId: string): string {
+  const short = shortId(sessionId);
+  return label && label !== sessionId ? `${label} · ${short}` : short;
+}

@@ -4,14 +4,22 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  WidgetTracker,
+  showErrorMessage
+} from '@jupyterlab/apputils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { ApiError } from './api';
 import { exportNotebook } from './exporter';
 import { agentsIcon } from './icons';
-import { AgentsPanel } from './panel';
+import { AgentsPanel, PanelActions } from './panel';
+import { SessionModel } from './session';
+import { AgentSessionTab } from './sessiontab';
 import { PanelSettings, DEFAULT_SETTINGS, readSettings } from './settings';
 
 /** The plugin id: also the settings schema's id (`schema/plugin.json`). */
@@ -27,7 +35,11 @@ export namespace CommandIDs {
   export const stopSession = 'agcluster:stop-session';
   export const interrupt = 'agcluster:interrupt';
   export const exportConversation = 'agcluster:export-conversation';
+  export const openSessionTab = 'agcluster:open-session-tab';
 }
+
+/** The namespace of the session tabs in JupyterLab's layout (restored on reload). */
+const TAB_NAMESPACE = 'agcluster-session';
 
 /** JupyterLab's command opening a path of the Jupyter tree in its editor or viewer. */
 const DOCMANAGER_OPEN = 'docmanager:open';
@@ -56,14 +68,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     let settings: PanelSettings = { ...DEFAULT_SETTINGS };
     const { commands } = app;
-    const panel = new AgentsPanel({
-      rendermime,
-      settings,
-      actions: {
-        exportConversation: () =>
-          void commands.execute(CommandIDs.exportConversation)
-      }
-    });
+    // what the panel and the tabs can ask of the app; opening a session in a tab of its
+    // own needs JupyterLab's dock panel (Notebook 7's main area holds its one document)
+    const actions: PanelActions = {
+      exportConversation: sessionId =>
+        void commands.execute(CommandIDs.exportConversation, { sessionId }),
+      openTab: labShell
+        ? sessionId =>
+            void commands.execute(CommandIDs.openSessionTab, { sessionId })
+        : undefined
+    };
+    const panel = new AgentsPanel({ rendermime, settings, actions });
     const model = panel.model;
     // workspace files open in JupyterLab's own editor or viewer (looked up when used:
     // the document manager's plugin may start after this one)
@@ -119,31 +134,137 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    // session tabs in the main area: one per session, restored after a reload
+    const tabs = new WidgetTracker<AgentSessionTab>({
+      namespace: TAB_NAMESPACE
+    });
+    const tabOf = (sessionId: string): AgentSessionTab | undefined =>
+      tabs.find(tab => tab.sessionId === sessionId);
+
+    /**
+     * The session a command acts on: `args.sessionId`; else the session tab the user is
+     * in; else the session open in the side panel.
+     */
+    const target = (
+      args: ReadonlyPartialJSONObject
+    ): { id: string; session: SessionModel | null } | null => {
+      const explicit = args.sessionId;
+      if (typeof explicit === 'string' && explicit) {
+        const session =
+          tabOf(explicit)?.session ??
+          (model.selected === explicit ? model.current : null);
+        return { id: explicit, session };
+      }
+      const current = app.shell.currentWidget;
+      if (current instanceof AgentSessionTab) {
+        return { id: current.sessionId, session: current.session };
+      }
+      return model.current
+        ? { id: model.current.sessionId, session: model.current }
+        : null;
+    };
+
+    commands.addCommand(CommandIDs.openSessionTab, {
+      label: 'Open the Agent Session in a Tab',
+      caption:
+        'Open a session (args: sessionId) in a main-area tab, with its chat, tools, tasks and files',
+      icon: args => (args.isPalette ? undefined : agentsIcon),
+      isEnabled: args =>
+        labShell !== null &&
+        (typeof args.sessionId === 'string' || model.selected !== null),
+      execute: async args => {
+        const sessionId =
+          typeof args.sessionId === 'string' && args.sessionId
+            ? args.sessionId
+            : model.selected;
+        if (!sessionId || !labShell) {
+          return null;
+        }
+        const open = tabOf(sessionId);
+        if (open) {
+          labShell.activateById(open.id);
+          return open;
+        }
+        if (!model.sessionInfo(sessionId)) {
+          try {
+            await model.api.session(sessionId); // a tab restored after its purge
+          } catch (error) {
+            if (error instanceof ApiError && error.status === 404) {
+              return null;
+            }
+            throw error;
+          }
+          if (tabOf(sessionId)) {
+            return tabOf(sessionId); // opened meanwhile (a double click)
+          }
+        }
+        // the session moves from the side panel to its tab (one follower of it)
+        if (model.selected === sessionId) {
+          model.select(null);
+        }
+        const tab = new AgentSessionTab({
+          agents: model,
+          sessionId,
+          rendermime,
+          actions: { exportConversation: actions.exportConversation }
+        });
+        tab.session.changed.connect(refreshEnabled);
+        void tabs.add(tab);
+        // next to the document being worked on, else as a tab of its own
+        const current = labShell.currentWidget;
+        const beside =
+          current !== null &&
+          !(current instanceof AgentSessionTab) &&
+          'context' in current;
+        labShell.add(tab, 'main', {
+          mode: beside ? 'split-right' : 'tab-after',
+          type: 'Agent session'
+        });
+        labShell.activateById(tab.id);
+        return tab;
+      }
+    });
+
+    if (restorer) {
+      void restorer.restore(tabs, {
+        command: CommandIDs.openSessionTab,
+        args: tab => ({ sessionId: tab.sessionId }),
+        name: tab => tab.sessionId
+      });
+    }
+
     commands.addCommand(CommandIDs.stopSession, {
       label: 'Stop the Selected Agent Session',
       caption:
-        'Stop the session open in the Agents panel (its workspace is kept)',
-      isEnabled: () => model.selected !== null,
-      execute: () => model.stopSelected()
+        "Stop the session of the focused session tab, else the Agents panel's (its workspace is kept)",
+      isEnabled: args => target(args) !== null,
+      execute: async args => {
+        const session = target(args);
+        if (session) {
+          await model.stop(session.id);
+        }
+      }
     });
 
     commands.addCommand(CommandIDs.interrupt, {
       label: 'Interrupt the Agent',
-      caption: "Stop the running turn of the Agents panel's session",
-      isEnabled: () =>
-        model.selected !== null && (model.sending || model.view.busy),
-      execute: () => model.interrupt()
+      caption:
+        "Stop the running turn of the focused session tab, else the Agents panel's session",
+      isEnabled: args => target(args)?.session?.busy ?? false,
+      execute: async args => {
+        await target(args)?.session?.interrupt();
+      }
     });
 
     commands.addCommand(CommandIDs.exportConversation, {
       label: 'Export the Agent Conversation as a Notebook',
       caption:
-        "Save the conversation of the Agents panel's session as a notebook and open it",
+        "Save the conversation of the focused session tab (else the Agents panel's session) as a notebook and open it",
       icon: args => (args.isPalette ? undefined : agentsIcon),
-      isEnabled: () => model.selected !== null,
-      execute: async () => {
-        const sessionId = model.selected;
-        if (sessionId === null) {
+      isEnabled: args => target(args) !== null,
+      execute: async args => {
+        const sessionId = target(args)?.id;
+        if (!sessionId) {
           return null;
         }
         try {
@@ -151,7 +272,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
             model.api,
             app.serviceManager.contents,
             sessionId,
-            { info: model.selectedInfo, directory: settings.exportDirectory }
+            {
+              info: model.sessionInfo(sessionId),
+              directory: settings.exportDirectory
+            }
           );
           if (
             result.saved === 'contents' &&
@@ -173,6 +297,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     for (const command of [
       CommandIDs.openPanel,
       CommandIDs.launchDefault,
+      CommandIDs.openSessionTab,
       CommandIDs.stopSession,
       CommandIDs.interrupt,
       CommandIDs.exportConversation
@@ -180,15 +305,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette?.addItem({ command, category: 'Agents' });
     }
 
-    // the commands' enabled state follows the panel's session and its turn
+    // the commands' enabled state follows the sessions they act on and their turns
     let enabledKey = '';
-    model.changed.connect(() => {
-      const key = `${model.selected}:${model.sending || model.view.busy}`;
+    function refreshEnabled(): void {
+      const session = target({});
+      const key = `${model.selected}:${session?.id}:${session?.session?.busy}`;
       if (key !== enabledKey) {
         enabledKey = key;
         commands.notifyCommandChanged();
       }
-    });
+    }
+    model.changed.connect(refreshEnabled);
+    labShell?.currentChanged.connect(refreshEnabled);
 
     if (state) {
       // the session being looked at comes back too (if it still exists)

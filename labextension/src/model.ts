@@ -1,7 +1,8 @@
 /**
- * The state of the Agents panel: server health, presets, sessions, and for the session
- * being looked at, its event-folded view, fed by a follower of its event log and by the
- * turns sent from here.  The React view renders it and re-renders on `changed`.
+ * The state of the Agents panel: server health, presets, the sessions list, launching,
+ * stopping and purging, and the session open in the side panel (a `SessionModel`, see
+ * session.ts; main-area tabs follow theirs with `follow`).  The React view renders it and
+ * re-renders on `changed`.
  */
 
 import { ISignal, Signal } from '@lumino/signaling';
@@ -10,19 +11,17 @@ import {
   AgClusterAPI,
   ApiError,
   ConfigSummary,
-  FilePreview,
-  FileTree,
   Health,
   LaunchRequest,
-  SessionInfo,
-  isAbort
+  SessionInfo
 } from './api';
 import type { Confirm } from './dialogs';
-import { AgentEvent, JSONObject } from './events';
-import { contentsPathOf } from './files';
-import { SessionView, answered, applyEvent, emptyView } from './reducer';
-import { ConnectionState, EventFollower, streamTurn } from './sse';
-import { XHRLike, buildUpload, saveResponse, sendUpload } from './transfer';
+import { JSONObject } from './events';
+import { SessionModel, SessionModelOptions } from './session';
+import { XHRLike, saveResponse } from './transfer';
+
+export type { SessionTab, UploadState } from './session';
+export { SessionModel } from './session';
 
 /**
  * What every launch from the panel carries.  The API key lives here, in this page's
@@ -43,20 +42,6 @@ export interface FieldError {
   /** the field the server named (`config.resource_limits.memory`), '' when none */
   field: string;
 }
-
-export interface UploadState {
-  id: number;
-  names: string[];
-  /** the workspace folder the files go to ('' = its root) */
-  target: string;
-  loaded: number;
-  /** bytes of the whole request body (0 while unknown) */
-  total: number;
-  state: 'uploading' | 'done' | 'error' | 'cancelled';
-  error: string;
-}
-
-export type SessionTab = 'chat' | 'files';
 
 /** What the model asks of its surroundings (JupyterLab in the app, fakes in tests). */
 export interface ModelHooks {
@@ -94,14 +79,10 @@ export class AgentsModel {
   configs: ConfigSummary[] = [];
   sessions: SessionInfo[] = [];
   /** the last failure to show, per area ('' when none) */
-  errors: {
-    [area in 'server' | 'launch' | 'sessions' | 'chat' | 'files']: string;
-  } = {
+  errors: { [area in 'server' | 'launch' | 'sessions']: string } = {
     server: '',
     launch: '',
-    sessions: '',
-    chat: '',
-    files: ''
+    sessions: ''
   };
   loaded = false;
   /** the preset being launched */
@@ -109,27 +90,14 @@ export class AgentsModel {
   /** sessions being stopped */
   stopping = new Set<string>();
 
-  selected: string | null = null;
-  view: SessionView = emptyView();
-  connection: ConnectionState = 'closed';
-  connectionDetail = '';
-  /** a turn sent from here is streaming */
-  sending = false;
+  /** the session open in the side panel */
+  current: SessionModel | null = null;
 
   /** name and key of the next launch (memory only) */
   launchOptions: LaunchOptions = { name: '', apiKey: '', useServerKey: true };
   /** the custom config editor's text, and the server's (or JSON's) refusal of it */
   configText = '';
   configError: FieldError | null = null;
-
-  /** which tab of the selected session shows */
-  tab: SessionTab = 'chat';
-  /** the selected session's workspace tree (null: not loaded yet) */
-  files: FileTree | null = null;
-  filesLoading = false;
-  /** the file shown in the panel (workspaces outside the Jupyter tree) */
-  preview: FilePreview | null = null;
-  uploads: UploadState[] = [];
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -139,9 +107,38 @@ export class AgentsModel {
     return this._disposed;
   }
 
-  /** The session being looked at, as the last sessions list had it. */
+  /**
+   * Sessions that left the list (purged, here or elsewhere): their id, once, when a
+   * sessions list no longer has a session an earlier list had or that was followed.
+   */
+  get removed(): ISignal<this, string> {
+    return this._removed;
+  }
+
+  /** The id of the session open in the side panel (null: none). */
+  get selected(): string | null {
+    return this.current?.sessionId ?? null;
+  }
+
+  /** The session open in the side panel, as the last sessions list had it. */
   get selectedInfo(): SessionInfo | undefined {
-    return this.sessions.find(s => s.session_id === this.selected);
+    return this.current?.info;
+  }
+
+  /** A session as the last sessions list had it. */
+  sessionInfo(sessionId: string): SessionInfo | undefined {
+    return this.sessions.find(s => s.session_id === sessionId);
+  }
+
+  /** What a session is called: its name, else its preset's name. */
+  label(sessionId: string): string {
+    const info = this.sessionInfo(sessionId);
+    return info ? info.name || this.presetName(info.config_id) : sessionId;
+  }
+
+  /** The name of a preset (its id until the presets are loaded). */
+  presetName(configId: string): string {
+    return this.configs.find(c => c.id === configId)?.name || configId;
   }
 
   /** Health, presets and sessions, all at once. */
@@ -173,6 +170,19 @@ export class AgentsModel {
       sessions.sort((a, b) => b.created_at.localeCompare(a.created_at));
       this.sessions = sessions;
       this.errors.sessions = '';
+      const listed = new Set(sessions.map(s => s.session_id));
+      for (const id of [...this._known]) {
+        if (!listed.has(id)) {
+          this._known.delete(id);
+          if (id === this.selected) {
+            this.select(null);
+          }
+          this._removed.emit(id);
+        }
+      }
+      for (const id of listed) {
+        this._known.add(id);
+      }
     } catch (error) {
       this.errors.sessions = message(error);
     }
@@ -298,8 +308,7 @@ export class AgentsModel {
    * was purged.
    */
   async purge(sessionId: string): Promise<boolean> {
-    const info = this.sessions.find(s => s.session_id === sessionId);
-    const label = info?.name || info?.config_id || sessionId;
+    const label = this.label(sessionId);
     const ok = await this.hooks.confirm({
       title: 'Purge the session?',
       body:
@@ -329,317 +338,35 @@ export class AgentsModel {
     }
   }
 
-  setTab(tab: SessionTab): void {
-    if (tab !== this.tab) {
-      this.tab = tab;
-      this._emit();
-      if (tab === 'files' && this.files === null) {
-        void this.refreshFiles();
-      }
-    }
-  }
-
-  /** Load the selected session's workspace tree again. */
-  async refreshFiles(): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null) {
-      return;
-    }
-    this.filesLoading = true;
-    this._emit();
-    try {
-      const tree = await this.api.files(sessionId);
-      if (this.selected === sessionId) {
-        this.files = tree;
-        this.errors.files = '';
-      }
-    } catch (error) {
-      if (this.selected === sessionId) {
-        this.errors.files = message(error);
-      }
-    } finally {
-      if (this.selected === sessionId) {
-        this.filesLoading = false;
-        this._emit();
-      }
-    }
-  }
-
   /**
-   * Open a workspace file: in JupyterLab's own editor or viewer when the workspace is in
-   * the Jupyter tree, else its preview in the panel.
+   * Look at a session in the side panel (null: none): its whole log is replayed, then
+   * followed.  The tab shown (chat or files) stays the same.
    */
-  async openFile(path: string): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null) {
-      return;
-    }
-    const contentsPath = this.selectedInfo?.contents_path;
-    if (typeof contentsPath === 'string' && this.hooks.openInLab) {
-      try {
-        await this.hooks.openInLab(contentsPathOf(contentsPath, path));
-        return;
-      } catch (error) {
-        // fall back to the preview, saying why
-        this.errors.files = `could not open it in JupyterLab: ${message(error)}`;
-      }
-    }
-    try {
-      const preview = await this.api.file(sessionId, path);
-      if (this.selected === sessionId) {
-        this.preview = preview;
-      }
-    } catch (error) {
-      this.errors.files = message(error);
-    }
-    this._emit();
-  }
-
-  closePreview(): void {
-    this.preview = null;
-    this._emit();
-  }
-
-  /** Download one workspace file (its bytes, `?raw=1`). */
-  async downloadFile(path: string): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null) {
-      return;
-    }
-    try {
-      const response = await this.api.rawFile(sessionId, path);
-      await this.hooks.save(response, path.split('/').pop() || 'file');
-    } catch (error) {
-      this.errors.files = message(error);
-      this._emit();
-    }
-  }
-
-  /** Download the whole workspace as a ZIP. */
-  async downloadWorkspace(): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null) {
-      return;
-    }
-    try {
-      const response = await this.api.workspaceZip(sessionId);
-      await this.hooks.save(response, `${sessionId}-workspace.zip`);
-    } catch (error) {
-      this.errors.files = message(error);
-      this._emit();
-    }
-  }
-
-  /**
-   * Upload files into a folder of the selected session's workspace, with progress.  When
-   * one exists already (409), ask whether to overwrite and, if so, send them again with
-   * `overwrite=true`.  The upload's final state.
-   */
-  async upload(
-    files: readonly File[],
-    targetPath = ''
-  ): Promise<UploadState | null> {
-    const sessionId = this.selected;
-    if (sessionId === null || files.length === 0) {
-      return null;
-    }
-    // finished uploads make room for the new one
-    this.uploads = this.uploads.filter(u => u.state === 'uploading');
-    const upload: UploadState = {
-      id: ++this._uploadSeq,
-      names: files.map(f => f.name),
-      target: targetPath,
-      loaded: 0,
-      total: files.reduce((n, f) => n + f.size, 0),
-      state: 'uploading',
-      error: ''
-    };
-    this.uploads = [...this.uploads, upload];
-    this._emit();
-    const controller = new AbortController();
-    this._uploadControllers.set(upload.id, controller);
-    const update = (patch: Partial<UploadState>): void => {
-      Object.assign(upload, patch);
-      this.uploads = [...this.uploads];
-      this._emit();
-    };
-    let overwrite = false;
-    try {
-      for (;;) {
-        try {
-          const request = await buildUpload(this.api, sessionId, files, {
-            targetPath,
-            overwrite
-          });
-          await sendUpload(request, {
-            signal: controller.signal,
-            createXHR: this.hooks.createXHR,
-            onProgress: (loaded, total) =>
-              update({ loaded, total: total || upload.total })
-          });
-          update({ state: 'done', loaded: upload.total || upload.loaded });
-          break;
-        } catch (error) {
-          if (isAbort(error)) {
-            update({ state: 'cancelled' });
-            break;
-          }
-          if (
-            !overwrite &&
-            error instanceof ApiError &&
-            error.status === 409 &&
-            /exist/i.test(error.message)
-          ) {
-            const ok = await this.hooks.confirm({
-              title: 'Overwrite?',
-              body: `${error.message.replace(/; pass overwrite=true.*$/, '')}. Replace it with the uploaded ${files.length === 1 ? 'file' : 'files'}?`,
-              accept: 'Overwrite',
-              danger: true
-            });
-            if (ok) {
-              overwrite = true;
-              update({ loaded: 0 });
-              continue;
-            }
-            update({ state: 'cancelled', error: 'not overwritten' });
-            break;
-          }
-          update({ state: 'error', error: message(error) });
-          break;
-        }
-      }
-    } finally {
-      this._uploadControllers.delete(upload.id);
-    }
-    if (upload.state === 'done' && this.selected === sessionId) {
-      await this.refreshFiles();
-    }
-    return upload;
-  }
-
-  /** Cancel a running upload, or take a finished one off the list. */
-  dismissUpload(id: number): void {
-    const controller = this._uploadControllers.get(id);
-    if (controller) {
-      controller.abort();
-      return;
-    }
-    this.uploads = this.uploads.filter(u => u.id !== id);
-    this._emit();
-  }
-
-  /** Look at a session (null: none): its whole log is replayed, then followed. */
   select(sessionId: string | null): void {
     if (sessionId === this.selected) {
       return;
     }
-    for (const controller of this._uploadControllers.values()) {
-      controller.abort();
-    }
-    this.uploads = [];
-    this.files = null;
-    this.filesLoading = false;
-    this.preview = null;
-    this.errors.files = '';
-    if (this._filesTimer !== null) {
-      clearTimeout(this._filesTimer);
-      this._filesTimer = null;
-    }
-    this._follower?.stop();
-    this._follower = null;
-    this._turn?.abort();
-    this._turn = null;
-    this.sending = false;
-    this.selected = sessionId;
-    this.view = emptyView(sessionId ?? '');
-    this.errors.chat = '';
-    this.connection = 'closed';
-    if (sessionId !== null) {
-      const follower = new EventFollower(this.api, sessionId, {
-        onEvent: event => this._apply(sessionId, event),
-        onConnection: (state, detail) => {
-          if (this.selected === sessionId) {
-            this.connection = state;
-            this.connectionDetail = detail ?? '';
-            this._emit();
-          }
-        }
-      });
-      this._follower = follower;
-      void follower.start();
-      if (this.tab === 'files') {
-        void this.refreshFiles();
-      }
-    }
+    const tab = this.current?.tab ?? 'chat';
+    this.current?.dispose();
+    this.current = sessionId === null ? null : this.follow(sessionId, { tab });
+    this.current?.changed.connect(() => this._emit(), this);
     this._emit();
   }
 
-  /** Send a message to the selected session and stream its turn. */
-  async send(text: string): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null || !text.trim() || this.sending) {
-      return;
-    }
-    const controller = new AbortController();
-    this._turn = controller;
-    this.sending = true;
-    this.errors.chat = '';
-    this._emit();
-    try {
-      await streamTurn(this.api, sessionId, text, {
-        // what the view has: events the follower has not delivered yet come from either
-        // stream, and the reducer takes each seq once
-        after: this.view.lastSeq,
-        onEvent: event => this._apply(sessionId, event),
-        signal: controller.signal
-      });
-    } catch (error) {
-      if (!isAbort(error) && this.selected === sessionId) {
-        this.errors.chat = message(error);
-      }
-    } finally {
-      if (this._turn === controller) {
-        this._turn = null;
-        this.sending = false;
-      }
-      this._emit();
-      void this.refreshSessions();
-    }
+  /**
+   * A model of one session, following it (the side panel's, or a main-area tab's):
+   * whoever asked for it disposes of it.
+   */
+  follow(sessionId: string, options: SessionModelOptions = {}): SessionModel {
+    const session = new SessionModel(this, sessionId, options);
+    this._known.add(sessionId);
+    session.start();
+    return session;
   }
 
-  /** Stop the selected session (its workspace is kept). */
+  /** Stop the session open in the side panel (its workspace is kept). */
   async stopSelected(): Promise<void> {
-    if (this.selected !== null) {
-      await this.stop(this.selected);
-    }
-  }
-
-  async interrupt(): Promise<void> {
-    if (this.selected === null) {
-      return;
-    }
-    try {
-      await this.api.interrupt(this.selected);
-    } catch (error) {
-      this.errors.chat = message(error);
-      this._emit();
-    }
-  }
-
-  async answer(requestId: string, decision: 'allow' | 'deny'): Promise<void> {
-    const sessionId = this.selected;
-    if (sessionId === null) {
-      return;
-    }
-    try {
-      await this.api.answerPermission(sessionId, requestId, decision);
-      if (this.selected === sessionId) {
-        this.view = answered(this.view, requestId);
-      }
-    } catch (error) {
-      this.errors.chat = message(error);
-    }
-    this._emit();
+    await this.current?.stop();
   }
 
   dispose(): void {
@@ -647,40 +374,9 @@ export class AgentsModel {
       return;
     }
     this._disposed = true;
-    if (this._filesTimer !== null) {
-      clearTimeout(this._filesTimer);
-    }
-    for (const controller of this._uploadControllers.values()) {
-      controller.abort();
-    }
-    this._follower?.stop();
-    this._turn?.abort();
+    this.current?.dispose();
+    this.current = null;
     Signal.clearData(this);
-  }
-
-  private _apply(sessionId: string, event: AgentEvent): void {
-    if (this.selected !== sessionId) {
-      return;
-    }
-    const next = applyEvent(this.view, event);
-    if (next !== this.view) {
-      this.view = next;
-      this._emit();
-      if (event.type === 'done') {
-        this._scheduleFilesRefresh();
-      }
-    }
-  }
-
-  /** After a turn: the tree again (once for a burst of turns, as in a replayed log). */
-  private _scheduleFilesRefresh(): void {
-    if (this._filesTimer !== null || this.files === null) {
-      return; // never loaded: it loads when the Files tab opens
-    }
-    this._filesTimer = setTimeout(() => {
-      this._filesTimer = null;
-      void this.refreshFiles();
-    }, 150);
   }
 
   private async _launch(request: LaunchRequest): Promise<string> {
@@ -706,12 +402,10 @@ export class AgentsModel {
   }
 
   private _changed = new Signal<this, void>(this);
+  private _removed = new Signal<this, string>(this);
+  /** the sessions `removed` is about: listed or followed, not yet seen to leave */
+  private _known = new Set<string>();
   private _disposed = false;
-  private _follower: EventFollower | null = null;
-  private _turn: AbortController | null = null;
-  private _filesTimer: ReturnType<typeof setTimeout> | null = null;
-  private _uploadSeq = 0;
-  private _uploadControllers = new Map<number, AbortController>();
 }
 
 /** The custom config editor's text as a config object, or why it is not one. */

@@ -1,5 +1,6 @@
 /**
- * The Agents side panel.
+ * The Agents side panel, and the session pane it shares with a session's main-area tab
+ * (sessiontab.tsx).
  *
  * data-testid contract (browser tests rely on these names; keep them stable):
  *
@@ -17,20 +18,34 @@
  *   config-template        select: fill the editor from a preset
  *   config-editor          the custom config (JSON textarea)
  *   config-launch          launch the custom config
- *   config-error           why it was refused (data-field: the field at fault)
- *   config-error-field     that field's name
+ *   config-error           why it was refused (data-field: the field at fault); its text
+ *                          names the field once
+ *   config-error-field     that field's name (the message's own mention of it, else
+ *                          before the message)
  *   sessions-list          the sessions (ul)
  *   session-row            one session (data-session-id, data-state); click opens it
- *   session-cost           its tokens and cost
+ *   session-name           its name, else its preset's name
+ *   session-short-id       the start of its id (the whole id in its tooltip)
+ *   session-first-prompt   the first message sent to it (none before one)
+ *   session-notebook       the notebook whose %%agent cell launched it (a path of the
+ *                          Jupyter tree; click opens it); none when not from a notebook
+ *   session-cost           its preset (when named), age, tokens and cost
  *   session-resources      its CPU and memory
+ *   session-open-tab       Open in a tab (the row's, and the open session's header in
+ *                          the side panel; only where the shell has a main dock area,
+ *                          not in Notebook 7)
  *   session-stop           Stop (live sessions)
  *   session-purge          Purge (asks first, in a JupyterLab dialog)
  *   sessions-error         a failed list/stop/purge
  *   session-pane           the open session (data-session-id, data-state, data-busy:
- *                          "true" while a turn runs, else "false")
- *   session-title          its name (the full name in its tooltip)
- *   session-usage          its tokens and cost (a line of its own)
- *   session-back           back to the sessions
+ *                          "true" while a turn runs, else "false"; data-placement:
+ *                          side, or tab in a main-area tab, whose widget has the DOM id
+ *                          agcluster-session-<session id>); in a tab, everything below
+ *                          is inside that widget
+ *   session-title          its name, else its preset's name (name and id in its tooltip)
+ *   session-usage          its tokens and cost (a line of its own; in a tab, the start
+ *                          of its id and its notebook first)
+ *   session-back           back to the sessions (side panel only)
  *   session-export         export the conversation as a notebook
  *   session-stop-current   stop the open session
  *   tab-chat, tab-files    the open session's tabs (aria-selected)
@@ -73,6 +88,7 @@ import {
   fileIcon,
   fileUploadIcon,
   folderIcon,
+  launchIcon,
   notebookIcon,
   refreshIcon,
   stopIcon
@@ -88,11 +104,12 @@ import {
   cost,
   resourceParts,
   seconds,
+  shortId,
   tokens,
   usd
 } from './format';
 import { Markdown } from './markdown';
-import { AgentsModel, CUSTOM_LAUNCH, UploadState } from './model';
+import { AgentsModel, CUSTOM_LAUNCH, FieldError } from './model';
 import {
   ChatEntry,
   PendingPermission,
@@ -103,12 +120,15 @@ import {
   tasksDone,
   totalTokens
 } from './reducer';
+import { SessionModel, UploadState } from './session';
 import { PanelSettings } from './settings';
 
 /** What the panel can do beyond the model (commands of the app). */
 export interface PanelActions {
-  /** export the open session's conversation as a notebook */
-  exportConversation?: () => void;
+  /** export a session's conversation as a notebook */
+  exportConversation?: (sessionId: string) => void;
+  /** open a session in a main-area tab (none: the shell has no such tabs) */
+  openTab?: (sessionId: string) => void;
 }
 
 export interface AgentsPanelOptions {
@@ -228,10 +248,15 @@ function AgentsView({
   return (
     <div className="jp-AgentsPanel-body">
       <Header model={model} />
-      {model.selected === null ? (
-        <Home model={model} settings={settings} />
+      {model.current === null ? (
+        <Home model={model} settings={settings} actions={actions} />
       ) : (
-        <SessionPane model={model} rendermime={rendermime} actions={actions} />
+        <SessionPane
+          session={model.current}
+          rendermime={rendermime}
+          actions={actions}
+          placement="side"
+        />
       )}
     </div>
   );
@@ -282,10 +307,12 @@ function Header({ model }: { model: AgentsModel }): JSX.Element {
 
 function Home({
   model,
-  settings
+  settings,
+  actions
 }: {
   model: AgentsModel;
   settings: PanelSettings;
+  actions: PanelActions;
 }): JSX.Element {
   const configs = [...model.configs].sort((a, b) =>
     a.id === settings.defaultPreset
@@ -332,6 +359,7 @@ function Home({
               key={session.session_id}
               session={session}
               model={model}
+              actions={actions}
             />
           ))}
         </ul>
@@ -527,15 +555,7 @@ function ConfigEditor({
           data-field={error.field}
           role="alert"
         >
-          {error.field && (
-            <code
-              className="jp-AgentsPanel-errorField"
-              data-testid="config-error-field"
-            >
-              {error.field}
-            </code>
-          )}
-          <span>{error.message}</span>
+          <FieldMessage error={error} />
         </div>
       )}
       <div className="jp-AgentsPanel-buttons jp-AgentsPanel-end">
@@ -549,6 +569,40 @@ function ConfigEditor({
         </button>
       </div>
     </div>
+  );
+}
+
+/**
+ * A refusal with the field at fault named once: where the message names it already
+ * ("config.max_turns: must be a positive integer"), that mention is the marked field;
+ * else the field comes first.
+ */
+function FieldMessage({ error }: { error: FieldError }): JSX.Element {
+  const field = (text: string): JSX.Element => (
+    <code
+      className="jp-AgentsPanel-errorField"
+      data-testid="config-error-field"
+    >
+      {text}
+    </code>
+  );
+  if (!error.field) {
+    return <span>{error.message}</span>;
+  }
+  const at = error.message.indexOf(error.field);
+  if (at < 0) {
+    return (
+      <span>
+        {field(error.field)}: {error.message}
+      </span>
+    );
+  }
+  return (
+    <span>
+      {error.message.slice(0, at)}
+      {field(error.field)}
+      {error.message.slice(at + error.field.length)}
+    </span>
   );
 }
 
@@ -567,32 +621,80 @@ function StateBadge({ state }: { state: string }): JSX.Element {
 
 function SessionRow({
   session,
-  model
+  model,
+  actions
 }: {
   session: SessionInfo;
   model: AgentsModel;
+  actions: PanelActions;
 }): JSX.Element {
+  const id = session.session_id;
   const used = session.usage?.total_tokens ?? 0;
-  const busy = model.stopping.has(session.session_id);
+  const busy = model.stopping.has(id);
   const { cpu, memory } = resourceParts(session.resources ?? {});
+  const prompt = session.first_prompt ?? '';
+  const notebook = session.notebook ?? '';
+  const openInLab = model.hooks.openInLab;
   return (
     <li
       className="jp-AgentsPanel-session"
       data-testid="session-row"
-      data-session-id={session.session_id}
+      data-session-id={id}
       data-state={session.state}
-      onClick={() => model.select(session.session_id)}
+      onClick={() => model.select(id)}
       title="Open the chat of this session"
     >
       <div className="jp-AgentsPanel-sessionMain">
         <StateBadge state={session.state} />
-        <span className="jp-AgentsPanel-sessionName">
-          {session.name || session.config_id}
+        <span className="jp-AgentsPanel-sessionName" data-testid="session-name">
+          {model.label(id)}
+        </span>
+        <span
+          className="jp-AgentsPanel-sessionId"
+          data-testid="session-short-id"
+          title={id}
+        >
+          {shortId(id)}
         </span>
       </div>
-      <div className="jp-AgentsPanel-sessionMeta" data-testid="session-cost">
+      {prompt && (
+        <div
+          className="jp-AgentsPanel-sessionPrompt"
+          data-testid="session-first-prompt"
+          title={prompt}
+        >
+          {prompt}
+        </div>
+      )}
+      {notebook && (
+        <button
+          className="jp-AgentsPanel-sessionNotebook"
+          data-testid="session-notebook"
+          title={
+            openInLab
+              ? `Launched from ${notebook}: open it`
+              : `Launched from ${notebook}`
+          }
+          disabled={!openInLab}
+          onClick={event => {
+            event.stopPropagation();
+            void openInLab?.(notebook);
+          }}
+        >
+          <notebookIcon.react
+            tag="span"
+            className="jp-AgentsPanel-inlineIcon"
+          />
+          <span className="jp-AgentsPanel-sessionNotebookPath">{notebook}</span>
+        </button>
+      )}
+      <div
+        className="jp-AgentsPanel-sessionMeta"
+        data-testid="session-cost"
+        title={`started ${new Date(session.created_at).toLocaleString()}`}
+      >
         {[
-          session.name ? session.config_id : '',
+          session.name ? model.presetName(session.config_id) : '',
           age(session.created_at),
           `${tokens(used)} tokens`,
           cost(session.cost_usd)
@@ -614,6 +716,19 @@ function SessionRow({
         </div>
       )}
       <div className="jp-AgentsPanel-rowActions">
+        {actions.openTab && (
+          <button
+            className="jp-AgentsPanel-iconButton"
+            data-testid="session-open-tab"
+            title="Open in a tab (the main area, next to your notebooks)"
+            onClick={event => {
+              event.stopPropagation();
+              actions.openTab?.(id);
+            }}
+          >
+            <launchIcon.react tag="span" height="16px" width="16px" />
+          </button>
+        )}
         {LIVE_STATES.has(session.state) && (
           <button
             className="jp-AgentsPanel-iconButton"
@@ -622,7 +737,7 @@ function SessionRow({
             disabled={busy}
             onClick={event => {
               event.stopPropagation();
-              void model.stop(session.session_id);
+              void model.stop(id);
             }}
           >
             <stopIcon.react tag="span" />
@@ -635,7 +750,7 @@ function SessionRow({
           disabled={busy}
           onClick={event => {
             event.stopPropagation();
-            void model.purge(session.session_id);
+            void model.purge(id);
           }}
         >
           <deleteIcon.react tag="span" />
@@ -645,52 +760,76 @@ function SessionRow({
   );
 }
 
-function SessionPane({
-  model,
+/** Where a session pane is shown: the side panel (with Back) or a main-area tab. */
+export type PanePlacement = 'side' | 'tab';
+
+/**
+ * One session: its header, chat (with tools, tasks and permission requests) and files.
+ * The side panel shows the session open in it; a main-area tab shows its own.
+ */
+export function SessionPane({
+  session,
   rendermime,
-  actions
+  actions,
+  placement
 }: {
-  model: AgentsModel;
+  session: SessionModel;
   rendermime: IRenderMimeRegistry | null;
   actions: PanelActions;
+  placement: PanePlacement;
 }): JSX.Element {
-  const view = model.view;
-  const info = model.selectedInfo;
+  const view = session.view;
+  const info = session.info;
+  const id = session.sessionId;
+  const label = session.agents.label(id);
   const spent = usd(Math.max(view.costUsd, info?.cost_usd ?? 0));
   const waiting = view.permissions.length;
-  const tab = model.tab;
+  const tab = session.tab;
   return (
     <div
       className="jp-AgentsPanel-sessionPane"
       data-testid="session-pane"
-      data-session-id={model.selected ?? ''}
+      data-session-id={id}
       data-state={view.state}
-      data-busy={model.sending || view.busy ? 'true' : 'false'}
+      data-placement={placement}
+      data-busy={session.busy ? 'true' : 'false'}
     >
       <div className="jp-AgentsPanel-sessionHeader">
         <div className="jp-AgentsPanel-sessionTitleRow">
-          <button
-            className="jp-AgentsPanel-iconButton"
-            data-testid="session-back"
-            title="Back to the sessions"
-            onClick={() => model.select(null)}
-          >
-            <caretLeftIcon.react tag="span" />
-          </button>
+          {placement === 'side' && (
+            <button
+              className="jp-AgentsPanel-iconButton"
+              data-testid="session-back"
+              title="Back to the sessions"
+              onClick={() => session.agents.select(null)}
+            >
+              <caretLeftIcon.react tag="span" />
+            </button>
+          )}
           <StateBadge state={view.state} />
           <span
             className="jp-AgentsPanel-sessionName"
             data-testid="session-title"
-            title={info?.name || info?.config_id || model.selected || ''}
+            title={`${label} (${id})`}
           >
-            {info?.name || info?.config_id || model.selected}
+            {label}
           </span>
+          {placement === 'side' && actions.openTab && (
+            <button
+              className="jp-AgentsPanel-iconButton"
+              data-testid="session-open-tab"
+              title="Open in a tab (the main area, next to your notebooks)"
+              onClick={() => actions.openTab?.(id)}
+            >
+              <launchIcon.react tag="span" height="16px" width="16px" />
+            </button>
+          )}
           {actions.exportConversation && (
             <button
               className="jp-AgentsPanel-iconButton"
               data-testid="session-export"
               title="Export the conversation as a notebook"
-              onClick={() => actions.exportConversation?.()}
+              onClick={() => actions.exportConversation?.(id)}
             >
               <notebookIcon.react tag="span" />
             </button>
@@ -700,10 +839,8 @@ function SessionPane({
               className="jp-AgentsPanel-iconButton"
               data-testid="session-stop-current"
               title="Stop the session (its workspace is kept)"
-              disabled={
-                model.selected !== null && model.stopping.has(model.selected)
-              }
-              onClick={() => void model.stopSelected()}
+              disabled={session.stopping}
+              onClick={() => void session.stop()}
             >
               <stopIcon.react tag="span" />
             </button>
@@ -713,20 +850,29 @@ function SessionPane({
           className="jp-AgentsPanel-usage jp-AgentsPanel-sessionStats"
           data-testid="session-usage"
         >
-          {tokens(totalTokens(view))} tokens{spent ? ` · ${spent}` : ''}
+          {[
+            placement === 'tab' ? shortId(id) : '',
+            placement === 'tab' && info?.notebook ? info.notebook : '',
+            `${tokens(totalTokens(view))} tokens`,
+            spent
+          ]
+            .filter(Boolean)
+            .join(' · ')}
         </div>
       </div>
-      {(model.connection === 'reconnecting' ||
-        model.connection === 'failed') && (
+      {(session.connection === 'reconnecting' ||
+        session.connection === 'failed') && (
         <div
           className={
-            model.connection === 'failed'
+            session.connection === 'failed'
               ? 'jp-AgentsPanel-error'
               : 'jp-AgentsPanel-warning'
           }
         >
-          {model.connection === 'failed' ? 'Event stream lost' : 'Reconnecting'}
-          {model.connectionDetail ? `: ${model.connectionDetail}` : '…'}
+          {session.connection === 'failed'
+            ? 'Event stream lost'
+            : 'Reconnecting'}
+          {session.connectionDetail ? `: ${session.connectionDetail}` : '…'}
         </div>
       )}
       <div className="jp-AgentsPanel-tabs" role="tablist">
@@ -735,7 +881,7 @@ function SessionPane({
           className="jp-AgentsPanel-tab"
           data-testid="tab-chat"
           aria-selected={tab === 'chat'}
-          onClick={() => model.setTab('chat')}
+          onClick={() => session.setTab('chat')}
         >
           Chat
           {waiting > 0 && (
@@ -749,28 +895,28 @@ function SessionPane({
           className="jp-AgentsPanel-tab"
           data-testid="tab-files"
           aria-selected={tab === 'files'}
-          onClick={() => model.setTab('files')}
+          onClick={() => session.setTab('files')}
         >
-          Files{model.files ? ` (${model.files.total_files})` : ''}
+          Files{session.files ? ` (${session.files.total_files})` : ''}
         </button>
       </div>
       {tab === 'chat' ? (
-        <ChatTab model={model} rendermime={rendermime} />
+        <ChatTab session={session} rendermime={rendermime} />
       ) : (
-        <FilesTab model={model} />
+        <FilesTab session={session} />
       )}
     </div>
   );
 }
 
 function ChatTab({
-  model,
+  session,
   rendermime
 }: {
-  model: AgentsModel;
+  session: SessionModel;
   rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
-  const view = model.view;
+  const view = session.view;
   const tree = callTree(view);
   return (
     <>
@@ -784,7 +930,7 @@ function ChatTab({
           ))}
         </div>
         {view.permissions.map(p => (
-          <Permission key={p.request_id} request={p} model={model} />
+          <Permission key={p.request_id} request={p} session={session} />
         ))}
         {tree.length > 0 && (
           <Section
@@ -824,12 +970,12 @@ function ChatTab({
           </Section>
         )}
       </div>
-      {model.errors.chat && (
+      {session.errors.chat && (
         <div className="jp-AgentsPanel-error" data-testid="chat-error">
-          {model.errors.chat}
+          {session.errors.chat}
         </div>
       )}
-      <Composer model={model} />
+      <Composer session={session} />
     </>
   );
 }
@@ -865,10 +1011,10 @@ function Entry({
 
 function Permission({
   request,
-  model
+  session
 }: {
   request: PendingPermission;
-  model: AgentsModel;
+  session: SessionModel;
 }): JSX.Element {
   return (
     <div
@@ -887,14 +1033,14 @@ function Permission({
         <button
           className="jp-mod-styled jp-mod-accept"
           data-testid="permission-approve"
-          onClick={() => void model.answer(request.request_id, 'allow')}
+          onClick={() => void session.answer(request.request_id, 'allow')}
         >
           Approve
         </button>
         <button
           className="jp-mod-styled jp-mod-reject"
           data-testid="permission-deny"
-          onClick={() => void model.answer(request.request_id, 'deny')}
+          onClick={() => void session.answer(request.request_id, 'deny')}
         >
           Deny
         </button>
@@ -963,16 +1109,16 @@ function Call({
   );
 }
 
-function Composer({ model }: { model: AgentsModel }): JSX.Element {
+function Composer({ session }: { session: SessionModel }): JSX.Element {
   const [draft, setDraft] = useState('');
-  const busy = model.sending || model.view.busy;
+  const busy = session.busy;
   const send = (): void => {
     const text = draft.trim();
-    if (!text || model.sending) {
+    if (!text || session.sending) {
       return;
     }
     setDraft('');
-    void model.send(text);
+    void session.send(text);
   };
   return (
     <div className="jp-AgentsPanel-composer">
@@ -1000,7 +1146,7 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
           <button
             className="jp-mod-styled jp-mod-warn"
             data-testid="chat-interrupt"
-            onClick={() => void model.interrupt()}
+            onClick={() => void session.interrupt()}
           >
             Interrupt
           </button>
@@ -1008,7 +1154,7 @@ function Composer({ model }: { model: AgentsModel }): JSX.Element {
         <button
           className="jp-mod-styled jp-mod-accept"
           data-testid="chat-send"
-          disabled={!draft.trim() || model.sending}
+          disabled={!draft.trim() || session.sending}
           onClick={send}
         >
           Send
@@ -1027,16 +1173,16 @@ function hasFiles(event: React.DragEvent): boolean {
   return Array.from(event.dataTransfer?.types ?? []).includes('Files');
 }
 
-function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
+function FilesTab({ session }: { session: SessionModel }): JSX.Element {
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
   const [dragging, setDragging] = useState(false);
   const [dropTarget, setDropTarget] = useState<string | null>(null);
   const depth = useRef(0);
   const picker = useRef<HTMLInputElement>(null);
-  const tree = model.files;
+  const tree = session.files;
   const inLab =
-    typeof model.selectedInfo?.contents_path === 'string' &&
-    model.hooks.openInLab !== null;
+    typeof session.info?.contents_path === 'string' &&
+    session.agents.hooks.openInLab !== null;
   const toggle = (path: string): void => {
     const next = new Set(collapsed);
     if (next.has(path)) {
@@ -1054,7 +1200,7 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
     setDropTarget(null);
     const files = droppedFiles(event);
     if (files.length > 0) {
-      void model.upload(files, target);
+      void session.upload(files, target);
     }
   };
   return (
@@ -1087,7 +1233,7 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
         <span className="jp-AgentsPanel-usage" data-testid="files-total">
           {tree
             ? `${tree.total_files} ${tree.total_files === 1 ? 'file' : 'files'}${tree.truncated ? ' (list cut short)' : ''}`
-            : model.filesLoading
+            : session.filesLoading
               ? 'Loading…'
               : ''}
         </span>
@@ -1095,8 +1241,8 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
           className="jp-AgentsPanel-iconButton"
           data-testid="files-refresh"
           title="Refresh the workspace tree"
-          disabled={model.filesLoading}
-          onClick={() => void model.refreshFiles()}
+          disabled={session.filesLoading}
+          onClick={() => void session.refreshFiles()}
         >
           <refreshIcon.react tag="span" />
         </button>
@@ -1118,7 +1264,7 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
             const files = Array.from(event.target.files ?? []);
             event.target.value = '';
             if (files.length > 0) {
-              void model.upload(files, '');
+              void session.upload(files, '');
             }
           }}
         />
@@ -1126,20 +1272,22 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
           className="jp-AgentsPanel-iconButton"
           data-testid="files-download-zip"
           title="Download the whole workspace as a ZIP"
-          onClick={() => void model.downloadWorkspace()}
+          onClick={() => void session.downloadWorkspace()}
         >
           <downloadIcon.react tag="span" />
         </button>
       </div>
-      {model.uploads.map(upload => (
-        <UploadRow key={upload.id} upload={upload} model={model} />
+      {session.uploads.map(upload => (
+        <UploadRow key={upload.id} upload={upload} session={session} />
       ))}
-      {model.errors.files && (
+      {session.errors.files && (
         <div className="jp-AgentsPanel-error" data-testid="files-error">
-          {model.errors.files}
+          {session.errors.files}
         </div>
       )}
-      {model.preview && <Preview preview={model.preview} model={model} />}
+      {session.preview && (
+        <Preview preview={session.preview} session={session} />
+      )}
       <div className="jp-AgentsPanel-scroll">
         {tree && tree.tree.length === 0 && (
           <div className="jp-AgentsPanel-empty">
@@ -1167,7 +1315,9 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
                         : `${node.path}: ${inLab ? 'open in JupyterLab' : 'preview'}`
                     }
                     onClick={() =>
-                      isDir ? toggle(node.path) : void model.openFile(node.path)
+                      isDir
+                        ? toggle(node.path)
+                        : void session.openFile(node.path)
                     }
                     onDragOver={
                       isDir
@@ -1205,7 +1355,7 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
                           title={`Download ${node.name}`}
                           onClick={event => {
                             event.stopPropagation();
-                            void model.downloadFile(node.path);
+                            void session.downloadFile(node.path);
                           }}
                         >
                           <downloadIcon.react tag="span" />
@@ -1227,10 +1377,10 @@ function FilesTab({ model }: { model: AgentsModel }): JSX.Element {
 
 function UploadRow({
   upload,
-  model
+  session
 }: {
   upload: UploadState;
-  model: AgentsModel;
+  session: SessionModel;
 }): JSX.Element {
   const percent =
     upload.state === 'done'
@@ -1266,7 +1416,7 @@ function UploadRow({
           className="jp-AgentsPanel-iconButton"
           data-testid="upload-cancel"
           title={upload.state === 'uploading' ? 'Cancel the upload' : 'Dismiss'}
-          onClick={() => model.dismissUpload(upload.id)}
+          onClick={() => session.dismissUpload(upload.id)}
         >
           <closeIcon.react tag="span" />
         </button>
@@ -1289,10 +1439,10 @@ function UploadRow({
 
 function Preview({
   preview,
-  model
+  session
 }: {
   preview: FilePreview;
-  model: AgentsModel;
+  session: SessionModel;
 }): JSX.Element {
   return (
     <div
@@ -1310,7 +1460,7 @@ function Preview({
         <button
           className="jp-AgentsPanel-iconButton"
           title="Download"
-          onClick={() => void model.downloadFile(preview.path)}
+          onClick={() => void session.downloadFile(preview.path)}
         >
           <downloadIcon.react tag="span" />
         </button>
@@ -1318,7 +1468,7 @@ function Preview({
           className="jp-AgentsPanel-iconButton"
           data-testid="file-preview-close"
           title="Close the preview"
-          onClick={() => model.closePreview()}
+          onClick={() => session.closePreview()}
         >
           <closeIcon.react tag="span" />
         </button>

@@ -176,7 +176,8 @@ describe('AgentsPanel', () => {
 
     key(area, false);
     await until(
-      () => model.view.turns === 0 && model.view.lastSeq === 9,
+      () =>
+        model.current!.view.turns === 0 && model.current!.view.lastSeq === 9,
       'the whole turn'
     );
     const chat = fake.requests.filter(r => r.url.includes('/chat'));
@@ -368,7 +369,7 @@ describe('AgentsPanel (sessions, config editor, files)', () => {
     expect(row.dataset.state).toBe('idle');
     expect($('session-state', row)?.textContent).toBe('idle');
     expect($('session-cost', row)?.textContent).toBe(
-      'code-assistant · 1 h · 9.1k tokens · $0.04'
+      'Code Assistant · 1 h · 9.1k tokens · $0.04'
     );
     expect($('session-resources', row)?.textContent).toBe(
       '12% CPU · 220 MB / 4.0 GB'
@@ -428,6 +429,11 @@ describe('AgentsPanel (sessions, config editor, files)', () => {
       'config.max_turns'
     );
     expect(error.textContent).toContain('must be a positive integer');
+    // the field once: the message names it, and that mention is the marked field
+    expect(error.textContent).toBe(
+      "config.max_turns: must be a positive integer, not 'many'"
+    );
+    expect($$('config-error-field', error)).toHaveLength(1);
     expect(editor.getAttribute('aria-invalid')).toBe('true');
     // right under the editor
     expect(editor.nextElementSibling).toBe(error);
@@ -521,5 +527,233 @@ describe('AgentsPanel (sessions, config editor, files)', () => {
     });
     await until(() => $('upload-progress')?.dataset.state === 'done', 'done');
     expect(xhrs[0].parts()).toEqual([['files', 'notes.txt']]);
+  });
+});
+
+// -- sessions told apart, and a session in a main-area tab ----------------------------------
+
+const S_NAMED = 'a1b2c3d4-0000-4000-8000-000000000001';
+const S_PLAIN = 'e5f6a7b8-0000-4000-8000-000000000002';
+
+function twoSessions(): { [key: string]: unknown }[] {
+  return [
+    {
+      ...session(S_NAMED),
+      name: 'nightly <b>report</b>',
+      first_prompt: 'summarise <script>the</script> logs',
+      notebook: 'reports/weekly.ipynb',
+      created_at: new Date(Date.now() - 3_600_000).toISOString()
+    },
+    {
+      ...session(S_PLAIN),
+      first_prompt: 'fix the failing test',
+      notebook: '',
+      created_at: new Date(Date.now() - 300_000).toISOString()
+    }
+  ];
+}
+
+function serverTwo(): FakeServer {
+  let sessions = twoSessions();
+  return new FakeServer()
+    .on('GET', /health$/, () =>
+      json({ status: 'ok', provider: 'local', provider_ok: true })
+    )
+    .on('GET', /configs\/$/, () => json({ configs: CONFIGS, total: 2 }))
+    .on('GET', /agents\/sessions$/, () =>
+      json({ sessions, total: sessions.length })
+    )
+    .on('DELETE', /agents\/sessions\/[^/]+$/, request => {
+      const id = new URL(request.url).pathname.split('/').pop();
+      sessions = sessions.filter(s => s.session_id !== id);
+      return json({ session_id: id, stopped: true, purged: true });
+    })
+    .on('GET', /agents\/[^/]+\/events$/, () => sse([': hb\n\n'], 'hang'))
+    .on('POST', /agents\/[^/]+\/chat$/, () =>
+      sse(
+        stamp([
+          { type: 'message', role: 'user', text: 'hello' },
+          { type: 'message', role: 'assistant', text: 'Hi from the tab' },
+          { type: 'done' }
+        ]).map(frame)
+      )
+    );
+}
+
+describe('sessions told apart; a session in a tab', () => {
+  const widgets: Widget[] = [];
+  afterEach(() => {
+    for (const widget of widgets.splice(0)) {
+      widget.dispose();
+    }
+    document.body.innerHTML = '';
+  });
+
+  it('a row shows the name or preset, the start of the id, the first prompt, the notebook and the age', async () => {
+    const opened: string[] = [];
+    const tabs: string[] = [];
+    const model = new AgentsModel(serverTwo().api(), {
+      openInLab: async path => {
+        opened.push(path);
+      }
+    });
+    const panel = new AgentsPanel({
+      rendermime: null,
+      settings: DEFAULT_SETTINGS,
+      model,
+      actions: { openTab: id => tabs.push(id) }
+    });
+    widgets.push(panel);
+    Widget.attach(panel, document.body);
+    panel.show();
+    await until(() => $$('session-row').length === 2, 'two rows');
+    // newest first
+    expect($$('session-row').map(r => r.dataset.sessionId)).toEqual([
+      S_PLAIN,
+      S_NAMED
+    ]);
+
+    const row = (id: string): HTMLElement =>
+      document.querySelector<HTMLElement>(
+        `[data-testid="session-row"][data-session-id="${id}"]`
+      )!;
+    const a = row(S_NAMED);
+    expect($('session-name', a)?.textContent).toBe('nightly <b>report</b>');
+    expect(a.querySelector('b, script')).toBeNull(); // text, never markup
+    expect($('session-short-id', a)?.textContent).toBe('a1b2c3d4');
+    expect($('session-short-id', a)?.title).toBe(S_NAMED);
+    expect($('session-first-prompt', a)?.textContent).toBe(
+      'summarise <script>the</script> logs'
+    );
+    expect($('session-notebook', a)?.textContent).toBe('reports/weekly.ipynb');
+    expect($('session-cost', a)?.textContent).toBe(
+      'Code Assistant · 1 h · 1.2k tokens · $0.00'
+    );
+
+    const b = row(S_PLAIN);
+    // no name: the preset's name; its first prompt and age tell it apart
+    expect($('session-name', b)?.textContent).toBe('Code Assistant');
+    expect($('session-short-id', b)?.textContent).toBe('e5f6a7b8');
+    expect($('session-first-prompt', b)?.textContent).toBe(
+      'fix the failing test'
+    );
+    expect($('session-notebook', b)).toBeNull();
+    expect($('session-cost', b)?.textContent).toBe(
+      '5 min · 1.2k tokens · $0.00'
+    );
+
+    // the notebook opens in Lab, the tab button asks for a tab: neither opens the chat
+    $('session-notebook', a)!.click();
+    await until(() => opened.length === 1, 'the notebook opened');
+    expect(opened).toEqual(['reports/weekly.ipynb']);
+    $('session-open-tab', b)!.click();
+    expect(tabs).toEqual([S_PLAIN]);
+    expect(model.selected).toBeNull();
+
+    // the open session's header has the button too
+    b.click();
+    const pane = await until(() => $('session-pane'), 'the session pane');
+    expect(pane.dataset.placement).toBe('side');
+    $('session-open-tab', pane)!.click();
+    expect(tabs).toEqual([S_PLAIN, S_PLAIN]);
+  });
+
+  it('a field the message does not name comes first, once', async () => {
+    const model = new AgentsModel(serverTwo().api());
+    const panel = new AgentsPanel({
+      rendermime: null,
+      settings: DEFAULT_SETTINGS,
+      model
+    });
+    widgets.push(panel);
+    Widget.attach(panel, document.body);
+    panel.show();
+    (await until(() => $('section-custom-config'), 'the section')).click();
+    model.setLaunchOptions({ useServerKey: false, apiKey: '' });
+    type(
+      await until(
+        () => $('config-editor') as HTMLTextAreaElement,
+        'the editor'
+      ),
+      '{"id": "x"}'
+    );
+    const launch = await until(
+      () =>
+        !($('config-launch') as HTMLButtonElement).disabled &&
+        $('config-launch'),
+      'the launch button enabled'
+    );
+    launch.click();
+    const error = await until(() => $('config-error'), 'the error');
+    expect(error.dataset.field).toBe('api_key');
+    expect(error.textContent).toBe(
+      "api_key: enter an API key, or use the server's key"
+    );
+    expect($$('config-error-field', error).map(e => e.textContent)).toEqual([
+      'api_key'
+    ]);
+  });
+
+  it('without a way to open tabs (Notebook 7), no tab buttons', async () => {
+    const model = new AgentsModel(serverTwo().api());
+    const panel = new AgentsPanel({
+      rendermime: null,
+      settings: DEFAULT_SETTINGS,
+      model
+    });
+    widgets.push(panel);
+    Widget.attach(panel, document.body);
+    panel.show();
+    await until(() => $$('session-row').length === 2, 'two rows');
+    expect($$('session-open-tab')).toEqual([]);
+  });
+
+  it('a tab follows its session apart from the side panel, is titled, chats, and closes when purged', async () => {
+    const { AgentSessionTab } = await import('../src/sessiontab');
+    const fake = serverTwo();
+    const model = new AgentsModel(fake.api(), { confirm: async () => true });
+    await model.refresh();
+    model.select(S_NAMED); // the side panel's session
+    const tab = new AgentSessionTab({
+      agents: model,
+      sessionId: S_PLAIN,
+      rendermime: null
+    });
+    widgets.push(tab);
+    Widget.attach(tab, document.body);
+    expect(tab.title.label).toBe('Code Assistant · e5f6a7b8');
+    expect(tab.title.caption).toContain('fix the failing test');
+    expect(tab.title.closable).toBe(true);
+    const pane = await until(() => $('session-pane', tab.node), 'its pane');
+    expect(pane.dataset.sessionId).toBe(S_PLAIN);
+    expect(pane.dataset.placement).toBe('tab');
+    expect($('session-back', tab.node)).toBeNull();
+    expect($('session-open-tab', tab.node)).toBeNull();
+    expect($('session-title', tab.node)?.textContent).toBe('Code Assistant');
+    expect($('session-usage', tab.node)?.textContent).toContain('e5f6a7b8');
+
+    const area = $('chat-input', tab.node) as HTMLTextAreaElement;
+    type(area, 'hello');
+    key(area, false);
+    await until(
+      () =>
+        $$('message-assistant', tab.node).some(
+          e => e.textContent === 'Hi from the tab'
+        ),
+      'the reply in the tab'
+    );
+    const chats = fake.requests.filter(r => r.url.includes('/chat'));
+    expect(chats.map(r => new URL(r.url).pathname)).toEqual([
+      expect.stringContaining(`agents/${S_PLAIN}/chat`)
+    ]);
+    // the side panel's session is another one, untouched
+    expect(model.selected).toBe(S_NAMED);
+    expect(model.current?.view.entries).toEqual([]);
+
+    // purged (from the side panel's list): the tab closes and stops following
+    expect(await model.purge(S_PLAIN)).toBe(true);
+    await until(() => tab.isDisposed, 'the tab closed');
+    expect(tab.session.isDisposed).toBe(true);
+    expect(model.selected).toBe(S_NAMED);
   });
 });
