@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/venv.sh
-# the package, what the example notebooks import (the `examples` extra), JupyterLab
-"$VENV/bin/pip" install --quiet -e '.[examples]' jupyterlab
+# the package, JupyterLab and ipykernel (the `lab` extra), what the example notebooks
+# import (the `examples` extra)
+"$VENV/bin/pip" install --quiet -e '.[lab,examples]'
 args=()
 if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   echo "ANTHROPIC_API_KEY is not set: starting in DEMO MODE (replies are scripted)"

@@ -444,6 +444,7 @@ class Session:
         *,
         answered_by: str,
         reason: Literal["user", "timeout"] = "user",
+        note: str = "",
     ) -> None:
         """Answer a waiting request (only the server can: the runner wants its control
         token) and log who did."""
@@ -463,7 +464,7 @@ class Session:
                 decision="allow" if decision == "allow" else "deny",
                 answered_by=answered_by,
                 reason=reason,
-                message=message if reason == "timeout" else "",
+                message=note,
             )
         )
 
@@ -495,13 +496,16 @@ class Session:
 
     async def _time_out(self, request_id: str, tool_name: str) -> None:
         self._permission_timers.pop(request_id, None)
-        message = (
-            f"{tool_name} was denied: nobody answered within {self.permission_timeout:g} s "
-            "(permission_timeout)"
-        )
+        # the agent hears "Permission to use <tool> was denied: <this>" from the runner
+        why = f"nobody answered within {self.permission_timeout:g} s (permission_timeout)"
         try:
             await self.answer_permission(
-                request_id, "deny", message, answered_by="timeout", reason="timeout"
+                request_id,
+                "deny",
+                why,
+                answered_by="timeout",
+                reason="timeout",
+                note=f"{tool_name} was denied: {why}",
             )
         except (Conflict, NotFound, BadRequest):
             pass  # answered meanwhile, or the turn ended
