@@ -25,15 +25,16 @@
  *   sessions-list          the sessions (ul)
  *   session-row            one session (data-session-id, data-state); click opens it
  *   session-name           its name, else its preset's name
- *   session-short-id       the start of its id (the whole id in its tooltip)
+ *   session-short-id       the start of its id (the whole id in its tooltip), before
+ *                          session-cost on the same line
  *   session-first-prompt   the first message sent to it (none before one)
  *   session-notebook       the notebook whose %%agent cell launched it (a path of the
  *                          Jupyter tree; click opens it); none when not from a notebook
  *   session-cost           its preset (when named), age, tokens and cost
  *   session-resources      its CPU and memory
- *   session-open-tab       Open in a tab (the row's, and the open session's header in
- *                          the side panel; only where the shell has a main dock area,
- *                          not in Notebook 7)
+ *   session-open-tab       Open in a tab (on each row, and in the side panel's open
+ *                          session; only where the shell has a main dock area: not in
+ *                          Notebook 7)
  *   session-stop           Stop (live sessions)
  *   session-purge          Purge (asks first, in a JupyterLab dialog)
  *   sessions-error         a failed list/stop/purge
@@ -43,8 +44,9 @@
  *                          agcluster-session-<session id>); in a tab, everything below
  *                          is inside that widget
  *   session-title          its name, else its preset's name (name and id in its tooltip)
- *   session-usage          its tokens and cost (a line of its own; in a tab, the start
- *                          of its id and its notebook first)
+ *   session-usage          the start of its id (in a tab, its notebook too), tokens and
+ *                          cost: a line of its own under the title, the buttons below
+ *                          (open-tab, export, stop-current) at its end
  *   session-back           back to the sessions (side panel only)
  *   session-export         export the conversation as a notebook
  *   session-stop-current   stop the open session
@@ -644,77 +646,86 @@ function SessionRow({
       onClick={() => model.select(id)}
       title="Open the chat of this session"
     >
-      <div className="jp-AgentsPanel-sessionMain">
-        <StateBadge state={session.state} />
-        <span className="jp-AgentsPanel-sessionName" data-testid="session-name">
-          {model.label(id)}
-        </span>
-        <span
-          className="jp-AgentsPanel-sessionId"
-          data-testid="session-short-id"
-          title={id}
-        >
-          {shortId(id)}
-        </span>
-      </div>
-      {prompt && (
-        <div
-          className="jp-AgentsPanel-sessionPrompt"
-          data-testid="session-first-prompt"
-          title={prompt}
-        >
-          {prompt}
+      <div className="jp-AgentsPanel-sessionBody">
+        <div className="jp-AgentsPanel-sessionMain">
+          <StateBadge state={session.state} />
+          <span
+            className="jp-AgentsPanel-sessionName"
+            data-testid="session-name"
+          >
+            {model.label(id)}
+          </span>
         </div>
-      )}
-      {notebook && (
-        <button
-          className="jp-AgentsPanel-sessionNotebook"
-          data-testid="session-notebook"
-          title={
-            openInLab
-              ? `Launched from ${notebook}: open it`
-              : `Launched from ${notebook}`
-          }
-          disabled={!openInLab}
-          onClick={event => {
-            event.stopPropagation();
-            void openInLab?.(notebook);
-          }}
-        >
-          <notebookIcon.react
-            tag="span"
-            className="jp-AgentsPanel-inlineIcon"
-          />
-          <span className="jp-AgentsPanel-sessionNotebookPath">{notebook}</span>
-        </button>
-      )}
-      <div
-        className="jp-AgentsPanel-sessionMeta"
-        data-testid="session-cost"
-        title={`started ${new Date(session.created_at).toLocaleString()}`}
-      >
-        {[
-          session.name ? model.presetName(session.config_id) : '',
-          age(session.created_at),
-          `${tokens(used)} tokens`,
-          cost(session.cost_usd)
-        ]
-          .filter(Boolean)
-          .join(' · ')}
-      </div>
-      {(cpu || memory) && (
-        <div
-          className="jp-AgentsPanel-sessionMeta"
-          data-testid="session-resources"
-          title={
-            session.resources?.pids !== undefined
-              ? `${session.resources.pids} processes`
-              : ''
-          }
-        >
-          {[cpu, memory].filter(Boolean).join(' · ')}
+        {prompt && (
+          <div
+            className="jp-AgentsPanel-sessionPrompt"
+            data-testid="session-first-prompt"
+            title={prompt}
+          >
+            {prompt}
+          </div>
+        )}
+        {notebook && (
+          <button
+            className="jp-AgentsPanel-sessionNotebook"
+            data-testid="session-notebook"
+            title={
+              openInLab
+                ? `Launched from ${notebook}: open it`
+                : `Launched from ${notebook}`
+            }
+            disabled={!openInLab}
+            onClick={event => {
+              event.stopPropagation();
+              void openInLab?.(notebook);
+            }}
+          >
+            <notebookIcon.react
+              tag="span"
+              className="jp-AgentsPanel-inlineIcon"
+            />
+            <span className="jp-AgentsPanel-sessionNotebookPath">
+              {notebook}
+            </span>
+          </button>
+        )}
+        <div className="jp-AgentsPanel-sessionMeta">
+          <span
+            className="jp-AgentsPanel-sessionId"
+            data-testid="session-short-id"
+            title={id}
+          >
+            {shortId(id)}
+          </span>
+          {' · '}
+          <span
+            data-testid="session-cost"
+            title={`started ${new Date(session.created_at).toLocaleString()}`}
+          >
+            {[
+              session.name ? model.presetName(session.config_id) : '',
+              age(session.created_at),
+              `${tokens(used)} tokens`,
+              cost(session.cost_usd)
+            ]
+              .filter(Boolean)
+              .join(' · ')}
+          </span>
         </div>
-      )}
+        {(cpu || memory) && (
+          <div
+            className="jp-AgentsPanel-sessionMeta"
+            data-testid="session-resources"
+            title={
+              session.resources?.pids !== undefined
+                ? `${session.resources.pids} processes`
+                : ''
+            }
+          >
+            {[cpu, memory].filter(Boolean).join(' · ')}
+          </div>
+        )}
+      </div>
       <div className="jp-AgentsPanel-rowActions">
         {actions.openTab && (
           <button
@@ -814,6 +825,21 @@ export function SessionPane({
           >
             {label}
           </span>
+        </div>
+        <div className="jp-AgentsPanel-sessionStatsRow">
+          <div
+            className="jp-AgentsPanel-usage jp-AgentsPanel-sessionStats"
+            data-testid="session-usage"
+          >
+            {[
+              shortId(id),
+              placement === 'tab' && info?.notebook ? info.notebook : '',
+              `${tokens(totalTokens(view))} tokens`,
+              spent
+            ]
+              .filter(Boolean)
+              .join(' · ')}
+          </div>
           {placement === 'side' && actions.openTab && (
             <button
               className="jp-AgentsPanel-iconButton"
@@ -845,19 +871,6 @@ export function SessionPane({
               <stopIcon.react tag="span" />
             </button>
           )}
-        </div>
-        <div
-          className="jp-AgentsPanel-usage jp-AgentsPanel-sessionStats"
-          data-testid="session-usage"
-        >
-          {[
-            placement === 'tab' ? shortId(id) : '',
-            placement === 'tab' && info?.notebook ? info.notebook : '',
-            `${tokens(totalTokens(view))} tokens`,
-            spent
-          ]
-            .filter(Boolean)
-            .join(' · ')}
         </div>
       </div>
       {(session.connection === 'reconnecting' ||
