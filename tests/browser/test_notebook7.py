@@ -3,8 +3,8 @@ and ``/notebooks/<path>``) with the extension, in a real browser against real se
 (local provider, the real claude CLI, the scripted model).
 
 - The Agents panel sits in Notebook 7's right side area, opened from View ▸ Right Sidebar ▸
-  Show Agents: a preset launches there and its reply streams in.  Notebook 7's main area
-  holds one document, so the panel offers no "Open in a tab" there.
+  Show Agents (or the command palette): a preset launches there and its reply streams in.
+  Notebook 7's main area holds one document, so the panel offers no "Open in a tab" there.
 - A notebook with ``%load_ext agcluster_jupyter`` and a ``%%agent code-assistant`` cell,
   run in Notebook 7: the live widget shows the agent's reply, and the panel (on the
   notebook's page) lists that session with the notebook that launched it.
@@ -86,9 +86,18 @@ class Notebook7Panel:
     def tid(self, test_id: str) -> Locator:
         return self.root.get_by_test_id(test_id)
 
-    def open(self) -> None:
-        """View ▸ Right Sidebar ▸ Show Agents: the right side area shows the panel."""
-        menu(self.page, "View", "Right Sidebar", "Show Agents")
+    def open(self, palette: bool = False) -> None:
+        """View ▸ Right Sidebar ▸ Show Agents (or, with ``palette``, *Open the Agents Panel*
+        from the command palette): the right side area shows the panel."""
+        if palette:
+            menu(self.page, "View", "Activate Command Palette")
+            search = self.page.locator(".lm-CommandPalette-input")
+            search.fill("Open the Agents Panel")
+            self.page.locator(
+                ".lm-CommandPalette-item", has_text="Open the Agents Panel"
+            ).first.click()
+        else:
+            menu(self.page, "View", "Right Sidebar", "Show Agents")
         expect(self.page.locator("#jp-right-stack")).to_be_visible()
         expect(self.root).to_be_visible()
         expect(self.tid("preset-card").first).to_be_visible()
@@ -186,9 +195,10 @@ def test_an_agent_cell_in_notebook7(lab: Lab, notebook7: Page) -> None:
     session = sessions[0]
     assert session["notebook"] == "nb7.ipynb", session
 
-    # the panel on the notebook's page lists it, with the notebook that launched it
+    # the panel on the notebook's page (from the command palette this time) lists it, with
+    # the notebook that launched it
     panel = Notebook7Panel(page)
-    panel.open()
+    panel.open(palette=True)
     row = panel.root.locator(
         f"[data-testid=session-row][data-session-id='{session['session_id']}']"
     )
