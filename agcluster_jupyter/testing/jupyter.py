@@ -163,6 +163,14 @@ class JupyterServerProcess:
             *extra_args,
         ]
 
+    def set_option(self, name: str, value: object | None) -> None:
+        """Set ``--<name>=<value>`` on the command line, replacing an earlier one (an
+        option given twice is a config error); ``None`` removes it."""
+        prefix = f"--{name}="
+        self.cmd = [arg for arg in self.cmd if not arg.startswith(prefix)]
+        if value is not None:
+            self.cmd.append(f"{prefix}{value}")
+
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}

@@ -127,8 +127,8 @@ def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]
         path.write_text(json.dumps(values))
     if LABEXTENSIONS:  # a build of the panel that is not (yet) the installed one
         server.cmd.append(f"--LabApp.extra_labextensions_path={LABEXTENSIONS}")
+    server.set_option("AgClusterApp.workspace_root", workspaces)
     server.cmd += [
-        f"--AgClusterApp.workspace_root={workspaces}",
         f"--LabApp.user_settings_dir={settings_dir}",
         f"--LabApp.workspaces_dir={server.base / 'lab-workspaces'}",
         "--LabApp.expose_app_in_browser=True",

@@ -26,14 +26,8 @@ def _server(model: ScriptedModelServer, *, workspace_root: str | None) -> Jupyte
     private = server.base / "home"
     private.mkdir(mode=0o700)
     (private / "project").mkdir()
-    server.cmd = [
-        a
-        for a in server.cmd
-        if not a.startswith(("--AgClusterApp.workspace_root=", "--ServerApp.root_dir="))
-    ]
-    server.cmd.append(f"--ServerApp.root_dir={private / 'project'}")
-    if workspace_root is not None:
-        server.cmd.append(f"--AgClusterApp.workspace_root={workspace_root}")
+    server.set_option("ServerApp.root_dir", private / "project")
+    server.set_option("AgClusterApp.workspace_root", workspace_root)
     return server
 
 

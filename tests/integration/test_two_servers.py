@@ -25,9 +25,7 @@ SHARED = ("state_root", "agent_state_root", "socket_root", "workspace_root")
 def _sharing(first: JupyterServerProcess, second: JupyterServerProcess) -> None:
     """Point ``second`` at ``first``'s state (its own root_dir and port stay its own)."""
     for trait in SHARED:
-        prefix = f"--AgClusterApp.{trait}="
-        second.cmd = [a for a in second.cmd if not a.startswith(prefix)]
-        second.cmd.append(prefix + str(first.folders[trait]))
+        second.set_option(f"AgClusterApp.{trait}", first.folders[trait])
 
 
 def _ids(server: JupyterServerProcess) -> set[str]:
