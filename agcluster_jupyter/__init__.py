@@ -17,7 +17,7 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext agcluster_jupyter``: register ``%%agent`` and ``%agent``."""
-    from .magics import AgentMagics, await_agent_cells
+    from .kernel.magics import AgentMagics, await_agent_cells
 
     ipython.register_magics(AgentMagics(ipython))
     # in a kernel, %%agent cells run as awaits so the widget's buttons work mid-turn

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agcluster_jupyter.events import Event, parse_event
-from agcluster_jupyter.widgets import AgentWidget, SessionView
+from agcluster_jupyter.kernel.widgets import AgentWidget, SessionView
 
 RESULTS = Path(__file__).resolve().parent / "results" / "widget_replay.json"
 

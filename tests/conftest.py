@@ -192,7 +192,7 @@ def no_server_env(
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
     monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
     yield config
-    from agcluster_jupyter.inprocess import default_server
+    from agcluster_jupyter.kernel.inprocess import default_server
 
     server = default_server()
     if server is not None:

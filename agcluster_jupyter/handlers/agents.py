@@ -15,6 +15,7 @@ from .._version import __version__
 from ..errors import BadRequest, LimitExceeded, NotFound
 from ..events import Event, format_sse
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
+from ..queryargs import flag, parse_int
 from ..sessions.session import Session
 from .base import AgClusterHandler
 from .sse import SSE_CONTENT_TYPE, start_sse, write_events
@@ -175,7 +176,7 @@ class SessionHandler(_SessionsBase):
     @web.authenticated
     @authorized
     async def delete(self, session_id: str) -> None:
-        purge = self.get_query_argument("purge", "false").lower() in {"1", "true", "yes"}
+        purge = flag(self, "purge")
         await self.manager.stop(session_id, purge=purge)
         self.write_json({"session_id": session_id, "stopped": True, "purged": purge})
 
@@ -240,7 +241,7 @@ class EventsHandler(AgClusterHandler):
         header = self.request.headers.get("Last-Event-ID")
         if header:  # a reconnecting EventSource sends it with its original URL: it wins
             after = _seq_number(header, "Last-Event-ID")
-        follow = self.get_query_argument("follow", "true").lower() not in {"0", "false", "no"}
+        follow = flag(self, "follow", default=True)
         start_sse(self)
         if follow:
             await write_events(self, session.log.follow(after=after))
@@ -252,13 +253,7 @@ class EventsHandler(AgClusterHandler):
 
 def _seq_number(raw: str, field: str) -> int:
     """An event seq cursor (``after``, ``Last-Event-ID``): 0 or more, else a 400."""
-    try:
-        after = int(raw)
-    except ValueError:
-        raise BadRequest(f"{field} must be an event seq number, not {raw!r}", field=field) from None
-    if after < 0:
-        raise BadRequest(f"{field} must be 0 or more", field=field)
-    return after
+    return parse_int(raw, field)
 
 
 class PermissionHandler(AgClusterHandler):

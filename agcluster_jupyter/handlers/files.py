@@ -7,24 +7,21 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     POST      files/{id}/upload               multipart, parts named ``files``
     GET       files/{id}/{path}               preview; ``?raw=1`` bytes, ``&download=1`` attachment
 
-All file work runs in an executor.  Reads (tree, preview, raw, ZIP) do not count as
-session activity, so the idle reaper is not fooled by a panel polling the tree; an
-upload does.  Uploads are streamed (``@web.stream_request_body``): the multipart body is
-parsed as it arrives and each file goes to a temp file in its target folder, so memory
-stays flat and an over-limit file is refused the moment it crosses the limit.
+Every workspace call is awaited through the one ``Workspace`` interface
+(``workspace/protocol.py``): a local folder's blocking calls run in the executor.  Reads
+(tree, preview, raw, ZIP) do not count as session activity, so the idle reaper is not
+fooled by a panel polling the tree; an upload does.  Uploads are streamed
+(``@web.stream_request_body``): the multipart body is parsed as it arrives
+(``multipart.py``) and each file goes to a temp file in its target folder, so memory stays
+flat and an over-limit file is refused the moment it crosses the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import functools
-import inspect
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from email.message import Message
-from email.utils import collapse_rfc2231_value
 from typing import Any
 from urllib.parse import quote
 
@@ -33,56 +30,21 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import AgClusterError, BadRequest, Conflict, TooLarge
-from ..remote_workspace import RemoteWorkspace
-from ..workspace import (
-    DEFAULT_CHUNK_BYTES,
-    LocalWorkspace,
-    UploadSink,
-    check_filename,
-    split_path,
-)
+from ..queryargs import flag
+from ..sessions.session import Session
+from ..workspace import DEFAULT_CHUNK_BYTES, check_filename, split_path
+from ..workspace.protocol import Workspace, WorkspaceUpload
 from .base import AgClusterHandler
+from .multipart import MAX_PART_HEADER_BYTES, MultipartParser, PartData, PartEnd, PartStart
 
-__all__ = [
-    "FILE_ROUTES",
-    "MAX_FILES_PER_UPLOAD",
-    "MultipartParser",
-    "PartData",
-    "PartEnd",
-    "PartStart",
-    "content_disposition",
-]
+__all__ = ["FILE_ROUTES", "MAX_FILES_PER_UPLOAD", "content_disposition"]
 
 _ID = r"(?P<session_id>[A-Za-z0-9_-]+)"
 #: most ``files`` parts one upload request may carry
 MAX_FILES_PER_UPLOAD = 100
-#: a part's header block larger than this is not a browser's
-MAX_PART_HEADER_BYTES = 16 * 1024
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
 
 #: fire-and-forget cleanups, referenced so they are not garbage-collected mid-way
 _background: set[asyncio.Future[Any]] = set()
-
-
-async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a workspace method off the event loop (or await it, for async workspaces)."""
-    if inspect.iscoroutinefunction(fn):
-        return await fn(*args, **kwargs)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-async def _close(resource: Any) -> None:
-    """Close a local file or generator (in the executor) or a remote one (awaited)."""
-    aclose = getattr(resource, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    else:
-        await _call(resource.close)
 
 
 def content_disposition(kind: str, filename: str) -> str:
@@ -95,150 +57,12 @@ def content_disposition(kind: str, filename: str) -> str:
     return header
 
 
-def _flag(handler: web.RequestHandler, name: str, default: bool = False) -> bool:
-    value = handler.get_query_argument(name, "1" if default else "0").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise BadRequest(f"{name} must be true or false, not {value!r}", field=name)
-
-
-# ---------------------------------------------------------------------------- multipart
-
-
-@dataclass
-class PartStart:
-    """A part's headers have arrived: its form field name and filename (None if absent)."""
-
-    name: str | None
-    filename: str | None
-
-
-@dataclass
-class PartData:
-    data: bytes
-
-
-@dataclass
-class PartEnd:
-    pass
-
-
-class MultipartParser:
-    """Incremental ``multipart/form-data`` parser (RFC 7578): ``feed`` bytes, get events.
-
-    Holds at most one header block or ``len(boundary) + 4`` bytes of body between
-    calls, however large the parts are.
-    """
-
-    def __init__(self, boundary: str) -> None:
-        if not 1 <= len(boundary) <= 70:
-            raise BadRequest("the multipart boundary must be 1 to 70 characters", field="files")
-        self._delim = b"--" + boundary.encode("latin-1", "replace")
-        self._body_delim = b"\r\n" + self._delim
-        self._buf = bytearray()
-        self._state = "preamble"
-
-    @property
-    def complete(self) -> bool:
-        return self._state == "end"
-
-    def feed(self, data: bytes) -> list[PartStart | PartData | PartEnd]:
-        events: list[PartStart | PartData | PartEnd] = []
-        buf = self._buf
-        buf += data
-        while True:
-            if self._state == "preamble":
-                i = buf.find(self._delim)
-                if i < 0:
-                    # preamble is ignored; keep only what could be a delimiter's start
-                    del buf[: max(0, len(buf) - len(self._delim))]
-                    break
-                del buf[: i + len(self._delim)]
-                self._state = "delimiter"
-            elif self._state == "delimiter":
-                if len(buf) < 2:
-                    break
-                if buf[:2] == b"--":
-                    self._state = "end"
-                    continue
-                j = buf.find(b"\r\n")
-                if j < 0:
-                    if len(buf) > 256:
-                        raise BadRequest("malformed multipart boundary line", field="files")
-                    break
-                if bytes(buf[:j]).strip(b" \t"):  # only transport padding may follow
-                    raise BadRequest("malformed multipart boundary line", field="files")
-                del buf[: j + 2]
-                self._state = "headers"
-            elif self._state == "headers":
-                j = buf.find(b"\r\n\r\n")
-                if j < 0:
-                    if len(buf) > MAX_PART_HEADER_BYTES:
-                        raise BadRequest("a multipart part's headers are too long", field="files")
-                    break
-                events.append(_parse_part_headers(bytes(buf[:j])))
-                del buf[: j + 4]
-                self._state = "body"
-            elif self._state == "body":
-                j = buf.find(self._body_delim)
-                if j < 0:
-                    # the tail may be the start of a delimiter split across two chunks
-                    keep = len(self._body_delim) - 1
-                    if len(buf) > keep:
-                        events.append(PartData(bytes(buf[: len(buf) - keep])))
-                        del buf[: len(buf) - keep]
-                    break
-                if j:
-                    events.append(PartData(bytes(buf[:j])))
-                del buf[: j + len(self._body_delim)]
-                events.append(PartEnd())
-                self._state = "delimiter"
-            else:  # end: the epilogue is ignored
-                buf.clear()
-                break
-        return events
-
-    def close(self) -> None:
-        """The body is over: a 400 unless the closing boundary was seen."""
-        if self._state != "end":
-            raise BadRequest(
-                "the multipart body ended before its closing boundary (was the upload cut?)",
-                field="files",
-            )
-
-
-def _parse_part_headers(raw: bytes) -> PartStart:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("a multipart part's headers are not UTF-8", field="files") from None
-    disposition = ""
-    for line in text.split("\r\n"):
-        name, sep, value = line.partition(":")
-        if sep and name.strip().lower() == "content-disposition":
-            disposition = value.strip()
-    if not disposition:
-        raise BadRequest("a multipart part has no Content-Disposition header", field="files")
-    msg = Message()
-    msg["content-disposition"] = disposition
-    field = msg.get_param("name", header="content-disposition")
-    filename = msg.get_param("filename", header="content-disposition")
-    return PartStart(
-        name=None if field is None else collapse_rfc2231_value(field),
-        filename=None if filename is None else collapse_rfc2231_value(filename),
-    )
-
-
 # ---------------------------------------------------------------------------- handlers
 
 
 class _FilesHandler(AgClusterHandler):
-    async def _workspace(self, session_id: str) -> tuple[Any, LocalWorkspace | RemoteWorkspace]:
+    def _workspace(self, session_id: str) -> tuple[Session, Workspace]:
         session = self.manager.get_session(session_id)  # NotFound for unknown ids
-        if inspect.isawaitable(session):
-            session = await session
         return session, session.workspace
 
     def _sandbox(self) -> None:
@@ -252,21 +76,21 @@ class TreeHandler(_FilesHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        _, workspace = await self._workspace(session_id)
-        self.write_json(await _call(workspace.tree))
+        _, workspace = self._workspace(session_id)
+        self.write_json(await workspace.tree())
 
 
 class FileHandler(_FilesHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str, path: str) -> None:
-        download = _flag(self, "download")
-        raw = _flag(self, "raw") or download
-        _, workspace = await self._workspace(session_id)
+        download = flag(self, "download")
+        raw = flag(self, "raw") or download
+        _, workspace = self._workspace(session_id)
         if not raw:
-            self.write_json(await _call(workspace.preview, path))
+            self.write_json(await workspace.preview(path))
             return
-        rawfile = await _call(workspace.open_raw, path)
+        rawfile = await workspace.open_raw(path)
         try:
             self._sandbox()
             self.set_header("Content-Type", rawfile.mime_type)
@@ -275,7 +99,7 @@ class FileHandler(_FilesHandler):
             self.set_header("Content-Disposition", content_disposition(kind, rawfile.name))
             remaining = rawfile.size_bytes
             while remaining > 0:
-                chunk = await _call(rawfile.file.read, min(DEFAULT_CHUNK_BYTES, remaining))
+                chunk = await rawfile.read(min(DEFAULT_CHUNK_BYTES, remaining))
                 if not chunk:
                     break  # shrank while we sent it: finish() reports the short body
                 remaining -= len(chunk)
@@ -284,7 +108,7 @@ class FileHandler(_FilesHandler):
         except StreamClosedError:
             return  # the client went away
         finally:
-            await _close(rawfile)
+            await rawfile.aclose()
         self.finish(set_content_type=rawfile.mime_type)
 
 
@@ -300,28 +124,24 @@ class DownloadHandler(_FilesHandler):
         await self._send_zip(session_id)
 
     async def _send_zip(self, session_id: str) -> None:
-        _, workspace = await self._workspace(session_id)
+        _, workspace = self._workspace(session_id)
         self._sandbox()
         self.set_header("Content-Type", "application/zip")
         self.set_header(
             "Content-Disposition",
             content_disposition("attachment", f"{session_id}-workspace.zip"),
         )
-        # opened before the headers go out: a workspace that cannot be read is a clean 4xx
-        chunks: Any = await _call(workspace.iter_zip, DEFAULT_CHUNK_BYTES)
+        # nothing is flushed before the first chunk: a workspace that cannot be read is
+        # still a clean 4xx
+        chunks = workspace.iter_zip(DEFAULT_CHUNK_BYTES)
         try:
-            if hasattr(chunks, "__anext__"):  # a runner-backed workspace may stream async
-                async for chunk in chunks:
-                    self.write(chunk)
-                    await self.flush()
-            else:
-                while (chunk := await _call(next, chunks, None)) is not None:
-                    self.write(chunk)
-                    await self.flush()  # one chunk in memory at a time
+            async for chunk in chunks:
+                self.write(chunk)
+                await self.flush()  # one chunk in memory at a time
         except StreamClosedError:
             return
         finally:
-            await _close(chunks)
+            await chunks.aclose()
         self.finish(set_content_type="application/zip")
 
 
@@ -337,9 +157,9 @@ class UploadHandler(_FilesHandler):
     _error: BaseException | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler's
-        self._writers: list[UploadSink] = []
+        self._writers: list[WorkspaceUpload] = []
         self._names: set[str] = set()
-        self._current: UploadSink | None = None
+        self._current: WorkspaceUpload | None = None
         await super().prepare()  # Jupyter authentication, XSRF and origin checks
         if self._finished:
             return
@@ -370,8 +190,8 @@ class UploadHandler(_FilesHandler):
             )
         self._target = self.get_query_argument("target_path", "")
         split_path(self._target, "target_path")  # a bad target fails before the body
-        self._overwrite = _flag(self, "overwrite")
-        self._session, self._ws = await self._workspace(self.path_kwargs["session_id"])
+        self._overwrite = flag(self, "overwrite")
+        self._session, self._ws = self._workspace(self.path_kwargs["session_id"])
         # resource_limits.storage: 413 before a byte is written (the body's size stands
         # in for its files'; a chunked body is checked against what is used already)
         size = int(length) if length and length.isdigit() else 0
@@ -408,25 +228,21 @@ class UploadHandler(_FilesHandler):
                     f"one upload may carry at most {MAX_FILES_PER_UPLOAD} files", field="files"
                 )
             self._names.add(filename)
-            writer = await _call(
-                self._ws.begin_upload,
-                self._target,
-                filename,
-                overwrite=self._overwrite,
-                max_bytes=self._limit,
+            writer = await self._ws.begin_upload(
+                self._target, filename, overwrite=self._overwrite, max_bytes=self._limit
             )
             self._writers.append(writer)
             self._current = writer
         elif isinstance(event, PartData):
             if self._current is not None:
-                await _call(self._current.write, event.data)
+                await self._current.write(event.data)
         else:
             self._current = None
 
     async def _abort_all(self) -> None:
         writers, self._writers = self._writers, []
         for writer in writers:
-            await _call(writer.abort)
+            await writer.abort()
 
     @web.authenticated
     @authorized
@@ -446,7 +262,7 @@ class UploadHandler(_FilesHandler):
                 )
             uploaded = []
             for writer in self._writers:
-                path = await _call(writer.commit)
+                path = await writer.commit()
                 uploaded.append({"filename": path.rsplit("/", 1)[-1], "path": path})
         finally:
             await self._abort_all()  # no-op for committed files; removes any leftovers

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from .events import Event, parse_event
+from ..events import Event, parse_event
 
 __all__ = [
     "AgClusterClient",

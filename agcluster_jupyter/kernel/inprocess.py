@@ -72,7 +72,7 @@ def _fit_settings(app: Any, base: Path) -> None:
     # working directory, often /root) may be out of its reach
     if os.geteuid() != 0 or app.trait_has_value("workspace_root"):
         return
-    from .providers.local import unreachable_parent
+    from ..providers.local import unreachable_parent
 
     try:
         user = pwd.getpwnam(app.agent_user)

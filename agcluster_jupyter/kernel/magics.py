@@ -28,10 +28,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
+from ..events import Event, MessageEvent
+from ..untrusted import IMAGE_SUFFIXES, html_output, image_html, image_mime_type, markdown_html
 from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import FORMATS, DataFileError, as_file
-from .events import Event, MessageEvent
-from .untrusted import IMAGE_SUFFIXES, html_output, image_html, image_mime_type, markdown_html
 from .widgets import AgentWidget, summarize_input
 from .widgets.browser import walk_files
 

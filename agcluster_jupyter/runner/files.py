@@ -26,48 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..errors import BadRequest, TooLarge
-from ..workspace import DEFAULT_CHUNK_BYTES, LocalWorkspace, UploadWriter, disk_usage
+from ..errors import TooLarge
+from ..queryargs import flag, int_arg
+from ..workspace import DEFAULT_CHUNK_BYTES, AsyncUpload
+from .handler import RunnerContext, RunnerHandler
+from .protocol import NAME_HEADER
 
-__all__ = ["NAME_HEADER", "file_routes"]
+__all__ = ["file_routes"]
 
-#: the served file's own name (URL-quoted UTF-8), for the server's Content-Disposition
-NAME_HEADER = "X-Agcluster-Name"
 #: the largest upload the runner takes in one PUT (the server's limit is smaller)
 MAX_PUT_BYTES = 8 * 1024**3
 
-T = TypeVar("T")
-
-
-async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """File work off the runner's loop (it relays the agent's events meanwhile)."""
-    return await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(fn, *args, **kwargs)
-    )
-
-
-def _int_arg(handler: web.RequestHandler, name: str, default: int) -> int:
-    raw = handler.get_query_argument(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number", field=name) from None
-    if value < 0:
-        raise BadRequest(f"{name} must be 0 or more", field=name)
-    return value
-
-
-def _bool_arg(handler: web.RequestHandler, name: str) -> bool:
-    return handler.get_query_argument(name, "0").lower() in {"1", "true", "yes", "on"}
+#: aborts scheduled from tornado's sync callbacks, kept until they ran
+_background: set[asyncio.Future[None]] = set()
 
 
 def _disk_full(exc: OSError) -> TooLarge | None:
@@ -76,139 +53,138 @@ def _disk_full(exc: OSError) -> TooLarge | None:
     return None
 
 
-def file_routes(
-    base: type[web.RequestHandler],
-    common: dict[str, Any],
-    workspace: LocalWorkspace,
-    state_dir: Path,
-) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
-    """The file routes, their handlers derived from the runner's ``base`` handler (its
-    bearer-token check and error format)."""
+class TreeHandler(RunnerHandler):
+    async def get(self) -> None:
+        limit = int_arg(self, "max_entries", 10_000, minimum=1)
+        self.send_json(await self.ctx.workspace.tree(limit))
 
-    class Tree(base):  # type: ignore[valid-type,misc]
-        async def get(self) -> None:
-            limit = _int_arg(self, "max_entries", 10_000)
-            self.send_json(await _run(workspace.tree, max(1, limit)))
 
-    class Preview(base):  # type: ignore[valid-type,misc]
-        async def get(self) -> None:
-            path = self.get_query_argument("path")
-            max_bytes = _int_arg(self, "max_bytes", 1024 * 1024)
-            self.send_json(await _run(workspace.preview, path, max(1, max_bytes)))
+class PreviewHandler(RunnerHandler):
+    async def get(self) -> None:
+        path = self.get_query_argument("path")
+        max_bytes = int_arg(self, "max_bytes", 1024 * 1024, minimum=1)
+        self.send_json(await self.ctx.workspace.preview(path, max_bytes))
 
-    class UploadCheck(base):  # type: ignore[valid-type,misc]
-        async def get(self) -> None:
-            writer = await _run(
-                workspace.begin_upload,
+
+class UploadCheckHandler(RunnerHandler):
+    async def get(self) -> None:
+        upload = await self.ctx.workspace.begin_upload(
+            self.get_query_argument("target_path", ""),
+            self.get_query_argument("filename"),
+            overwrite=flag(self, "overwrite"),
+            max_bytes=0,
+        )
+        await upload.abort()
+        self.send_json({"path": upload.relpath})
+
+
+@web.stream_request_body
+class RawHandler(RunnerHandler):
+    """``GET`` streams a file out; ``PUT`` streams the body into a temp file, committed
+    (renamed into place) only when the whole body arrived."""
+
+    _upload: AsyncUpload | None = None
+    _error: BaseException | None = None
+
+    async def prepare(self) -> None:
+        self.check_token()
+        if self.request.method != "PUT":
+            return
+        connection: Any = self.request.connection
+        connection.set_max_body_size(MAX_PUT_BYTES)
+        try:
+            self._upload = await self.ctx.workspace.begin_upload(
                 self.get_query_argument("target_path", ""),
                 self.get_query_argument("filename"),
-                overwrite=_bool_arg(self, "overwrite"),
-                max_bytes=0,
+                overwrite=flag(self, "overwrite"),
+                max_bytes=int_arg(self, "max_bytes", MAX_PUT_BYTES),
             )
-            relpath = writer.relpath
-            await _run(writer.abort)
-            self.send_json({"path": relpath})
+        except OSError as exc:
+            raise _disk_full(exc) or exc from None
 
-    @web.stream_request_body
-    class Raw(base):  # type: ignore[valid-type,misc]
-        _writer: UploadWriter | None = None
-        _error: BaseException | None = None
+    async def data_received(self, chunk: bytes) -> None:
+        if self._upload is None or self._error is not None:
+            return
+        try:
+            await self._upload.write(chunk)
+        except (TooLarge, OSError) as exc:
+            self._error = exc  # the rest of the body is dropped; put() answers
+            await self._upload.abort()
 
-        async def prepare(self) -> None:
-            super().prepare()
-            if self.request.method != "PUT":
-                return
-            connection: Any = self.request.connection
-            connection.set_max_body_size(MAX_PUT_BYTES)
-            try:
-                self._writer = await _run(
-                    workspace.begin_upload,
-                    self.get_query_argument("target_path", ""),
-                    self.get_query_argument("filename"),
-                    overwrite=_bool_arg(self, "overwrite"),
-                    max_bytes=_int_arg(self, "max_bytes", MAX_PUT_BYTES),
-                )
-            except OSError as exc:
-                raise _disk_full(exc) or exc from None
+    async def put(self) -> None:
+        upload = self._upload
+        assert upload is not None  # prepare() made it or raised
+        try:
+            if self._error is not None:
+                raise self._error
+            relpath = await upload.commit()
+        except OSError as exc:
+            raise _disk_full(exc) or exc from None
+        finally:
+            await upload.abort()  # a no-op once committed
+        self.send_json({"path": relpath}, 201)
 
-        async def data_received(self, chunk: bytes) -> None:
-            if self._writer is None or self._error is not None:
-                return
-            try:
-                await _run(self._writer.write, chunk)
-            except (TooLarge, OSError) as exc:
-                self._error = exc
-                await _run(self._writer.abort)
+    def _abort_soon(self) -> None:
+        if self._upload is not None:
+            task = asyncio.ensure_future(self._upload.abort())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
-        async def put(self) -> None:
-            writer = self._writer
-            assert writer is not None
-            try:
-                if self._error is not None:
-                    raise self._error
-                relpath = await _run(writer.commit)
-            except OSError as exc:
-                raise _disk_full(exc) or exc from None
-            finally:
-                await _run(writer.abort)
-            self.send_json({"path": relpath}, 201)
+    def on_finish(self) -> None:
+        self._abort_soon()  # a cut upload leaves no temp file
 
-        def on_finish(self) -> None:
-            if self._writer is not None:
-                self._writer.abort()  # a cut upload leaves no temp file
+    def on_connection_close(self) -> None:
+        self._abort_soon()
+        super().on_connection_close()
 
-        def on_connection_close(self) -> None:
-            if self._writer is not None:
-                self._writer.abort()
-            super().on_connection_close()
+    async def get(self) -> None:
+        raw = await self.ctx.workspace.open_raw(self.get_query_argument("path"))
+        try:
+            self.set_header("Content-Type", raw.mime_type)
+            self.set_header("Content-Length", str(raw.size_bytes))
+            self.set_header(NAME_HEADER, quote(raw.name, safe=""))
+            remaining = raw.size_bytes
+            while remaining > 0:
+                chunk = await raw.read(min(DEFAULT_CHUNK_BYTES, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                self.write(chunk)
+                await self.flush()
+            await self.finish()
+        except StreamClosedError:
+            return
+        finally:
+            await raw.aclose()
 
-        async def get(self) -> None:
-            raw = await _run(workspace.open_raw, self.get_query_argument("path"))
-            try:
-                self.set_header("Content-Type", raw.mime_type)
-                self.set_header("Content-Length", str(raw.size_bytes))
-                self.set_header(NAME_HEADER, quote(raw.name, safe=""))
-                remaining = raw.size_bytes
-                while remaining > 0:
-                    chunk = await _run(raw.file.read, min(DEFAULT_CHUNK_BYTES, remaining))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-                    self.write(chunk)
-                    await self.flush()
-                await self.finish()
-            except StreamClosedError:
-                return
-            finally:
-                raw.close()
 
-    class Zip(base):  # type: ignore[valid-type,misc]
-        async def get(self) -> None:
-            self.set_header("Content-Type", "application/zip")
-            chunks: Any = workspace.iter_zip(DEFAULT_CHUNK_BYTES)  # a generator
-            try:
-                while (chunk := await _run(next, chunks, None)) is not None:
-                    self.write(chunk)
-                    await self.flush()
-                await self.finish()
-            except StreamClosedError:
-                return
-            finally:
-                await _run(chunks.close)
+class ZipHandler(RunnerHandler):
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/zip")
+        chunks = self.ctx.workspace.iter_zip(DEFAULT_CHUNK_BYTES)
+        try:
+            async for chunk in chunks:
+                self.write(chunk)
+                await self.flush()
+            await self.finish()
+        except StreamClosedError:
+            return
+        finally:
+            await chunks.aclose()
 
-    class Usage(base):  # type: ignore[valid-type,misc]
-        async def get(self) -> None:
-            paths = [workspace.root]
-            if not state_dir.resolve().is_relative_to(workspace.root):
-                paths.append(state_dir)  # (Fly keeps the state inside the workspace)
-            used = await _run(disk_usage, paths)
-            self.send_json({"bytes": used})
 
+class UsageHandler(RunnerHandler):
+    async def get(self) -> None:
+        self.send_json({"bytes": await self.ctx.workspace.usage()})
+
+
+def file_routes(ctx: RunnerContext) -> list[tuple[str, type[RunnerHandler], dict[str, Any]]]:
+    kwargs = {"ctx": ctx}
     return [
-        (r"/files/tree", Tree, common),
-        (r"/files/preview", Preview, common),
-        (r"/files/upload-check", UploadCheck, common),
-        (r"/files/raw", Raw, common),
-        (r"/files/zip", Zip, common),
-        (r"/files/usage", Usage, common),
+        (r"/files/tree", TreeHandler, kwargs),
+        (r"/files/preview", PreviewHandler, kwargs),
+        (r"/files/upload-check", UploadCheckHandler, kwargs),
+        (r"/files/raw", RawHandler, kwargs),
+        (r"/files/zip", ZipHandler, kwargs),
+        (r"/files/usage", UsageHandler, kwargs),
     ]

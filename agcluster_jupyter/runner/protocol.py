@@ -76,6 +76,7 @@ __all__ = [
     "ENV_SESSION_TOKEN",
     "HEARTBEAT_SECONDS",
     "MAX_BODY_BYTES",
+    "NAME_HEADER",
     "denial_message",
     "token_digest",
     "token_matches",
@@ -92,6 +93,8 @@ ENV_RUNNER_TOKEN_SHA256 = "AGCLUSTER_RUNNER_TOKEN_SHA256"
 ENV_ISOLATED = "AGCLUSTER_ISOLATED"
 #: "1" when the agent's tools can reach the network, "0" when they cannot
 ENV_NETWORK = "AGCLUSTER_NETWORK"
+#: a served file's own name (URL-quoted UTF-8), for the server's Content-Disposition
+NAME_HEADER = "X-Agcluster-Name"
 #: seconds between heartbeats on an idle ``/events`` stream
 HEARTBEAT_SECONDS = 10.0
 #: the largest request body the runner reads (a chat message, a permission answer)

@@ -118,7 +118,7 @@ class SessionManager:
         self.provider = provider
         self.gateway = gateway
         self.server_key = server_key
-        self.storage = StorageGuard(settings.storage_check_interval, self._agent_state_dir)
+        self.storage = StorageGuard(settings.storage_check_interval)
         self.sessions: dict[str, Session] = {}
         #: this server's registration among those sharing state_root
         self.ownership = Ownership(settings.state_root)
@@ -344,6 +344,7 @@ class SessionManager:
             gateway_session=gateway_session,
         )
         gateway_session.on_usage = lambda _usage: session.save()
+        session.agent_state_dir = self._agent_state_dir(record.session_id)
         session.permission_timeout = self.settings.permission_timeout
 
         def refused(message: str) -> None:  # the user sees that their agent tried

@@ -39,8 +39,10 @@ from ..events import (
 )
 from ..gateway import GatewaySession
 from ..providers.base import Provider, RunnerHandle, RunnerStatus
-from ..remote_workspace import RemoteWorkspace
 from ..workspace import LocalWorkspace
+from ..workspace.async_local import AsyncLocalWorkspace
+from ..workspace.protocol import Workspace
+from ..workspace.remote import RemoteWorkspace
 from .eventlog import EventLog
 from .state import ACTIVE_STATES, can_transition
 
@@ -103,6 +105,8 @@ class Session:
         self.provider = provider
         #: the runner's control token, in memory (the record may not keep it)
         self.control_token = ""
+        #: the CLI's state folder on this host (it counts against the storage limit)
+        self.agent_state_dir: Path | None = None
         #: seconds a permission request may wait before it is denied; 0: it waits
         self.permission_timeout = 0.0
         self._permission_timers: dict[str, asyncio.TimerHandle] = {}
@@ -138,14 +142,19 @@ class Session:
         return self.provider.remote
 
     @property
-    def workspace(self) -> LocalWorkspace | RemoteWorkspace:
+    def workspace(self) -> Workspace:
+        """The session's files: through the runner (remote), else the folder here; the
+        agent state folder counts against the storage limit too."""
         if self.remote:
             return RemoteWorkspace(self._file_channel, describe=f"{self.provider.name}:{self.id}")
         root = Path(self.record.workspace)
         mount = self.provider.workspace_mount
         if mount is None:
-            return LocalWorkspace(root, aliases=(), display_root=str(root))
-        return LocalWorkspace(root, aliases=(mount,), display_root=mount)
+            local = LocalWorkspace(root, aliases=(), display_root=str(root))
+        else:
+            local = LocalWorkspace(root, aliases=(mount,), display_root=mount)
+        extra = (self.agent_state_dir,) if self.agent_state_dir is not None else ()
+        return AsyncLocalWorkspace(local, usage_paths=extra)
 
     def _file_channel(self, timeout: float) -> httpx.AsyncClient:
         handle = self.handle

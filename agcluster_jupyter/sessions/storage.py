@@ -21,53 +21,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AgClusterError, TooLarge
 from ..events import ErrorEvent
-from ..remote_workspace import RemoteWorkspace
-from ..workspace import disk_usage
+from ..units import format_bytes
 
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["StorageGuard", "format_size"]
+__all__ = ["StorageGuard"]
 
 log = logging.getLogger(__name__)
 
 
-def format_size(num: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(num) < 1024 or unit == "GiB":
-            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 class StorageGuard:
-    def __init__(self, interval: float, state_dir: Callable[[str], Path]) -> None:
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._state_dir = state_dir
         self._watchers: dict[str, asyncio.Task[None]] = {}
         #: the turn (its start time) whose storage_limit error was logged already
         self._reported: dict[str, float] = {}
 
-    def _paths(self, session: Session) -> list[Path]:
-        return [Path(session.record.workspace), self._state_dir(session.id)]
-
     async def used(self, session: Session) -> int:
-        if session.remote:
-            # measured by the runner on its volume (which also caps it physically)
-            workspace = session.workspace
-            assert isinstance(workspace, RemoteWorkspace)
-            try:
-                return await workspace.usage()
-            except AgClusterError as exc:
-                log.info("session %s: no storage measurement: %s", session.id, exc.message)
-                return 0
-        return await asyncio.to_thread(disk_usage, self._paths(session))
+        """The workspace and the agent state (measured by the runner on its volume for a
+        remote session, which also caps it physically)."""
+        try:
+            return await session.workspace.usage()
+        except AgClusterError as exc:
+            log.info("session %s: no storage measurement: %s", session.id, exc.message)
+            return 0
 
     def _limit(self, session: Session) -> tuple[int, str]:
         limits = session.record.config.resource_limits
@@ -81,12 +63,12 @@ class StorageGuard:
             return
         if extra_bytes:
             raise TooLarge(
-                f"{what or 'this'} ({format_size(extra_bytes)}) would take the workspace over "
-                f"its storage limit: {format_size(used)} of {text} used",
+                f"{what or 'this'} ({format_bytes(extra_bytes)}) would take the workspace over "
+                f"its storage limit: {format_bytes(used)} of {text} used",
                 field="files",
             )
         raise TooLarge(
-            f"the workspace uses {format_size(used)}, over its storage limit of {text} "
+            f"the workspace uses {format_bytes(used)}, over its storage limit of {text} "
             "(resource_limits.storage); delete files from it (Jupyter's file browser) first"
         )
 
@@ -129,7 +111,7 @@ class StorageGuard:
         return ErrorEvent(
             code="storage_limit",
             message=(
-                f"storage limit: the workspace uses {format_size(used)}, over its "
+                f"storage limit: the workspace uses {format_bytes(used)}, over its "
                 f"{text} (resource_limits.storage); the turn was stopped. Delete files "
                 "before the next message."
             ),

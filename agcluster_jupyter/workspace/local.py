@@ -8,7 +8,9 @@ open (``ELOOP``/``ENOTDIR``) instead of being followed; we then read the link ou
 resolve it *lexically* against the real folders already walked, re-walking from the root.
 A link that lands outside the root is refused (direct access, 400) or skipped (tree, ZIP).
 
-All methods are synchronous: the handlers run them in an executor.
+All methods are synchronous (the runner's file API and the server's handlers use them
+through ``AsyncLocalWorkspace``, which runs them in the executor).  The path rules are in
+``paths.py``, uploads in ``upload.py``, the ZIP stream in ``zipstream.py``.
 
 Usage::
 
@@ -22,33 +24,30 @@ from __future__ import annotations
 import codecs
 import errno
 import logging
-import mimetypes
 import os
-import secrets
 import stat
-import time
-import zipfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import IO, Any
 
-from .errors import BadRequest, Conflict, NotFound, TooLarge
+from ..errors import BadRequest, Conflict, NotFound
+from .languages import detect_language, looks_binary, mime_type
+from .paths import LeadsOutside, check_filename, join_parts, split_path
+from .upload import UPLOAD_TMP_PREFIX, UploadWriter, exists_conflict, same_owner
+from .zipstream import zip_safe_name, zip_stream
 
 __all__ = [
-    "disk_usage",
+    "BOUNDED_DIR_ENTRIES",
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_PREVIEW_BYTES",
     "DEFAULT_TREE_ENTRIES",
+    "MAX_DEPTH",
     "LocalWorkspace",
     "RawFile",
-    "UploadSink",
-    "UploadWriter",
-    "check_filename",
-    "detect_language",
-    "split_path",
+    "disk_usage",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,249 +60,16 @@ DEFAULT_PREVIEW_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 64 * 1024
 #: deeper folders are cut from the tree and skipped in the ZIP (bounds fds held open)
 MAX_DEPTH = 128
-MAX_NAME_BYTES = 255  # NAME_MAX
-MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_SYMLINK_HOPS = 40  # what the kernel allows
 SNIFF_BYTES = 8192
-UPLOAD_TMP_PREFIX = ".agcluster-upload-"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO the agent planted must not hang an executor thread
 _ANY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-#: deflate level: 1 is ~3x faster than 6 on text for ~10 % bigger archives; a workspace
-#: download is usually waiting on the CPU, not the network
-ZIP_LEVEL = 1
-# already compressed: deflating them again costs CPU and gains nothing
-_STORED_EXTS = frozenset(
-    ".zip .gz .tgz .bz2 .xz .zst .7z .rar .jar .whl .png .jpg .jpeg .gif .webp .mp3 .mp4"
-    " .mov .avi .mkv .webm .ogg .flac .pdf .parquet .docx .xlsx .pptx .npz".split()
-)
-
-
-# ---------------------------------------------------------------------------- paths
-
-
-def split_path(relpath: str, field: str = "path") -> list[str]:
-    """The components of a relative POSIX workspace path; ``[]`` is the root.
-
-    Refuses (``BadRequest``) what could mean anything but "this name in that folder":
-    NUL bytes, backslashes, absolute paths, ``.``/``..``, empty or overlong names.
-    One trailing ``/`` is tolerated (``data/`` is ``data``).
-    """
-    if not isinstance(relpath, str):
-        raise BadRequest(f"{field} must be a string", field=field)
-    if "\x00" in relpath:
-        raise BadRequest(f"{field} contains a NUL byte; send a plain relative path", field=field)
-    if "\\" in relpath:
-        raise BadRequest(
-            f"{field} contains a backslash; separate folders with '/' (e.g. 'src/app.py')",
-            field=field,
-        )
-    if relpath.startswith("/"):
-        raise BadRequest(
-            f"{field} must be relative to the workspace, without a leading '/'", field=field
-        )
-    if relpath.endswith("/"):
-        relpath = relpath[:-1]
-    if not relpath:
-        return []
-    try:
-        encoded = relpath.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise BadRequest(f"{field} is not valid UTF-8 text", field=field) from None
-    if len(encoded) > MAX_PATH_BYTES:
-        raise BadRequest(f"{field} is longer than {MAX_PATH_BYTES} bytes", field=field)
-    parts = relpath.split("/")
-    for part in parts:
-        if not part:
-            raise BadRequest(f"{field} has an empty name ('//'); remove the extra '/'", field=field)
-        if part in (".", ".."):
-            raise BadRequest(
-                f"{field} may not contain '.' or '..'; give the path from the workspace root",
-                field=field,
-            )
-        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-            raise BadRequest(
-                f"{field} has a name longer than {MAX_NAME_BYTES} bytes: {part[:40]!r}...",
-                field=field,
-            )
-    return parts
-
-
-def check_filename(name: str, field: str = "filename") -> str:
-    """``name`` if it is a single safe file name; otherwise a 400 saying what to fix.
-
-    Nothing is stripped or rewritten: a client sending ``../x`` or ``C:\\x`` is told so.
-    """
-    if not isinstance(name, str) or not name:
-        raise BadRequest(f"{field} is empty; every uploaded file needs a name", field=field)
-    if "\x00" in name:
-        raise BadRequest(f"{field} {name!r} contains a NUL byte", field=field)
-    if "/" in name or "\\" in name:
-        raise BadRequest(
-            f"{field} {name!r} contains a path separator; send a bare file name and put the "
-            "folder in target_path",
-            field=field,
-        )
-    if name in (".", ".."):
-        raise BadRequest(f"{field} {name!r} is not a file name", field=field)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        # legal on Linux, but a newline or escape in a name trips up shells and agents
-        raise BadRequest(f"{field} {name!r} contains control characters", field=field)
-    try:
-        encoded = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise BadRequest(f"{field} is not valid UTF-8 text", field=field) from None
-    if len(encoded) > MAX_NAME_BYTES:
-        raise BadRequest(f"{field} is longer than {MAX_NAME_BYTES} bytes", field=field)
-    return name
-
-
-def _join(parts: Iterable[str]) -> str:
-    return "/".join(parts)
-
-
-class _LeadsOutside(Exception):
-    """A symlink resolves to somewhere outside the workspace."""
-
-
-# ---------------------------------------------------------------------------- languages
-
-_EXT_LANGUAGES: dict[str, str] = {}
-for _lang, _exts in {
-    "python": ".py .pyi .pyw .pyx",
-    "javascript": ".js .mjs .cjs .jsx",
-    "typescript": ".ts .mts .cts .tsx",
-    "json": ".json .jsonl .ndjson .geojson .ipynb .jsonc",
-    "yaml": ".yaml .yml",
-    "markdown": ".md .markdown .mdx",
-    "html": ".html .htm .xhtml",
-    "css": ".css .scss .sass .less",
-    "shell": ".sh .bash .zsh .ksh .fish",
-    "sql": ".sql",
-    "csv": ".csv .tsv",
-    "toml": ".toml",
-    "rust": ".rs",
-    "go": ".go",
-    "java": ".java",
-    "c": ".c .h",
-    "cpp": ".cpp .cc .cxx .c++ .hpp .hh .hxx .h++",
-    "r": ".r .rmd",
-    "julia": ".jl",
-    "xml": ".xml .svg .xsd .xsl",
-    "ruby": ".rb",
-    "php": ".php",
-    "kotlin": ".kt .kts",
-    "swift": ".swift",
-    "scala": ".scala",
-    "lua": ".lua",
-    "perl": ".pl .pm",
-    "ini": ".ini .cfg .conf",
-    "dockerfile": ".dockerfile",
-    "latex": ".tex",
-    "restructuredtext": ".rst",
-    "powershell": ".ps1",
-    "protobuf": ".proto",
-    "graphql": ".graphql .gql",
-    "text": ".txt .log .text",
-}.items():
-    for _ext in _exts.split():
-        _EXT_LANGUAGES[_ext] = _lang
-
-_NAME_LANGUAGES = {
-    "dockerfile": "dockerfile",
-    "containerfile": "dockerfile",
-    "makefile": "makefile",
-    "gnumakefile": "makefile",
-    "cmakelists.txt": "cmake",
-    "gemfile": "ruby",
-    "rakefile": "ruby",
-    "vagrantfile": "ruby",
-    "pipfile": "toml",
-    ".bashrc": "shell",
-    ".bash_profile": "shell",
-    ".zshrc": "shell",
-    ".profile": "shell",
-    ".env": "shell",
-}
-
-_SHEBANG_LANGUAGES = {
-    "python": "python",
-    "node": "javascript",
-    "deno": "typescript",
-    "ts-node": "typescript",
-    "bun": "javascript",
-    "sh": "shell",
-    "bash": "shell",
-    "zsh": "shell",
-    "dash": "shell",
-    "ksh": "shell",
-    "fish": "shell",
-    "rscript": "r",
-    "julia": "julia",
-    "ruby": "ruby",
-    "perl": "perl",
-    "php": "php",
-    "lua": "lua",
-}
-
-
-def detect_language(name: str, head: bytes = b"") -> str:
-    """A highlighter language for a file name (extension or well-known name), then shebang."""
-    lower = name.lower()
-    if lower in _NAME_LANGUAGES:
-        return _NAME_LANGUAGES[lower]
-    if lower.startswith(("dockerfile.", "containerfile.")):
-        return "dockerfile"
-    if lower.startswith("makefile."):
-        return "makefile"
-    ext = PurePosixPath(lower).suffix
-    if ext in _EXT_LANGUAGES:
-        return _EXT_LANGUAGES[ext]
-    if head.startswith(b"#!"):
-        words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
-        if words:
-            prog = words[0].rsplit("/", 1)[-1]
-            if prog == "env":
-                args = [w for w in words[1:] if not w.startswith("-")]
-                prog = args[0] if args else ""
-            prog = prog.lower().rstrip("0123456789.")  # python3.12 → python
-            if prog in _SHEBANG_LANGUAGES:
-                return _SHEBANG_LANGUAGES[prog]
-    return "text"
-
-
-def _looks_binary(head: bytes, *, whole: bool) -> bool:
-    """NUL bytes or invalid UTF-8 in ``head``; ``whole``: head is the entire file."""
-    if b"\x00" in head:
-        return True
-    try:
-        # not whole: a multibyte character cut at the sniff boundary is not an error
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def _mime_type(name: str) -> str | None:
-    return mimetypes.guess_type(name, strict=False)[0]
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def _zip_time(ts: float) -> tuple[int, int, int, int, int, int]:
-    t = time.localtime(ts)[:6]
-    if t[0] < 1980:
-        return _ZIP_EPOCH
-    if t[0] > 2107:
-        return (2107, 12, 31, 23, 59, 58)
-    return (t[0], t[1], t[2], t[3], t[4], t[5])
-
-
-# ---------------------------------------------------------------------------- results
 
 
 @dataclass
@@ -318,181 +84,6 @@ class RawFile:
 
     def close(self) -> None:
         self.file.close()
-
-
-class UploadSink(Protocol):
-    """Where one uploaded file goes while it arrives; nothing is visible until ``commit``."""
-
-    relpath: str
-
-    def write(self, data: bytes) -> None: ...
-
-    def commit(self) -> str: ...
-
-    def abort(self) -> None: ...
-
-
-class _ZipSink:
-    """A write-only, unseekable file for ``zipfile``: bytes pile up until drained."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def write(self, data: bytes, /) -> int:
-        self.buf += data
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def drain(self) -> bytes:
-        out = bytes(self.buf)
-        self.buf.clear()
-        return out
-
-
-# ---------------------------------------------------------------------------- uploads
-
-
-class UploadWriter:
-    """One upload in progress: a temp file in the target folder, renamed on ``commit``.
-
-    Over ``max_bytes``, or on ``abort``, the temp file is removed: nothing partial stays.
-    """
-
-    def __init__(
-        self,
-        dir_fd: int,
-        target_parts: list[str],
-        filename: str,
-        *,
-        overwrite: bool,
-        max_bytes: int,
-    ) -> None:
-        self._dir_fd = dir_fd
-        self.filename = filename
-        self.relpath = _join([*target_parts, filename])
-        self.overwrite = overwrite
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._tmp = f"{UPLOAD_TMP_PREFIX}{secrets.token_hex(8)}.part"
-        self._fd: int | None = os.open(
-            self._tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o666,
-            dir_fd=dir_fd,
-        )
-        _same_owner(dir_fd, fd=self._fd)
-        self._done = False
-
-    def __enter__(self) -> UploadWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.abort()
-
-    def write(self, data: bytes) -> None:
-        if self._fd is None:
-            raise RuntimeError("upload already finished")
-        if self.size + len(data) > self.max_bytes:
-            self.abort()
-            raise TooLarge(
-                f"file {self.filename!r} is larger than the upload limit of "
-                f"{_human(self.max_bytes)} ({self.max_bytes} bytes); nothing was written",
-                field="files",
-            )
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self.size += len(data)
-
-    def commit(self) -> str:
-        """Move the file into place atomically; ``Conflict`` if it exists (unless overwrite)."""
-        if self._fd is None or self._done:
-            raise RuntimeError("upload already finished")
-        try:
-            os.close(self._fd)
-            self._fd = None
-            fd = self._dir_fd
-            if self.overwrite:
-                try:
-                    os.replace(self._tmp, self.filename, src_dir_fd=fd, dst_dir_fd=fd)
-                except IsADirectoryError:
-                    raise Conflict(
-                        f"{self.relpath!r} is a folder; it cannot be overwritten by a file",
-                        field="files",
-                    ) from None
-            else:
-                self._link_no_clobber()
-            self._done = True
-        finally:
-            self.abort()
-        return self.relpath
-
-    def _link_no_clobber(self) -> None:
-        # link() fails atomically with EEXIST: no window between checking and creating
-        fd = self._dir_fd
-        try:
-            os.link(self._tmp, self.filename, src_dir_fd=fd, dst_dir_fd=fd)
-        except FileExistsError:
-            raise _exists(self.relpath) from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            # a filesystem without hard links: check, then rename (tiny race accepted)
-            if _lexists(self.filename, fd):
-                raise _exists(self.relpath) from None
-            os.rename(self._tmp, self.filename, src_dir_fd=fd, dst_dir_fd=fd)
-            return
-        os.unlink(self._tmp, dir_fd=fd)
-
-    def abort(self) -> None:
-        """Remove the temp file (if any) and release the folder; safe to call twice."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._dir_fd >= 0:
-            try:
-                os.unlink(self._tmp, dir_fd=self._dir_fd)
-            except FileNotFoundError:
-                pass
-            os.close(self._dir_fd)
-            self._dir_fd = -1
-
-
-def _same_owner(dir_fd: int, *, name: str | None = None, fd: int | None = None) -> None:
-    """Give what we created the owner of its folder when the server runs as root, so the
-    agent (another uid: ``nobody`` locally, 1000 in a container) can edit uploads."""
-    if os.geteuid() != 0:
-        return
-    st = os.fstat(dir_fd)
-    if fd is not None:
-        os.fchown(fd, st.st_uid, st.st_gid)
-    elif name is not None:
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
-
-
-def _exists(relpath: str) -> Conflict:
-    return Conflict(f"{relpath!r} already exists; pass overwrite=true to replace it", field="files")
-
-
-def _lexists(name: str, dir_fd: int) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _human(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:g} {unit}"
-    return f"{n} bytes"
 
 
 def disk_usage(paths: Iterable[Path]) -> int:
@@ -522,9 +113,6 @@ def disk_usage(paths: Iterable[Path]) -> int:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
     return total
-
-
-# ---------------------------------------------------------------------------- workspace
 
 
 class LocalWorkspace:
@@ -566,7 +154,7 @@ class LocalWorkspace:
         """The workspace components a symlink at ``walked/<link>`` points to (lexically).
 
         Correct because ``walked`` holds real folders only (we never followed a link to
-        get there).  Raises ``_LeadsOutside`` when the target leaves the root.
+        get there).  Raises ``LeadsOutside`` when the target leaves the root.
         """
         if target.startswith("/"):
             for base in self._link_roots:
@@ -574,7 +162,7 @@ class LocalWorkspace:
                     target = target[len(base) :].lstrip("/")
                     break
             else:
-                raise _LeadsOutside(target)
+                raise LeadsOutside(target)
             parts: list[str] = []
         else:
             parts = list(walked)
@@ -583,7 +171,7 @@ class LocalWorkspace:
                 continue
             if piece == "..":
                 if not parts:
-                    raise _LeadsOutside(target)
+                    raise LeadsOutside(target)
                 parts.pop()
             else:
                 parts.append(piece)
@@ -611,14 +199,14 @@ class LocalWorkspace:
                 except FileNotFoundError:
                     if not (create and as_dir):
                         raise NotFound(
-                            f"{_join([*walked, name, *todo])!r} does not exist"
+                            f"{join_parts([*walked, name, *todo])!r} does not exist"
                         ) from None
                     try:
                         os.mkdir(name, 0o777, dir_fd=fd)
                     except FileExistsError:
                         pass  # someone beat us to it: open whatever is there now
                     else:
-                        _same_owner(fd, name=name)
+                        same_owner(fd, name=name)
                     hops += 1  # bounds a create/delete race loop
                     if hops > MAX_SYMLINK_HOPS:
                         raise BadRequest(
@@ -634,7 +222,7 @@ class LocalWorkspace:
                     except OSError:
                         target = None
                     if target is None:  # not a link: a file where a folder was needed
-                        where = _join([*walked, name])
+                        where = join_parts([*walked, name])
                         if create:
                             raise Conflict(
                                 f"{where!r} is a file, not a folder", field="path"
@@ -645,9 +233,9 @@ class LocalWorkspace:
                         raise BadRequest("too many levels of symlinks", field="path") from None
                     try:
                         resolved = self._link_target(walked, target)
-                    except _LeadsOutside:
+                    except LeadsOutside:
                         raise BadRequest(
-                            f"{_join([*walked, name])!r} is a symlink that leads out of the "
+                            f"{join_parts([*walked, name])!r} is a symlink that leads out of the "
                             "workspace; it is not followed",
                             field="path",
                         ) from None
@@ -691,7 +279,7 @@ class LocalWorkspace:
         """
         fd, real = self._walk(split_path(relpath))
         os.close(fd)
-        return _join(real)
+        return join_parts(real)
 
     # ------------------------------------------------------------------ reading
 
@@ -748,7 +336,7 @@ class LocalWorkspace:
                     if node is not None:
                         node["truncated"] = True
                     break
-                path = _join([*parts, name])
+                path = join_parts([*parts, name])
                 child: dict[str, Any] = {
                     "name": name,
                     "path": path,
@@ -807,12 +395,12 @@ class LocalWorkspace:
         name = real[-1]
         truncated = len(data) > max_bytes
         data = data[:max_bytes]
-        if _looks_binary(data[:SNIFF_BYTES], whole=len(data) <= SNIFF_BYTES and not truncated):
+        if looks_binary(data[:SNIFF_BYTES], whole=len(data) <= SNIFF_BYTES and not truncated):
             return {
                 "path": relpath,
                 "binary": True,
                 "size_bytes": st.st_size,
-                "mime_type": _mime_type(name) or "application/octet-stream",
+                "mime_type": mime_type(name) or "application/octet-stream",
             }
         # final=not truncated: a character cut by the limit is dropped, not mangled
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -833,13 +421,13 @@ class LocalWorkspace:
         fd, st, real = self._open_regular(relpath)
         f = os.fdopen(fd, "rb")
         try:
-            mime = _mime_type(real[-1])
+            mime = mime_type(real[-1])
             if mime is None:
                 head = f.read(SNIFF_BYTES)
                 f.seek(0)
                 mime = (
                     "application/octet-stream"
-                    if _looks_binary(head, whole=len(head) < SNIFF_BYTES)
+                    if looks_binary(head, whole=len(head) < SNIFF_BYTES)
                     else "text/plain; charset=utf-8"
                 )
         except BaseException:
@@ -847,66 +435,11 @@ class LocalWorkspace:
             raise
         return RawFile(file=f, size_bytes=st.st_size, mime_type=mime, name=real[-1])
 
-    def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
-        """The whole workspace as a ZIP, yielded in pieces of about ``chunk_size`` bytes.
-
-        Constant memory in the size of the files: ``zipfile`` writes onto an unseekable
-        sink (so it uses data descriptors) that is drained as it fills.  The central
-        directory is O(number of files), as any ZIP's is.  Links out of the workspace,
-        links to folders, FIFOs and the like are skipped; links to files inside are
-        stored as the file they point to.
-        """
-        sink = _ZipSink()
-        with zipfile.ZipFile(
-            sink, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
-        ) as zf:
-            for arcname, fd, st in self._zip_entries():
-                try:
-                    if fd is None:  # a folder: keeps empty folders in the archive
-                        info = zipfile.ZipInfo(arcname + "/", _zip_time(st.st_mtime))
-                        info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
-                        zf.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
-                    else:
-                        yield from self._zip_file(zf, sink, arcname, fd, st, chunk_size)
-                finally:
-                    if fd is not None:
-                        os.close(fd)
-                if len(sink.buf) >= chunk_size:
-                    yield sink.drain()
-        tail = sink.drain()
-        if tail:
-            yield tail
-
-    def _zip_file(
-        self,
-        zf: zipfile.ZipFile,
-        sink: _ZipSink,
-        arcname: str,
-        fd: int,
-        st: os.stat_result,
-        chunk_size: int,
-    ) -> Iterator[bytes]:
-        info = zipfile.ZipInfo(arcname, _zip_time(st.st_mtime))
-        info.external_attr = (stat.S_IFREG | stat.S_IMODE(st.st_mode)) << 16
-        info.compress_type = (
-            zipfile.ZIP_STORED
-            if PurePosixPath(arcname.lower()).suffix in _STORED_EXTS
-            else zipfile.ZIP_DEFLATED
-        )
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            _set_level(info, ZIP_LEVEL)
-        # zipfile picks zip64 from the announced size; we never write more than that
-        info.file_size = st.st_size
-        remaining = st.st_size
-        with zf.open(info, "w") as out:
-            while remaining > 0:
-                data = os.read(fd, min(chunk_size, remaining))
-                if not data:
-                    break  # shrank while we read: store what was there
-                remaining -= len(data)
-                out.write(data)
-                if len(sink.buf) >= chunk_size:
-                    yield sink.drain()
+    def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Generator[bytes, None, None]:
+        """The whole workspace as a ZIP (``zipstream.py``), yielded in pieces of about
+        ``chunk_size`` bytes.  Links out of the workspace, links to folders, FIFOs and the
+        like are skipped; links to files inside are stored as the file they point to."""
+        return zip_stream(self._zip_entries(), chunk_size)
 
     def _zip_entries(self) -> Iterator[tuple[str, int | None, os.stat_result]]:
         """Depth first, sorted: (archive name, open fd or None for a folder, stat)."""
@@ -924,8 +457,8 @@ class LocalWorkspace:
                 name = names.popleft()
                 if name.startswith(UPLOAD_TMP_PREFIX):
                     continue
-                arcname = _join([*parts, name])
-                if not _zip_safe_name(arcname):
+                arcname = join_parts([*parts, name])
+                if not zip_safe_name(arcname):
                     log.warning("agcluster zip: skipped %r (name cannot be stored)", arcname)
                     continue
                 try:
@@ -990,7 +523,7 @@ class LocalWorkspace:
         check_filename(filename)
         dir_fd, real = self._walk(split_path(target_dir, "target_path"), want_dir=True, create=True)
         try:
-            relpath = _join([*real, filename])
+            relpath = join_parts([*real, filename])
             try:
                 st = os.stat(filename, dir_fd=dir_fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -999,7 +532,7 @@ class LocalWorkspace:
                 if stat.S_ISDIR(st.st_mode):
                     raise Conflict(f"{relpath!r} is a folder", field="files")
                 if not overwrite:
-                    raise _exists(relpath)
+                    raise exists_conflict(relpath)
             return UploadWriter(dir_fd, real, filename, overwrite=overwrite, max_bytes=max_bytes)
         except BaseException:
             os.close(dir_fd)
@@ -1052,24 +585,3 @@ class LocalWorkspace:
                 os.unlink(name, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
-
-
-def _set_level(info: zipfile.ZipInfo, level: int) -> None:
-    # a ZipInfo we build ourselves does not inherit the ZipFile's level; the attribute
-    # is public (compress_level) from Python 3.13, private before
-    if hasattr(info, "compress_level"):
-        info.compress_level = level
-    else:
-        info._compresslevel = level  # type: ignore[attr-defined]
-
-
-def _zip_safe_name(arcname: str) -> bool:
-    # zipfile cannot encode lone surrogates; a backslash is a separator to Windows
-    # unzippers, so 'a\\..\\..\\x' could land outside the user's extraction folder
-    if "\\" in arcname:
-        return False
-    try:
-        arcname.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

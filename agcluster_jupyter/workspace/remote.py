@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import IO, Any
 from urllib.parse import unquote
 
 import httpx
 
-from .errors import AgClusterError, BadRequest, Conflict, NotFound, ServiceUnavailable, TooLarge
-from .runner.files import NAME_HEADER
-from .workspace import DEFAULT_CHUNK_BYTES, DEFAULT_PREVIEW_BYTES, DEFAULT_TREE_ENTRIES
+from ..errors import AgClusterError, BadRequest, Conflict, NotFound, ServiceUnavailable, TooLarge
+from ..runner.protocol import NAME_HEADER
+from .local import DEFAULT_CHUNK_BYTES, DEFAULT_PREVIEW_BYTES, DEFAULT_TREE_ENTRIES
 
 __all__ = ["RemoteRawFile", "RemoteUpload", "RemoteWorkspace"]
 
@@ -78,7 +78,6 @@ class RemoteRawFile:
         self.size_bytes = size
         self.mime_type = response.headers.get("Content-Type", "application/octet-stream")
         self.name = name
-        self.file = self  # the handler reads ``raw.file.read``, as for a local RawFile
 
     async def read(self, n: int) -> bytes:
         while len(self._pending) < n:
@@ -116,17 +115,18 @@ class RemoteUpload:
         self._size = 0
         self._spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(SPOOL_BYTES)
 
-    def write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         if self._spool is None:
             raise RuntimeError("upload already finished")
         if self._size + len(data) > self._max_bytes:
-            self.abort()
+            self._drop()
             raise TooLarge(
                 f"file {self._filename!r} is larger than the upload limit of "
                 f"{self._max_bytes} bytes; nothing was written",
                 field="files",
             )
-        self._spool.write(data)
+        # the spool moves to disk past SPOOL_BYTES: written off the event loop
+        await asyncio.to_thread(self._spool.write, data)
         self._size += len(data)
 
     async def commit(self) -> str:
@@ -158,9 +158,12 @@ class RemoteUpload:
         except httpx.HTTPError as exc:
             raise _not_running(f"{type(exc).__name__}: {exc}") from None
         finally:
-            self.abort()
+            self._drop()
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
@@ -229,9 +232,14 @@ class RemoteWorkspace:
         size = int(response.headers.get("Content-Length", "0"))
         return RemoteRawFile(client, response, size=size, name=name)
 
-    async def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> AsyncIterator[bytes]:
+    async def iter_zip(self, chunk_size: int = DEFAULT_CHUNK_BYTES) -> AsyncGenerator[bytes, None]:
         client, response = await self._open_stream("/files/zip", {})
-        return _stream(client, response, chunk_size)
+        try:
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
+        finally:
+            await response.aclose()
+            await client.aclose()
 
     async def begin_upload(
         self, target_dir: str, filename: str, *, overwrite: bool, max_bytes: int
@@ -253,14 +261,3 @@ class RemoteWorkspace:
             overwrite=overwrite,
             max_bytes=max_bytes,
         )
-
-
-async def _stream(
-    client: httpx.AsyncClient, response: httpx.Response, chunk_size: int
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_bytes(chunk_size):
-            yield chunk
-    finally:
-        await response.aclose()
-        await client.aclose()

@@ -264,6 +264,8 @@ async def test_event_log_replays_from_last_event_id_and_after(api: Any, launched
     )
     assert tail == everything[5:]
     await expect_error(api(f"agents/{sid}/events", params={"after": "x"}), 400)
+    reply = await expect_error(api(f"agents/{sid}/events", params={"follow": "nope"}), 400)
+    assert reply["field"] == "follow"
 
 
 async def test_permission_request_waits_for_approval(
@@ -367,6 +369,13 @@ async def test_delete_stops_and_purge_removes_everything(
     events = await chat_sse(api, sid, "hello")
     assert events[-1]["type"] == "done"
     assert any(e["type"] == "status" and e["state"] == "ready" for e in events)
+    # a typo is a 400 that stops and deletes nothing (it used to mean "keep"; silently)
+    reply = await expect_error(
+        api(f"agents/sessions/{sid}", method="DELETE", params={"purge": "ture"}), 400
+    )
+    assert reply["field"] == "purge" and "true or false" in reply["message"]
+    assert (await api(f"agents/sessions/{sid}"))["state"] == "idle"
+    assert Path(session["workspace"]).is_dir()
     await api(f"agents/sessions/{sid}", method="DELETE", params={"purge": "true"})
     await expect_error(api(f"agents/sessions/{sid}"), 404)
     assert not Path(session["workspace"]).exists()

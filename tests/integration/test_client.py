@@ -19,7 +19,8 @@ import httpx
 import nbformat
 import pytest
 
-from agcluster_jupyter.client import (
+from agcluster_jupyter.events import Event
+from agcluster_jupyter.kernel.client import (
     AgClusterClient,
     AgClusterClientError,
     ApiError,
@@ -27,7 +28,6 @@ from agcluster_jupyter.client import (
     find_server,
     iter_sse,
 )
-from agcluster_jupyter.events import Event
 
 MakeClient = Callable[..., AgClusterClient]
 

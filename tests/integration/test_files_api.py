@@ -26,7 +26,7 @@ from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
 from agcluster_jupyter.handlers.files import MAX_FILES_PER_UPLOAD
-from agcluster_jupyter.workspace import UPLOAD_TMP_PREFIX, LocalWorkspace
+from agcluster_jupyter.workspace import UPLOAD_TMP_PREFIX, AsyncLocalWorkspace, LocalWorkspace
 
 SID = "files-test_1"
 SECRET = b"TOP-SECRET-host-credential-7f3a9c"
@@ -37,7 +37,7 @@ BOUNDARY = "agc-test-boundary-93af"
 @dataclass
 class FakeSession:
     id: str
-    workspace: LocalWorkspace
+    workspace: AsyncLocalWorkspace
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def files_env(
 
     apps = jp_serverapp.extension_manager.extension_apps["agcluster_jupyter"]
     manager = next(iter(apps)).manager
-    session = FakeSession(SID, LocalWorkspace(root))
+    session = FakeSession(SID, AsyncLocalWorkspace(LocalWorkspace(root)))
     activity: list[str] = []
     real_get = manager.get_session
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from agcluster_jupyter import inprocess
-from agcluster_jupyter.client import AgClusterClient, ServerNotFound, find_server
-from agcluster_jupyter.inprocess import InProcessServer, default_client, default_server
+from agcluster_jupyter.kernel import inprocess
+from agcluster_jupyter.kernel.client import AgClusterClient, ServerNotFound, find_server
+from agcluster_jupyter.kernel.inprocess import InProcessServer, default_client, default_server
 
 from ..support import TEST_KEY, bash_scenario, in_process_settings, runner_pids
 
@@ -116,7 +116,7 @@ def test_sessions_end_with_the_process(no_server_env: Path, agent_dirs: dict[str
     script = textwrap.dedent(
         f"""
         import json
-        from agcluster_jupyter.inprocess import default_client, default_server
+        from agcluster_jupyter.kernel.inprocess import default_client, default_server
         from agcluster_jupyter.testing.jupyter import runner_pids
 
         client = default_client()

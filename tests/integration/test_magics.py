@@ -18,8 +18,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from agcluster_jupyter.client import AgClusterClient
-from agcluster_jupyter.magics import AgentMagics
+from agcluster_jupyter.kernel.client import AgClusterClient
+from agcluster_jupyter.kernel.magics import AgentMagics
 
 
 @dataclass

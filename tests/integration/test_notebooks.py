@@ -226,7 +226,7 @@ def check_approvals(run: Run) -> None:
     assert sessions == {}  # stopped with --purge
     asked = cell(nb, "asked = [")
     assert "requests: [('Write', 'notes.md')]" in asked and "tool ran: [True]" in asked
-    answered = cell(nb, "from agcluster_jupyter.client import AgClusterClient")
+    answered = cell(nb, "from agcluster_jupyter.kernel.client import AgClusterClient")
     assert "asked: Write notes.md" in answered
     assert "denied:" in answered and "not now, thanks" in answered, answered
     # the agent's reply after the refusal says so, and never that it wrote the note

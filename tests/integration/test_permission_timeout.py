@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agcluster_jupyter.events import parse_event
-from agcluster_jupyter.widgets import SessionView
+from agcluster_jupyter.kernel.widgets import SessionView
 
 from ..support import CAREFUL, bash_scenario, chat_sse, event_log
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from agcluster_jupyter.client import AgClusterClient
+from agcluster_jupyter.kernel.client import AgClusterClient
+from agcluster_jupyter.kernel.widgets import AgentWidget
 from agcluster_jupyter.testing import ScriptedModelServer
-from agcluster_jupyter.widgets import AgentWidget
 
 from ..support import bash_scenario, wait_until
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from agcluster_jupyter.testing.fake_fly import FakeFly
-from agcluster_jupyter.testing.fake_kubernetes import FakeKubernetes
-from agcluster_jupyter.testing.fake_node import LocalNode
+from ..support.fake_fly import FakeFly
+from ..support.fake_kubernetes import FakeKubernetes
+from ..support.fake_node import LocalNode
 
 NAMESPACE = "agents"
 FLY_APP = "agents"

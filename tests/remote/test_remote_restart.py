@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from agcluster_jupyter.testing.fake_kubernetes import FakeKubernetes
-from agcluster_jupyter.testing.fake_node import LocalNode
 from agcluster_jupyter.testing.jupyter import free_port
 
 from ..integration.test_restart import Server
 from ..support import TEST_KEY, bash_scenario
+from ..support.fake_kubernetes import FakeKubernetes
+from ..support.fake_node import LocalNode
 from .conftest import write_kubeconfig
 
 pytestmark = pytest.mark.cli

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcluster_jupyter.datafiles import DataFileError, as_file
+from agcluster_jupyter.kernel.datafiles import DataFileError, as_file
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""FlyProvider against the fake Machines API (agcluster_jupyter.testing.fake_fly): the
+"""FlyProvider against the fake Machines API (tests.support.fake_fly): the
 lifecycle, the volume, recovery by metadata, retries and a refused token."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from agcluster_jupyter.providers.base import (
 from agcluster_jupyter.providers.fly import FlyProvider
 from agcluster_jupyter.providers.fly_spec import FlySettings
 from agcluster_jupyter.runner.protocol import token_digest
-from agcluster_jupyter.testing.fake_fly import FakeFly
+
+from ..support.fake_fly import FakeFly
 
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 TOKEN = "fly-test-token"

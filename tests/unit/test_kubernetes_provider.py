@@ -24,7 +24,8 @@ from agcluster_jupyter.providers.base import (
 from agcluster_jupyter.providers.kubernetes import KubernetesProvider
 from agcluster_jupyter.providers.kubernetes_spec import PodSettings
 from agcluster_jupyter.runner.protocol import token_digest
-from agcluster_jupyter.testing.fake_kubernetes import FakeKubernetes
+
+from ..support.fake_kubernetes import FakeKubernetes
 
 NS = "agents"
 SID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"

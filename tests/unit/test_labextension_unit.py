@@ -21,7 +21,7 @@ import pytest
 
 from agcluster_jupyter._version import __version__
 from agcluster_jupyter.events import parse_event
-from agcluster_jupyter.widgets.state import SessionView, ToolCall
+from agcluster_jupyter.kernel.widgets.state import SessionView, ToolCall
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEXT = ROOT / "labextension"

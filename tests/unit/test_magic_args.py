@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from agcluster_jupyter.events import ErrorEvent, Event, MessageEvent, TextDeltaEvent, ToolUseEvent
-from agcluster_jupyter.magics import (
+from agcluster_jupyter.kernel.magics import (
     DEFAULT_PRESET,
     CellArgs,
     LineArgs,
@@ -176,7 +176,7 @@ def test_with_mode_and_approve_options() -> None:
 
 
 def test_agent_cells_become_awaits_in_a_kernel() -> None:
-    from agcluster_jupyter.magics import await_agent_cells
+    from agcluster_jupyter.kernel.magics import await_agent_cells
 
     shell = InteractiveShell.instance()
     try:
@@ -195,7 +195,7 @@ def test_agent_cells_become_awaits_in_a_kernel() -> None:
 
 
 def test_new_or_changed_images_of_a_turn() -> None:
-    from agcluster_jupyter.magics import _images, _new_images
+    from agcluster_jupyter.kernel.magics import _images, _new_images
 
     def tree(*files: tuple[str, int, str]) -> dict[str, object]:
         return {

@@ -21,6 +21,8 @@ from nbformat.sign import NotebookNotary
 
 from agcluster_jupyter.events import Event, parse_event
 from agcluster_jupyter.export import to_notebook
+from agcluster_jupyter.kernel.widgets import AgentWidget
+from agcluster_jupyter.kernel.widgets.browser import WorkspaceBrowser
 from agcluster_jupyter.signing import holds_agent_output, never_sign_agent_output
 from agcluster_jupyter.testing.xss import (
     EXFIL_HOST,
@@ -37,8 +39,6 @@ from agcluster_jupyter.untrusted import (
     safe_href,
     text_html,
 )
-from agcluster_jupyter.widgets import AgentWidget
-from agcluster_jupyter.widgets.browser import WorkspaceBrowser
 
 SID = "0123456789abcdef"
 SVG_WITH_SCRIPT = (
@@ -336,7 +336,7 @@ def test_the_contents_manager_never_signs_agent_output(tmp_path: Path) -> None:
 
 
 def test_a_cells_streamed_text_and_images_are_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agcluster_jupyter import magics
+    from agcluster_jupyter.kernel import magics
 
     shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
 

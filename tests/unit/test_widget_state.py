@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agcluster_jupyter.events import Event, MessageEvent, parse_event
-from agcluster_jupyter.widgets import SessionView, summarize_input
+from agcluster_jupyter.kernel.widgets import SessionView, summarize_input
 
 SID = "s1"
 
@@ -249,7 +249,7 @@ def test_paths_are_shown_relative_to_the_workspace() -> None:
 
 
 def test_error_text_adds_the_code_only_when_it_says_more() -> None:
-    from agcluster_jupyter.widgets.state import error_text
+    from agcluster_jupyter.kernel.widgets.state import error_text
 
     assert error_text("boom", "error") == "boom"
     assert error_text("the turn was interrupted", "interrupted") == "the turn was interrupted"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from agcluster_jupyter.events import Event, parse_event
-from agcluster_jupyter.widgets import AgentWidget, flatten_tree, free_name
-from agcluster_jupyter.widgets import agent as agent_module
+from agcluster_jupyter.kernel.widgets import AgentWidget, flatten_tree, free_name
+from agcluster_jupyter.kernel.widgets import agent as agent_module
 
 SID = "0123456789abcdef"
 

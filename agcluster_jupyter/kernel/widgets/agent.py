@@ -18,9 +18,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...events import Event
+from ...untrusted import MARKER_KEY, html_output, markdown_html, text_html
 from ..client import AgClusterClient, AgClusterClientError
-from ..events import Event
-from ..untrusted import MARKER_KEY, html_output, markdown_html, text_html
 from .browser import WorkspaceBrowser
 from .state import ChatEntry, SessionView, ToolCall
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...untrusted import image_html, image_mime_type, text_html
 from ..client import AgClusterClient, AgClusterClientError, ApiError
-from ..untrusted import image_html, image_mime_type, text_html
 
 __all__ = ["WorkspaceBrowser", "flatten_tree", "free_name", "walk_files"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ..events import Event, TodoItem
+from ...events import Event, TodoItem
 
 __all__ = [
     "ChatEntry",
