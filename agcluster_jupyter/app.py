@@ -7,8 +7,8 @@ in ``initialize_settings`` and handed to every handler through route kwargs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
-import hashlib
 import os
 import secrets
 import signal
@@ -37,9 +37,10 @@ from ._version import __version__
 from .gateway import Gateway, GatewayPolicy
 from .gateway.pricing import ModelPrice, Pricing
 from .gateway.routes import DEFAULT_ROUTES, RoutePolicy, parse_route
-from .handlers import route_table
+from .handlers import HandlerContext, route_table
 from .presets import PresetRegistry
 from .providers.base import Provider
+from .providers.factory import ProviderSettings, build_provider, local_workspace_root
 from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
 from .signing import never_sign_agent_output
@@ -401,139 +402,12 @@ class AgClusterApp(ExtensionApp):
         return self._key
 
     def _make_provider(self) -> Provider:
-        choice = self.provider
-        if choice == "auto":
-            from .providers.docker import ping_engine
-
-            # a short ping while the server starts (nothing is served yet)
-            problem = ping_engine(timeout=2.0)
-            if problem is None:
-                choice = "docker"
-            else:
-                self.log.warning(
-                    "agcluster: no Docker engine (%s); using the local provider: agents run "
-                    "on this machine with NO ISOLATION",
-                    problem,
-                )
-                choice = "local"
-        if choice == "docker":
-            return self._docker_provider()
-        if choice == "local":
-            return LocalProvider(
-                agent_user=self.agent_user, start_timeout=self.runner_start_timeout
-            )
-        if choice == "kubernetes":
-            return self._kubernetes_provider()
-        return self._fly_provider()
-
-    def _local_workspace_root(self, provider: LocalProvider, root: Path) -> Path:
-        """The workspace root the local provider's agent user can reach.
-
-        As root, agents run as ``agent_user``, who may not enter the Jupyter root (a home
-        folder of mode 0700, /root).  A default workspace root it cannot reach moves to a
-        folder it can (outside the Jupyter tree, said once); a configured one, or a claude
-        CLI it cannot run, makes the provider refuse with the line that fixes it."""
-        cli = _bundled_cli()
-        problem = provider.reach_problem(cli) if cli is not None else None
-        if problem is not None:
-            provider.refusal = (
-                f"{problem}, so it cannot run the claude CLI ({cli}): install "
-                "agcluster-jupyter in a Python environment other users can read (./run.sh "
-                "uses /opt/agcluster-venv when run as root), or use the docker provider"
-            )
-            self.log.error("agcluster: %s", provider.refusal)
-            return root
-        problem = provider.reach_problem(root)
-        if problem is None:
-            return root
-        if "workspace_root" in self.config.get("AgClusterApp", {}):
-            provider.refusal = (
-                f"{problem}, so it cannot reach its workspaces in {root}: set "
-                "AgClusterApp.workspace_root to a folder it can reach (e.g. /srv/agcluster)"
-            )
-            self.log.error("agcluster: %s", provider.refusal)
-            return root
-        digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-        moved = Path("/var/tmp/agcluster-workspaces") / digest
-        moved.mkdir(parents=True, exist_ok=True)
-        for folder in (moved.parent, moved):
-            folder.chmod(0o755)
-        self.log.warning(
-            "agcluster: %s (the Jupyter root), so session workspaces are in %s, outside "
-            "the Jupyter tree; set AgClusterApp.workspace_root to choose another folder",
-            problem,
-            moved,
-        )
-        return moved
-
-    def _kubernetes_provider(self) -> Provider:
-        from .providers.unavailable import UnavailableProvider
-
+        names = [f.name for f in dataclasses.fields(ProviderSettings)]
+        settings = ProviderSettings(**{name: getattr(self, name) for name in names})
         try:
-            from .providers.kubernetes import KubernetesProvider
-            from .providers.kubernetes_spec import PodSettings
-        except ImportError as exc:
-            return UnavailableProvider(
-                "kubernetes",
-                f"the kubernetes provider needs lightkube ({exc}); "
-                "pip install 'agcluster-jupyter[kubernetes]'",
-            )
-        settings = PodSettings(
-            image=self.agent_image,
-            gateway_url=self.gateway_url,
-            runtime_class=self.kubernetes_runtime_class or None,
-            storage_class=self.kubernetes_storage_class or None,
-            server_pod_labels=dict(self.kubernetes_server_pod_labels),
-            server_namespace=self.kubernetes_server_namespace or None,
-        )
-        return KubernetesProvider(
-            settings,
-            namespace=self.kubernetes_namespace,
-            start_timeout=max(self.runner_start_timeout, 180.0),  # image pulls, PVC binding
-        )
-
-    def _fly_provider(self) -> Provider:
-        from .providers.fly import FlyProvider
-        from .providers.fly_spec import FlySettings
-        from .providers.unavailable import UnavailableProvider
-
-        token = os.environ.get("FLY_API_TOKEN", "")
-        missing = [
-            what
-            for what, value in (("$FLY_API_TOKEN", token), ("AgClusterApp.fly_app", self.fly_app))
-            if not value
-        ]
-        if missing:
-            return UnavailableProvider(
-                "fly", f"the fly provider needs {' and '.join(missing)}; set them and restart"
-            )
-        settings = FlySettings(
-            app=self.fly_app,
-            image=self.agent_image,
-            region=self.fly_region,
-            gateway_url=self.gateway_url,
-            cpu_kind=self.fly_cpu_kind,
-            api_base=self.fly_api_base,
-        )
-        return FlyProvider(settings, token, start_timeout=max(self.runner_start_timeout, 120.0))
-
-    def _docker_provider(self) -> Provider:
-        from .providers.docker import DockerProvider
-        from .providers.docker_spec import ContainerSettings, resolve_container_user
-
-        try:
-            uid, gid = resolve_container_user(self.agent_user, euid=os.geteuid(), egid=os.getegid())
-        except ValueError as exc:
+            return build_provider(settings, self.log)
+        except ValueError as exc:  # an agent_user docker cannot resolve
             raise TraitError(str(exc)) from None
-        settings = ContainerSettings(
-            image=self.agent_image,
-            uid=uid,
-            gid=gid,
-            pids_limit=self.docker_pids_limit,
-            tmp_size=self.docker_tmp_size,
-            network=self.docker_network,
-        )
-        return DockerProvider(settings, start_timeout=self.runner_start_timeout)
 
     def initialize_settings(self) -> None:
         # the key lives in this process's memory only; runners get per-session tokens
@@ -585,7 +459,13 @@ class AgClusterApp(ExtensionApp):
         )
         provider = self._make_provider()
         if isinstance(provider, LocalProvider):
-            settings.workspace_root = self._local_workspace_root(provider, settings.workspace_root)
+            settings.workspace_root = local_workspace_root(
+                provider,
+                settings.workspace_root,
+                configured="workspace_root" in self.config.get("AgClusterApp", {}),
+                claude_cli=_bundled_cli(),
+                log=self.log,
+            )
         self.manager = SessionManager(settings, provider, self.gateway, server_key=self._server_key)
         self.manager.activity_sink = self._report_activity
         # notebooks holding agent output are saved unsigned, so they reopen untrusted
@@ -625,7 +505,14 @@ class AgClusterApp(ExtensionApp):
             pass
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(route_table({"manager": self.manager, "app": self}))
+        ctx = HandlerContext(
+            manager=self.manager,
+            presets=self.presets,
+            agent_image=self.agent_image,
+            demo_mode=self.demo_mode,
+            max_upload_bytes=self.max_upload_bytes,
+        )
+        self.handlers.extend(route_table(ctx))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await self.manager.ensure_started()

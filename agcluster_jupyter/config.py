@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from .units import parse_size
+
 __all__ = [
     "KNOWN_TOOLS",
     "MAIN_AGENT_NAME",
@@ -106,8 +108,6 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SERVER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MCP_TOOL_RE = re.compile(r"^mcp__([A-Za-z0-9_-]+?)(?:__([A-Za-z0-9_*-]+))?$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,127}$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _MIN_MEMORY = 256 * 1024**2  # the CLI alone peaks at ~230 MB
 _MIN_STORAGE = 64 * 1024**2
 _MAX_SIZE = 1024**4
@@ -125,29 +125,6 @@ class ConfigError(ValueError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
-
-
-def parse_size(value: str | int) -> int:
-    """``"4g"``, ``"512m"``, ``"10GiB"``, ``"1.5g"`` or a byte count → bytes.
-
-    Units are binary (``g`` = GiB), as Docker reads them.
-    """
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError("expected a size such as '4g' or '512m'")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("a size must be positive")
-        return value
-    match = _SIZE_RE.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a size; use a number with k, m, g or t, e.g. '4g'")
-    number, unit, suffix = match.groups()
-    if suffix.lower() == "i":
-        raise ValueError(f"{value!r} is not a size; write e.g. '10GiB', '10g' or '10gb'")
-    size = int(float(number) * _UNITS[unit.lower()])
-    if size <= 0:
-        raise ValueError("a size must be positive")
-    return size
 
 
 def cli_tool_names(tools: Iterable[str]) -> list[str]:

@@ -23,6 +23,7 @@ __all__ = [
     "NotFound",
     "ServiceUnavailable",
     "TooLarge",
+    "first_line",
 ]
 
 
@@ -64,3 +65,9 @@ class LimitExceeded(AgClusterError):
 class ServiceUnavailable(AgClusterError):
     status = 503
     reason = "Service Unavailable"
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first message line, else its type's name: for one-line notes to people."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

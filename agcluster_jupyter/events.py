@@ -8,6 +8,7 @@ per session and ``ts`` is the server clock.  Nothing else invents events.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "format_sse",
     "now_iso",
     "parse_event",
+    "turn_reply",
 ]
 
 SessionState = Literal["starting", "ready", "busy", "idle", "stopping", "stopped", "failed"]
@@ -197,3 +199,21 @@ def format_sse(event: EventBase) -> bytes:
     payload = event.model_dump(mode="json")
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return f"id: {event.seq}\nevent: {payload['type']}\ndata: {body}\n\n".encode()
+
+
+def turn_reply(session_id: str, events: Iterable[Event]) -> dict[str, Any]:
+    """One turn as the chat API's JSON answer (and ``%%agent``'s ``-o`` value): the
+    top-level assistant text joined, the last ``result`` and every event."""
+    turn = list(events)
+    text = "\n\n".join(
+        e.text
+        for e in turn
+        if e.type == "message" and e.role == "assistant" and not e.parent_tool_use_id
+    )
+    results = [e.model_dump(mode="json") for e in turn if e.type == "result"]
+    return {
+        "session_id": session_id,
+        "text": text,
+        "result": results[-1] if results else None,
+        "events": [e.model_dump(mode="json") for e in turn],
+    }

@@ -5,19 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from .agents import AGENT_ROUTES, NotFoundHandler
-from .base import AUTH_RESOURCE, AgClusterHandler
+from .base import AUTH_RESOURCE, AgClusterHandler, HandlerContext
 from .files import FILE_ROUTES
 
-__all__ = ["API_PREFIX", "AUTH_RESOURCE", "AgClusterHandler", "route_table"]
+__all__ = ["API_PREFIX", "AUTH_RESOURCE", "AgClusterHandler", "HandlerContext", "route_table"]
 
 API_PREFIX = "api/agcluster/"
 
 
-def route_table(kwargs: dict[str, Any]) -> list[tuple[str, type[AgClusterHandler], dict[str, Any]]]:
-    """Every route, relative to the server's base URL, with the shared services as kwargs."""
+def route_table(
+    ctx: HandlerContext | None,
+) -> list[tuple[str, type[AgClusterHandler], dict[str, Any]]]:
+    """Every route, relative to the server's base URL, each handler given ``ctx``
+    (None: the table alone, for tools that only read its patterns)."""
     routes: list[tuple[str, type[AgClusterHandler]]] = [
         *AGENT_ROUTES,
         *FILE_ROUTES,
         (r"(?P<path>.*)", NotFoundHandler),
     ]
+    kwargs = {"ctx": ctx} if ctx is not None else {}
     return [(API_PREFIX + pattern, handler, kwargs) for pattern, handler in routes]

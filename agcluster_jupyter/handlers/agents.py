@@ -13,7 +13,7 @@ from tornado import web
 
 from .._version import __version__
 from ..errors import BadRequest, LimitExceeded, NotFound
-from ..events import Event, format_sse
+from ..events import Event, format_sse, turn_reply
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
 from ..queryargs import flag, parse_int
 from ..sessions.session import Session
@@ -37,8 +37,8 @@ class HealthHandler(AgClusterHandler):
             "provider_ok": health["provider_ok"],
             "provider_detail": health["detail"],
             "isolated": health["isolated"],
-            "agent_image": self.agc.agent_image,
-            "demo_mode": self.agc.demo_mode,
+            "agent_image": self.ctx.agent_image,
+            "demo_mode": self.ctx.demo_mode,
             "server_key": bool(self.manager.server_key()),
             "sessions": len(self.manager.sessions),
         }
@@ -58,7 +58,7 @@ class ConfigsHandler(AgClusterHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        configs = [c.summary() for c in self.agc.presets.list()]
+        configs = [c.summary() for c in self.ctx.presets.list()]
         self.write_json({"configs": configs, "total": len(configs)})
 
 
@@ -66,7 +66,7 @@ class ConfigHandler(AgClusterHandler):
     @web.authenticated
     @authorized
     async def get(self, config_id: str) -> None:
-        self.write_json(self.agc.presets.get(config_id).model_dump(mode="json"))
+        self.write_json(self.ctx.presets.get(config_id).model_dump(mode="json"))
 
 
 def _relative_to(path: str, root: str | None) -> str:
@@ -95,7 +95,7 @@ class LaunchHandler(AgClusterHandler):
                 f"unknown launch field {unknown[0]!r}; a launch takes {', '.join(LAUNCH_KEYS)}",
                 field=unknown[0],
             )
-        config = self.agc.presets.resolve_launch(body)
+        config = self.ctx.presets.resolve_launch(body)
         api_key = body.get("api_key")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise BadRequest("api_key must be a non-empty string", field="api_key")
@@ -207,20 +207,7 @@ class ChatHandler(AgClusterHandler):
             collected.append(event)
             if event.type == "done":
                 break
-        text = "\n\n".join(
-            e.text
-            for e in collected
-            if e.type == "message" and e.role == "assistant" and not e.parent_tool_use_id
-        )
-        results = [e.model_dump(mode="json") for e in collected if e.type == "result"]
-        self.write_json(
-            {
-                "session_id": session.id,
-                "text": text,
-                "result": results[-1] if results else None,
-                "events": [e.model_dump(mode="json") for e in collected],
-            }
-        )
+        self.write_json(turn_reply(session.id, collected))
 
 
 class InterruptHandler(AgClusterHandler):

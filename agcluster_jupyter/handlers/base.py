@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.base.handlers import APIHandler
@@ -12,10 +13,10 @@ from ..errors import AgClusterError, BadRequest, TooLarge
 from ..runner.protocol import MAX_BODY_BYTES as RUNNER_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
-    from ..app import AgClusterApp
+    from ..presets import PresetRegistry
     from ..sessions.manager import SessionManager
 
-__all__ = ["AUTH_RESOURCE", "MAX_JSON_BODY_BYTES", "AgClusterHandler"]
+__all__ = ["AUTH_RESOURCE", "MAX_JSON_BODY_BYTES", "AgClusterHandler", "HandlerContext"]
 
 #: the resource name every handler authorizes against (``@authorized``)
 AUTH_RESOURCE = "agcluster"
@@ -24,14 +25,26 @@ AUTH_RESOURCE = "agcluster"
 MAX_JSON_BODY_BYTES = RUNNER_MAX_BODY_BYTES // 4
 
 
+@dataclass(frozen=True)
+class HandlerContext:
+    """What the handlers need of the server, built once by ``AgClusterApp`` and given to
+    each handler through its route kwargs (the handlers never see the app itself)."""
+
+    manager: SessionManager
+    presets: PresetRegistry
+    agent_image: str
+    demo_mode: bool
+    max_upload_bytes: int
+
+
 class AgClusterHandler(APIHandler):
     """Every agcluster handler; errors become ``{message, reason, field?}``, never a traceback."""
 
     auth_resource = AUTH_RESOURCE
 
-    def initialize(self, manager: SessionManager, app: AgClusterApp) -> None:
-        self.manager = manager
-        self.agc = app
+    def initialize(self, ctx: HandlerContext) -> None:
+        self.ctx = ctx
+        self.manager = ctx.manager
 
     def check_xsrf_cookie(self) -> None:
         """Jupyter's XSRF check, for cookie requests, as is; a request with neither a

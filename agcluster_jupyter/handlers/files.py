@@ -167,7 +167,7 @@ class UploadHandler(_FilesHandler):
         pending = self._authorize_upload()
         if pending is not None:
             await pending
-        limit = int(self.agc.max_upload_bytes)
+        limit = int(self.ctx.max_upload_bytes)
         self._limit = limit
         # tornado's own cap would answer a bare 400; ours is sized for the per-file limit
         body_cap = MAX_FILES_PER_UPLOAD * (limit + MAX_PART_HEADER_BYTES)

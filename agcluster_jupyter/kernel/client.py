@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from ..errors import first_line
 from ..events import Event, parse_event
 
 __all__ = [
@@ -247,8 +248,7 @@ class AgClusterClient:
     # -- plumbing --------------------------------------------------------------------------
 
     def _unreachable(self, exc: Exception) -> ServerNotFound:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return ServerNotFound(f"cannot reach the Jupyter server at {self.url}: {detail}")
+        return ServerNotFound(f"cannot reach the Jupyter server at {self.url}: {first_line(exc)}")
 
     @staticmethod
     def _check(response: httpx.Response) -> httpx.Response:

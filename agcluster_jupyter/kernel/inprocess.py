@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import first_line
 from .client import AgClusterClient, AgClusterClientError, ApiError, ServerNotFound, find_server
 
 __all__ = [
@@ -204,7 +205,9 @@ class InProcessServer:
         if isinstance(error, SystemExit):
             why += " (jupyter_server exited; see its log above)"
         elif error is not None:
-            why += f": {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            why += f": {type(error).__name__}"
+            if str(error).strip():
+                why += f": {first_line(error)}"
         self.stop(timeout=15.0)
         return InProcessServerError(f"the in-process agcluster server did not start: {why}")
 

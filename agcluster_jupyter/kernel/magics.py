@@ -28,7 +28,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from ..events import Event, MessageEvent
+from ..errors import first_line
+from ..events import Event, MessageEvent, turn_reply
 from ..untrusted import IMAGE_SUFFIXES, html_output, image_html, image_mime_type, markdown_html
 from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import FORMATS, DataFileError, as_file
@@ -423,11 +424,6 @@ def _default_client() -> AgClusterClient:
     return default_client()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 @magics_class
 class AgentMagics(Magics):
     """``%%agent`` and ``%agent``; sessions are remembered per kernel by name."""
@@ -451,7 +447,7 @@ class AgentMagics(Magics):
             try:
                 self._client = self._factory()
             except AgClusterClientError as exc:
-                raise UsageError(_one_line(exc)) from None
+                raise UsageError(first_line(exc)) from None
         return self._client
 
     def connect(self, url: str, token: str = "") -> None:
@@ -582,7 +578,7 @@ class AgentMagics(Magics):
             self.client.permission(turn.session_id, event.request_id, "allow")
 
     def _finish(self, args: CellArgs, turn: _Turn) -> dict[str, Any]:
-        reply = _reply(turn.session_id, turn.events)
+        reply = turn_reply(turn.session_id, turn.events)
         if self._rich() and turn.session_id:
             try:
                 shown = _images(self.client.files(turn.session_id))
@@ -615,7 +611,7 @@ class AgentMagics(Magics):
                 renderer.event(event)
                 self._auto_approve(turn, event)
         except AgClusterClientError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
         except KeyboardInterrupt:
             self._interrupt_quietly(turn.session_id)
         finally:
@@ -643,7 +639,7 @@ class AgentMagics(Magics):
                 if event.type == "permission_request":
                     await asyncio.to_thread(self._auto_approve, turn, event)
         except AgClusterClientError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
         except (KeyboardInterrupt, asyncio.CancelledError):
             await asyncio.to_thread(self._interrupt_quietly, turn.session_id)
         finally:
@@ -683,7 +679,7 @@ class AgentMagics(Magics):
         try:
             return self._run_line(args)
         except AgClusterClientError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
 
     def _show(self, session_id: str) -> AgentWidget | None:
         """A live widget of the session: its whole log replayed, then followed, with an
@@ -762,18 +758,3 @@ class AgentMagics(Magics):
         elif args.command == "config":
             print(json.dumps(self.client.config(name), indent=2))
         return None
-
-
-def _reply(session_id: str, events: list[Event]) -> dict[str, Any]:
-    text = "\n\n".join(
-        e.text
-        for e in events
-        if e.type == "message" and e.role == "assistant" and not e.parent_tool_use_id
-    )
-    results = [e.model_dump(mode="json") for e in events if e.type == "result"]
-    return {
-        "text": text,
-        "result": results[-1] if results else None,
-        "session_id": session_id,
-        "events": [e.model_dump(mode="json") for e in events],
-    }

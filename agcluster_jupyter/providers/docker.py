@@ -1,11 +1,9 @@
 """The ``docker`` provider: one hardened container per session, on the local engine.
 
-The container spec comes from :mod:`.docker_spec` (pure functions); this module only
-talks to the engine.  The ``docker`` SDK is synchronous, so every call runs in this
-provider's own thread pool (a slow engine never blocks the event loop nor starves the
-default executor the file handlers use), under a timeout; calls that are safe to repeat
-are retried a bounded number of times, with exponential backoff, on transient errors
-only (connection refused, a timeout, a 5xx).
+The container spec comes from :mod:`.docker_spec` (pure functions); the engine is called
+through :class:`.docker_engine.DockerEngine` (its own thread pool, every call under a
+timeout, transient errors retried with bounded exponential backoff); this module is the
+session lifecycle on top of the two.
 
 The runner is reached over the unix socket it binds in the session's socket folder,
 which is bind-mounted into the container; the gateway's socket sits next to it.
@@ -16,14 +14,9 @@ sleeps.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
-import importlib
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +25,6 @@ from typing import Any, TypeVar
 import httpx
 
 from .._version import __version__
-from ..cli import docker_host, unreachable_message
 from .base import (
     LABEL_SESSION,
     Provider,
@@ -45,6 +37,7 @@ from .base import (
     RunnerStartError,
     RunnerStatus,
 )
+from .docker_engine import DockerEngine, EngineMissing, docker_host
 from .docker_spec import (
     RUNNER_SOCKET,
     SOCKET_MOUNT,
@@ -56,7 +49,7 @@ from .docker_spec import (
     stats_summary,
 )
 
-__all__ = ["DockerProvider", "docker_host", "ping_engine"]
+__all__ = ["DockerProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -64,88 +57,6 @@ T = TypeVar("T")
 
 #: resources() answers from a sample at most this old (a panel may poll details often)
 STATS_MAX_AGE = 2.0
-
-
-def _sdk(module: str = "docker") -> Any:
-    """The docker SDK (untyped; imported by name so mypy never takes the checkout's
-    ``docker/`` folder for it), loaded on first use."""
-    return importlib.import_module(module)
-
-
-def _unreachable(exc: BaseException) -> str:
-    return unreachable_message(exc, docker_host())
-
-
-def _probe_socket(timeout: float) -> None:
-    """Connect to a ``unix://`` engine socket once; OSError when nothing listens.
-
-    The SDK leaks the socket of a failed connect (a ResourceWarning), and a missing or
-    dead socket is the common failure: find it out without the SDK.
-    """
-    host = docker_host()
-    if host.startswith("unix://"):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(host.removeprefix("unix://"))
-
-
-def ping_engine(timeout: float = 2.0) -> str | None:
-    """None when the engine answers a ping within ``timeout``, else why not (one line)."""
-    try:
-        _probe_socket(timeout)
-        client = _sdk().from_env(timeout=timeout)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "no"
-        return _unreachable(exc)
-    return None
-
-
-class _Missing(Exception):
-    """The container (or image) is not there: docker's 404."""
-
-
-class _Transient(Exception):
-    """A failure worth another try (the engine busy, restarting or slow)."""
-
-    def __init__(self, message: str, unreachable: bool) -> None:
-        super().__init__(message)
-        self.unreachable = unreachable
-
-
-def _classify(exc: BaseException) -> BaseException:
-    """The engine's error as ``_Transient`` (retry), ``_Missing`` (404), ``ProviderError``
-    (give up at once), or as it is."""
-    errors = _sdk("docker.errors")
-    requests_errors = _sdk("requests.exceptions")
-    if isinstance(exc, errors.NotFound):
-        return _Missing(str(exc))
-    if isinstance(exc, requests_errors.Timeout):
-        return _Transient(f"Docker at {docker_host()} did not answer in time", unreachable=True)
-    if isinstance(exc, (requests_errors.ConnectionError, ConnectionError, FileNotFoundError)):
-        return _Transient(_unreachable(exc), unreachable=True)
-    if isinstance(exc, errors.APIError):
-        status = exc.status_code or 0
-        if status >= 500 and "OCI runtime" not in str(exc):
-            return _Transient(f"the Docker engine failed: {exc.explanation or exc}", False)
-        return ProviderError(f"Docker: {exc.explanation or exc}")
-    if isinstance(exc, errors.DockerException):
-        # the client could not even be made: no engine behind DOCKER_HOST
-        return _Transient(_unreachable(exc), unreachable=True)
-    if isinstance(exc, OSError):
-        # the socket probe: refused, missing, permission denied (last: the SDK's own
-        # errors are OSErrors too)
-        return _Transient(_unreachable(exc), unreachable=True)
-    return exc
-
-
-def _human_size(num: int) -> str:
-    for unit, size in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
-        if num >= size and num % size == 0:
-            return f"{num // size}{unit}"
-    return f"{num / 1024**2:.0f}m" if num else ""
 
 
 def _fix_ownership(path: Path, uid: int, gid: int, mode: int | None = None) -> None:
@@ -192,12 +103,13 @@ class DockerProvider(Provider):
         self.call_timeout = call_timeout
         self.retries = retries
         self.version = version
-        self._client_factory = client_factory
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="agcluster-docker"
+        self.engine = DockerEngine(
+            call_timeout=call_timeout,
+            retries=retries,
+            client_factory=client_factory,
+            max_workers=max_workers,
         )
+        self._call = self.engine.call
         #: per container: (when, summary) of the last stats sample, its raw CPU counters,
         #: and the sample being taken
         self._stats: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -205,76 +117,6 @@ class DockerProvider(Provider):
         self._sampling: dict[str, asyncio.Future[dict[str, Any]]] = {}
         #: newest OOM event reported per container (its timeNano), so none is told twice
         self._oom_seen: dict[str, int] = {}
-
-    # -- calling the engine ---------------------------------------------------------------
-
-    def _docker(self) -> Any:
-        """The SDK client, made on first use (making one asks the engine for its version)."""
-        with self._client_lock:
-            if self._client is None:
-                if self._client_factory is not None:
-                    self._client = self._client_factory()
-                else:
-                    _probe_socket(self.call_timeout)
-                    self._client = _sdk().from_env(timeout=int(self.call_timeout))
-            return self._client
-
-    def _drop_client(self) -> None:
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
-
-    async def _call(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        retry: bool = True,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> T:
-        """``fn(client, *args, **kwargs)`` in the pool, bounded; transient errors retried.
-
-        Raises ``ProviderUnavailable`` when the engine cannot be reached, ``_Missing``
-        for a 404, ``ProviderError`` for the rest of the engine's refusals.
-        """
-        loop = asyncio.get_running_loop()
-        attempts = 1 + (self.retries if retry else 0)
-        delay = 0.1
-        limit = timeout or self.call_timeout + 5
-        for attempt in range(1, attempts + 1):
-            try:
-                job = functools.partial(self._invoke, fn, args, kwargs)
-                return await asyncio.wait_for(loop.run_in_executor(self._executor, job), limit)
-            except asyncio.TimeoutError:
-                failure = _Transient(
-                    f"Docker at {docker_host()} did not answer within {limit:.0f} s",
-                    unreachable=True,
-                )
-            except _Transient as exc:
-                failure = exc
-            if failure.unreachable:
-                self._drop_client()
-            if attempt == attempts:
-                if failure.unreachable:
-                    raise ProviderUnavailable(str(failure)) from None
-                raise ProviderError(str(failure)) from None
-            log.debug("docker: %s; retrying in %.1f s", failure, delay)
-            await asyncio.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _invoke(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        try:
-            return fn(self._docker(), *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - classified and re-raised
-            classified = _classify(exc)
-            if classified is exc:
-                raise
-            raise classified from exc
 
     # -- health -------------------------------------------------------------------------
 
@@ -290,7 +132,7 @@ class DockerProvider(Provider):
         try:
             attrs = await self._call(lambda c: c.api.inspect_image(self.settings.image))
             labels: dict[str, str] | None = (attrs.get("Config") or {}).get("Labels") or {}
-        except _Missing:
+        except EngineMissing:
             labels = None
         except ProviderError as exc:
             return str(exc), True
@@ -337,7 +179,7 @@ class DockerProvider(Provider):
             )
         except ProviderUnavailable:
             raise
-        except (ProviderError, _Missing) as exc:
+        except (ProviderError, EngineMissing) as exc:
             raise RunnerStartError(f"Docker refused the container: {exc}") from None
         handle = RunnerHandle(
             provider=self.name,
@@ -352,7 +194,7 @@ class DockerProvider(Provider):
                 await self._call(lambda c: c.api.start(container_id), retry=False)
             except ProviderUnavailable:
                 raise
-            except (ProviderError, _Missing) as exc:
+            except (ProviderError, EngineMissing) as exc:
                 hint = ""
                 if "bind source path does not exist" in str(exc):
                     # the engine resolves bind mounts on ITS host: a server in a container
@@ -374,7 +216,7 @@ class DockerProvider(Provider):
         """A container left by this session's previous runner (same name) goes first."""
         try:
             attrs = await self._call(lambda c: c.api.inspect_container(name))
-        except _Missing:
+        except EngineMissing:
             return
         owner = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_SESSION)
         if owner != session_id:
@@ -408,7 +250,7 @@ class DockerProvider(Provider):
     async def _state(self, container_id: str) -> dict[str, Any] | None:
         try:
             attrs = await self._call(lambda c: c.api.inspect_container(container_id))
-        except _Missing:
+        except EngineMissing:
             return None
         state: dict[str, Any] = attrs.get("State") or {}
         return state
@@ -418,7 +260,7 @@ class DockerProvider(Provider):
             raw: bytes = await self._call(
                 lambda c: c.api.logs(container_id, tail=lines, stdout=True, stderr=True)
             )
-        except (_Missing, ProviderError):
+        except (EngineMissing, ProviderError):
             return ""
         return raw.decode("utf-8", "replace").strip()
 
@@ -570,7 +412,7 @@ class DockerProvider(Provider):
         self._oom_seen.pop(container_id, None)
         try:
             await self._call(lambda c: c.api.stop(container_id, timeout=5), timeout=30.0)
-        except _Missing:
+        except EngineMissing:
             return
         except ProviderUnavailable:
             raise
@@ -578,7 +420,7 @@ class DockerProvider(Provider):
             log.warning("docker stop %s: %s", container_id[:12], exc)
         try:
             await self._call(lambda c: c.api.remove_container(container_id, force=True))
-        except _Missing:
+        except EngineMissing:
             pass
         except ProviderUnavailable:
             raise
@@ -589,5 +431,4 @@ class DockerProvider(Provider):
                 ) from None
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._drop_client)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await self.engine.close()

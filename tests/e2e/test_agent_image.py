@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from agcluster_jupyter import __version__
-from agcluster_jupyter.cli import VERSION_LABEL, DockerUnreachable, connect, default_image_tag
+from agcluster_jupyter.providers.docker_engine import DockerUnreachable, connect
+from agcluster_jupyter.providers.docker_image import VERSION_LABEL, default_image_tag
 
 from .docker_support import docker_unusable
 

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
 #: loaded before the tests: the image they look for is one that does not exist
 PLUGIN = """
-import agcluster_jupyter.cli as cli
-cli.default_image_tag = lambda: "agcluster-agent:no-such-version-for-this-test"
+import agcluster_jupyter.providers.docker_image as docker_image
+docker_image.default_image_tag = lambda: "agcluster-agent:no-such-version-for-this-test"
 """
 
 

@@ -49,7 +49,7 @@ def implemented_methods(handler: type) -> frozenset[str]:
 def routes() -> list[Route]:
     """Every documented-worthy route of the extension (the JSON-404 catch-all excepted)."""
     out = []
-    for pattern, handler, _ in route_table({}):
+    for pattern, handler, _ in route_table(None):
         if handler is NotFoundHandler:
             continue  # `(?P<path>.*)`: any other path is a JSON 404, said in the spec's intro
         assert pattern.startswith(API_PREFIX), pattern

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from agcluster_jupyter import __version__
-from agcluster_jupyter.cli import (
+from agcluster_jupyter.cli import main, make_parser
+from agcluster_jupyter.providers.docker_engine import unreachable_message
+from agcluster_jupyter.providers.docker_image import (
     DEFAULT_BASE_IMAGE,
     DOCKERFILE,
     VERSION_LABEL,
@@ -25,10 +27,7 @@ from agcluster_jupyter.cli import (
     build_image,
     default_image_tag,
     docker_files_dir,
-    main,
-    make_parser,
     runtime_requirements,
-    unreachable_message,
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...errors import first_line
 from ...events import Event
 from ...untrusted import MARKER_KEY, html_output, markdown_html, text_html
 from ..client import AgClusterClient, AgClusterClientError
@@ -52,11 +53,6 @@ def _pre(text: str) -> str:
         limit=_DETAIL_LIMIT,
         style="white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 2px 0",
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _markdown_output(text: str) -> dict[str, Any]:
@@ -293,7 +289,7 @@ class AgentWidget(widgets.VBox):
                 except Exception as exc:  # a dropped connection: resume from last_seq
                     if self._stop_following.is_set():
                         return
-                    self._say(f"event stream: {_one_line(exc)}; reconnecting", error=True)
+                    self._say(f"event stream: {first_line(exc)}; reconnecting", error=True)
                 finally:
                     self.flush()
                 if self.view.state in ("stopped", "failed"):

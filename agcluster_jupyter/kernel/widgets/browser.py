@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...units import format_bytes
 from ...untrusted import image_html, image_mime_type, text_html
 from ..client import AgClusterClient, AgClusterClientError, ApiError
 
@@ -50,14 +51,6 @@ def free_name(folder: Path, name: str) -> Path:
         target = folder / f"{Path(name).stem} ({number}){Path(name).suffix}"
         number += 1
     return target
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024 or unit == "MiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
 
 
 class WorkspaceBrowser(widgets.VBox):
@@ -123,7 +116,7 @@ class WorkspaceBrowser(widgets.VBox):
             return
         entries = flatten_tree(tree.get("tree", []))
         selected = self.files.value
-        self.files.options = [(f"{path}  ({_size(size)})", path) for path, size in entries]
+        self.files.options = [(f"{path}  ({format_bytes(size)})", path) for path, size in entries]
         if selected in self.paths:
             self.files.value = selected
         self._say(f"{len(entries)} file{'s' if len(entries) != 1 else ''}")
@@ -154,7 +147,7 @@ class WorkspaceBrowser(widgets.VBox):
         if info.get("binary"):
             self.preview.value = (
                 f"<i>{html.escape(path)}: binary ({html.escape(str(info.get('mime_type')))}, "
-                f"{_size(int(info.get('size_bytes') or 0))}); use Download</i>"
+                f"{format_bytes(int(info.get('size_bytes') or 0))}); use Download</i>"
             )
             return
         content = str(info.get("content", ""))
@@ -179,7 +172,7 @@ class WorkspaceBrowser(widgets.VBox):
             return None
         target = free_name(self.download_folder, Path(str(path)).name)
         target.write_bytes(data)
-        self._say(f"saved {target.name} next to the notebook ({_size(len(data))})")
+        self._say(f"saved {target.name} next to the notebook ({format_bytes(len(data))})")
         return target
 
     def download_zip(self) -> Path | None:
@@ -190,7 +183,7 @@ class WorkspaceBrowser(widgets.VBox):
             return None
         target = free_name(self.download_folder, f"workspace-{self.session_id[:8]}.zip")
         target.write_bytes(data)
-        self._say(f"saved {target.name} next to the notebook ({_size(len(data))})")
+        self._say(f"saved {target.name} next to the notebook ({format_bytes(len(data))})")
         return target
 
     def _uploaded(self, change: dict[str, Any]) -> None:
