@@ -2,6 +2,9 @@
 
 The shared services (preset registry, provider, gateway, session manager) are built once
 in ``initialize_settings`` and handed to every handler through route kwargs.
+
+Size: most of it is the traits and their help text (the one place settings live, as in
+jupyter_server); the providers are built in ``providers/factory.py``.
 """
 
 from __future__ import annotations

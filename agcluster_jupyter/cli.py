@@ -141,7 +141,7 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=err)
         return 1
-    except Exception as exc:  # the engine failing mid-build: one line, not a traceback
+    except Exception as exc:  # noqa: BLE001 - the engine failing mid-build: one line
         print(f"error: {unreachable_message(exc) if os_reason(exc) else exc}", file=err)
         return 1
     finally:

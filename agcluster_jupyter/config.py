@@ -8,6 +8,8 @@ the mapping agree without this module importing the SDK.
 
 Validation errors name the field at fault as a dotted path (``resource_limits.memory``,
 ``agents.frontend.tools.2``): use :func:`format_validation_error`.
+
+Size: the ``AgentConfig`` models and their validators, which are one schema.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class TodoItem(BaseModel):
 
     content: str
     status: Literal["pending", "in_progress", "completed"] = "pending"
-    activeForm: str = ""  # noqa: N815  (the SDK's own field name)
+    activeForm: str = ""
 
 
 class TodoUpdateEvent(EventBase):

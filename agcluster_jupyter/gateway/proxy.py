@@ -24,6 +24,10 @@ It is served per session on a unix socket inside the session's socket folder (``
 and ``docker``), so a container reaches nothing but its own gateway; remote runners
 (``fly``, ``kubernetes``) share one TCP listener (``serve_tcp``), where the session is the
 one whose token the request carries (``register_remote``).  Both run this one handler.
+
+Size: the checks above, in order, and the streaming relay that meters what it forwards;
+the route table (``routes.py``), metering (``metering.py``) and prices (``pricing.py``)
+live apart.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ class _SessionsBase(AgClusterHandler):
             return await asyncio.wait_for(
                 self.manager.provider.resources(handle), RESOURCES_TIMEOUT
             )
-        except Exception:  # noqa: BLE001 - resources are best effort
+        except Exception:
             self.log.debug("resources of %s unavailable", session.id, exc_info=True)
             return {}
 

@@ -13,6 +13,8 @@ session started from a notebook is the same session the JupyterLab panel shows:
 ``AgClusterClient(url, token)`` skips all that.  Every failure is an
 ``AgClusterClientError`` with a one-line message: ``ServerNotFound`` when no server can
 be found or reached, ``ApiError`` for an HTTP error answer.
+
+Size: one method per REST call, a typed mirror of ``openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -458,6 +460,6 @@ class AgClusterClient:
         """The whole workspace as a ZIP."""
         return self._request("GET", f"files/{session_id}/download", timeout=300.0).content
 
-    def export(self, session_id: str, format: str = "md") -> str:  # noqa: A002 - the API's name
+    def export(self, session_id: str, format: str = "md") -> str:
         """The conversation as ``md``, ``jsonl`` or ``ipynb`` (notebook JSON) text."""
         return self._request("GET", f"agents/{session_id}/export", params={"format": format}).text

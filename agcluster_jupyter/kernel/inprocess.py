@@ -292,7 +292,7 @@ def _at_exit() -> None:
     for server in list(_live):
         try:
             server.stop()
-        except Exception:  # noqa: BLE001 - the others must still stop
+        except Exception:
             log.exception("stopping the in-process agcluster server at exit")
 
 

@@ -5,23 +5,21 @@ runs under (``AgClusterClient.discover``), so its sessions are the server's sess
 where there is none (plain IPython), to one started inside this process
 (``inprocess.default_client``); ``%agent connect URL [--token T]`` points it elsewhere.
 Every error is one line: a ``UsageError`` (IPython prints it without a traceback).
+What a line means is parsed in ``magic_args.py``; what a running cell shows is drawn by
+``turn_output.py``; this module holds the session bookkeeping and the turn itself.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import re
-import shlex
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -30,10 +28,18 @@ from IPython.display import display
 
 from ..errors import first_line
 from ..events import Event, MessageEvent, turn_reply
-from ..untrusted import IMAGE_SUFFIXES, html_output, image_html, image_mime_type, markdown_html
 from .client import AgClusterClient, AgClusterClientError, ApiError
-from .datafiles import FORMATS, DataFileError, as_file
-from .widgets import AgentWidget, summarize_input
+from .datafiles import DataFileError, as_file
+from .magic_args import (
+    DEFAULT_PRESET,
+    CellArgs,
+    LineArgs,
+    interpolate,
+    parse_cell_args,
+    parse_line_args,
+)
+from .turn_output import MAX_IMAGES, TurnRenderer, image_stamps, new_images, show_image
+from .widgets import AgentWidget
 from .widgets.browser import walk_files
 
 __all__ = [
@@ -47,288 +53,7 @@ __all__ = [
     "parse_line_args",
 ]
 
-DEFAULT_PRESET = "code-assistant"
-PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
-LINE_COMMANDS = (
-    "sessions",
-    "show",
-    "stop",
-    "interrupt",
-    "files",
-    "upload",
-    "download",
-    "export",
-    "config",
-    "connect",
-)
-
-
-# ---------------------------------------------------------------- argument parsing
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` instead of printing and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise UsageError(message.strip() if message else f"{self.prog}: see %agent? for usage")
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%agent: {exc}") from None
-
-
-@dataclass(frozen=True)
-class CellArgs:
-    preset: str
-    session: str | None
-    new: bool
-    out: str | None
-    quiet: bool
-    #: notebook variables to put into the workspace first: ``(name, format)``
-    with_: tuple[tuple[str, str], ...] = ()
-    #: a permission mode instead of the preset's (``default`` asks before each tool)
-    mode: str | None = None
-    #: tools whose permission requests this cell approves by itself (``*`` for all)
-    approve: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """This kernel's name for the session the cell talks to."""
-        if self.session:
-            return self.session
-        return f"{self.preset}:{self.mode}" if self.mode else self.preset
-
-
-def _cell_parser() -> _Parser:
-    parser = _Parser(prog="%%agent", add_help=False)
-    parser.add_argument("preset", nargs="?", default=DEFAULT_PRESET)
-    parser.add_argument("--session", "-s", metavar="NAME")
-    parser.add_argument("--new", action="store_true")
-    parser.add_argument("--out", "-o", metavar="VAR")
-    parser.add_argument("--quiet", "-q", action="store_true")
-    parser.add_argument("--with", "-w", dest="with_", action="append", default=[], metavar="VAR")
-    parser.add_argument("--mode", "-m", choices=PERMISSION_MODES)
-    parser.add_argument("--approve", "-a", action="append", default=[], metavar="TOOLS")
-    return parser
-
-
-def _with_specs(values: list[str]) -> tuple[tuple[str, str], ...]:
-    specs: list[tuple[str, str]] = []
-    for value in values:
-        for item in filter(None, (v.strip() for v in value.split(","))):
-            name, _, fmt = item.partition(":")
-            if not name.isidentifier():
-                raise UsageError(f"%%agent: --with needs a variable name, not {name!r}")
-            if fmt and fmt not in FORMATS:
-                raise UsageError(
-                    f"%%agent: --with {name}:{fmt}: the format is one of {', '.join(FORMATS)}"
-                )
-            specs.append((name, fmt))
-    return tuple(specs)
-
-
-def parse_cell_args(line: str) -> CellArgs:
-    ns = _cell_parser().parse_args(_split(line))
-    if ns.out is not None and not ns.out.isidentifier():
-        raise UsageError(f"%%agent: --out needs a Python variable name, not {ns.out!r}")
-    approve = tuple(t.strip() for v in ns.approve for t in v.split(",") if t.strip())
-    return CellArgs(
-        ns.preset,
-        ns.session,
-        ns.new,
-        ns.out,
-        ns.quiet,
-        _with_specs(ns.with_),
-        ns.mode,
-        approve,
-    )
-
-
-@dataclass(frozen=True)
-class LineArgs:
-    command: str
-    name: str | None = None
-    format: str = "ipynb"
-    to: str | None = None
-    purge: bool = False
-    token: str | None = None
-    path: str | None = None  # upload: the local file; download: the workspace file
-    session: str | None = None  # upload/download: the session (default: the last used)
-    target: str = ""
-    overwrite: bool = False
-
-
-def _line_parser() -> _Parser:
-    parser = _Parser(prog="%agent", add_help=False)
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    commands.add_parser("sessions", add_help=False)
-    show = commands.add_parser("show", add_help=False)
-    show.add_argument("name", nargs="?")
-    stop = commands.add_parser("stop", add_help=False)
-    stop.add_argument("name")
-    stop.add_argument("--purge", action="store_true")
-    interrupt = commands.add_parser("interrupt", add_help=False)
-    interrupt.add_argument("name", nargs="?")
-    files = commands.add_parser("files", add_help=False)
-    files.add_argument("name")
-    export = commands.add_parser("export", add_help=False)
-    export.add_argument("name")
-    export.add_argument("--format", "-f", choices=("ipynb", "md", "jsonl"), default="ipynb")
-    export.add_argument("--to", metavar="PATH")
-    config = commands.add_parser("config", add_help=False)
-    config.add_argument("name", metavar="preset")
-    upload = commands.add_parser("upload", add_help=False)
-    upload.add_argument("path")
-    upload.add_argument("--session", "-s")
-    upload.add_argument("--target", default="", metavar="DIR")
-    upload.add_argument("--overwrite", action="store_true")
-    download = commands.add_parser("download", add_help=False)
-    download.add_argument("path", nargs="?")
-    download.add_argument("--session", "-s")
-    download.add_argument("--to", metavar="PATH")
-    connect = commands.add_parser("connect", add_help=False)
-    connect.add_argument("name", metavar="url")
-    connect.add_argument("--token")
-    return parser
-
-
-def parse_line_args(line: str) -> LineArgs:
-    words = _split(line)
-    if not words:
-        raise UsageError(f"%agent: say what to do: {' | '.join(LINE_COMMANDS)}")
-    if words[0] not in LINE_COMMANDS:
-        raise UsageError(f"%agent: unknown command {words[0]!r}; use {' | '.join(LINE_COMMANDS)}")
-    ns = _line_parser().parse_args(words)
-    return LineArgs(
-        command=ns.command,
-        name=getattr(ns, "name", None),
-        format=getattr(ns, "format", "ipynb"),
-        to=getattr(ns, "to", None),
-        purge=getattr(ns, "purge", False),
-        token=getattr(ns, "token", None),
-        path=getattr(ns, "path", None),
-        session=getattr(ns, "session", None),
-        target=getattr(ns, "target", ""),
-        overwrite=getattr(ns, "overwrite", False),
-    )
-
-
-# ---------------------------------------------------------------- prompt interpolation
-
-_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
-
-
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """``{name}`` / ``{name.attr}`` → ``str`` of the user's value; ``{{``/``}}`` → braces.
-
-    Anything else in braces (code in the prompt, unknown names) is left as it is.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        whole, path = match.group(0), match.group(1)
-        if path is None:
-            return whole[0]
-        head, *attrs = path.split(".")
-        if head not in namespace:
-            return whole
-        value = namespace[head]
-        for attr in attrs:
-            try:
-                value = getattr(value, attr)
-            except AttributeError:
-                return whole
-        return str(value)
-
-    return _FIELD.sub(replace, text)
-
-
-# ---------------------------------------------------------------- output while a turn runs
-
-
-class _Renderer:
-    """Streams a turn to the cell's output: one updated Markdown display in a kernel, plain
-    text on stdout elsewhere (a terminal IPython cannot update a display)."""
-
-    _INTERVAL = 0.1  # s between display updates: deltas can come thousands a second
-
-    def __init__(self, rich: bool, quiet: bool) -> None:
-        self.rich, self.quiet = rich, quiet
-        self.parts: list[str] = []
-        self._handle: Any = None
-        self._shown = 0.0
-        self._line_open = False
-
-    def _text(self, text: str) -> None:
-        self.parts.append(text)
-        if self.rich:
-            self._update()
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            self._line_open = not text.endswith("\n")
-
-    def _note(self, text: str) -> None:
-        if self.rich:
-            self.parts.append(f"\n\n`{text}`\n\n")
-            self._update()
-        else:
-            if self._line_open:
-                sys.stdout.write("\n")
-            sys.stdout.write(f"[{text}]\n")
-            sys.stdout.flush()
-            self._line_open = False
-
-    def _update(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._shown < self._INTERVAL:
-            return
-        self._shown = now
-        # the cell's own output renders trusted: sanitized HTML only, never Markdown
-        text = "".join(self.parts)
-        output = html_output(markdown_html(text), text)
-        if self._handle is None:
-            self._handle = display(  # type: ignore[no-untyped-call]
-                output["data"], metadata=output["metadata"], raw=True, display_id=True
-            )
-        else:
-            self._handle.update(output["data"], metadata=output["metadata"], raw=True)
-
-    def event(self, event: Event) -> None:
-        if self.quiet:
-            return
-        if event.type == "text_delta" and not event.parent_tool_use_id:
-            self._text(event.text)
-        elif event.type == "message" and event.role == "assistant" and not event.parent_tool_use_id:
-            self._text("\n\n")  # one text block ends; the next starts a paragraph
-        elif event.type == "tool_use":
-            subject = summarize_input(event.input, session_id=event.session_id)
-            self._note(f"{event.name} {subject}".strip())
-        elif event.type == "permission_request":
-            self._note(f"waiting for approval of {event.tool_name} (answer it in the panel)")
-        elif event.type == "error":
-            self._note(f"error ({event.code}): {event.message}")
-
-    def close(self) -> None:
-        if self.quiet:
-            return
-        if self.rich and self.parts:
-            self._update(force=True)
-        elif self._line_open:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-
-
 # ---------------------------------------------------------------- a turn's plumbing
-
-#: images a turn may add as outputs (more are listed in the reply, not shown)
-_MAX_IMAGES = 10
-_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 
 
 @dataclass
@@ -341,35 +66,6 @@ class _Turn:
     events: list[Event] = field(default_factory=list)
 
 
-def _images(tree: dict[str, Any]) -> dict[str, tuple[int, str]]:
-    return {
-        path: (int(node.get("size_bytes") or 0), str(node.get("modified", "")))
-        for path, node in walk_files(tree.get("tree", []))
-        if path.lower().endswith(IMAGE_SUFFIXES)
-    }
-
-
-def _new_images(
-    before: Mapping[str, tuple[int, str]], after: Mapping[str, tuple[int, str]]
-) -> list[str]:
-    """Images that appeared or changed during the turn, in path order."""
-    return sorted(
-        path
-        for path, stamp in after.items()
-        if before.get(path) != stamp and 0 < stamp[0] <= _IMAGE_MAX_BYTES
-    )
-
-
-def _show_image(path: str, data: bytes) -> None:
-    """A workspace image as a cell output: always an ``<img>`` of a ``data:`` URI (an SVG
-    inlined as markup would run the agent's script; inside ``<img>`` it runs none)."""
-    mime = image_mime_type(path)
-    if mime is None:
-        return
-    output = html_output(image_html(data, mime, path), f"[image: {path}]", {"path": path})
-    display(output["data"], metadata=output["metadata"], raw=True)  # type: ignore[no-untyped-call]
-
-
 async def _stream_in_thread(client: AgClusterClient, turn: _Turn) -> AsyncIterator[Event]:
     """``client.chat`` read in a worker thread, handed to the event loop as it comes."""
     loop = asyncio.get_running_loop()
@@ -379,7 +75,7 @@ async def _stream_in_thread(client: AgClusterClient, turn: _Turn) -> AsyncIterat
         try:
             for event in client.chat(turn.session_id, turn.prompt):
                 loop.call_soon_threadsafe(queue.put_nowait, event)
-        except BaseException as exc:  # handed over to the loop, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed over to the loop, raised there
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         else:
             loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -568,7 +264,7 @@ class AgentMagics(Magics):
             self.client.upload(session_id, files, overwrite=True)
             prompt += "\n\n(Files from the notebook, in your working directory:\n- "
             prompt += "\n- ".join(notes) + ")"
-        images = _images(self.client.files(session_id)) if self._rich() else {}
+        images = image_stamps(self.client.files(session_id)) if self._rich() else {}
         return _Turn(session_id, prompt, images, set(args.approve))
 
     def _auto_approve(self, turn: _Turn, event: Event) -> None:
@@ -581,11 +277,11 @@ class AgentMagics(Magics):
         reply = turn_reply(turn.session_id, turn.events)
         if self._rich() and turn.session_id:
             try:
-                shown = _images(self.client.files(turn.session_id))
+                shown = image_stamps(self.client.files(turn.session_id))
             except AgClusterClientError:
                 shown = {}
-            for path in _new_images(turn.images, shown)[:_MAX_IMAGES]:
-                _show_image(path, self.client.read_bytes(turn.session_id, path))
+            for path in new_images(turn.images, shown)[:MAX_IMAGES]:
+                show_image(path, self.client.read_bytes(turn.session_id, path))
                 reply.setdefault("images", []).append(path)
         if self.shell is not None:
             self.shell.user_ns[args.out or "_"] = reply
@@ -602,7 +298,7 @@ class AgentMagics(Magics):
         [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]``.
         ``{name}`` in the cell is replaced by that variable."""
         args, prompt = self._prepare(line, cell)
-        renderer = _Renderer(self._rich(), args.quiet)
+        renderer = TurnRenderer(self._rich(), args.quiet)
         turn = _Turn("", prompt)
         try:
             turn = self._start(args, prompt)

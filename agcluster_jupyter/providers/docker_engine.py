@@ -258,7 +258,7 @@ class DockerEngine:
     def _invoke(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         try:
             return fn(self.client(), *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - classified and re-raised
+        except Exception as exc:
             classified = classify_error(exc)
             if classified is exc:
                 raise

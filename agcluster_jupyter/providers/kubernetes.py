@@ -96,7 +96,7 @@ class KubernetesProvider(Provider):
         if self._client is None:
             try:
                 config = self._config or KubeConfig.from_env()
-            except Exception as exc:  # noqa: BLE001 - lightkube raises several kinds
+            except Exception as exc:
                 raise ProviderUnavailable(
                     f"no Kubernetes configuration found ({exc}); run the server in a pod "
                     "with a service account, or set KUBECONFIG"

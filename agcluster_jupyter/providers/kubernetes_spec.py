@@ -23,6 +23,8 @@ object and tests compare them as data.  The pod mirrors the Docker provider's co
 The runner's ``/health`` needs the bearer token, and a token in an ``httpGet`` probe's
 headers would sit in the pod spec in plain text: the readiness probe runs a small Python
 check inside the container that reads the token from the (Secret-backed) environment.
+
+Size: four object builders that must agree with each other (labels, volumes, policy).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ async def serve(args: argparse.Namespace) -> int:
     # load the SDK off the loop, so health answers ("starting") meanwhile
     agent_mod: Any = await asyncio.to_thread(importlib.import_module, ".agent", __package__)
     server_mod: Any = await asyncio.to_thread(importlib.import_module, ".server", __package__)
-    RunnerSettings, AgentRunner = agent_mod.RunnerSettings, agent_mod.AgentRunner  # noqa: N806
+    RunnerSettings, AgentRunner = agent_mod.RunnerSettings, agent_mod.AgentRunner
     runner = AgentRunner(
         RunnerSettings(
             config=config,

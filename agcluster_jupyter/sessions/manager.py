@@ -8,6 +8,10 @@ Layout on disk (``state_root`` is under the Jupyter data dir by default)::
     {agent_state_root}/{id}/                   the CLI's config dir, tmp and home
     {socket_root}/{id[:16]}/                   runner.sock and gateway.sock
     {workspace_root}/{id}/                     the workspace (outlives the session)
+
+Size: one class, the lifecycle of every session; each section below (paths, launch,
+warm pool, stop, reaper, recovery, limits) uses the same registry and locks, so they stay
+together rather than pass the manager's internals between modules.
 """
 
 from __future__ import annotations
@@ -444,7 +448,7 @@ class SessionManager:
                 if handle is not None:
                     try:
                         await asyncio.wait_for(self.provider.stop(handle), 60.0)
-                    except Exception:  # noqa: BLE001 - a stuck stop must not wedge the session
+                    except Exception:
                         log.exception("session %s: provider stop failed", session.id)
                 self.gateway.stop_serving(session.id)
                 if was_busy:  # every turn ends with done; clients wait for it
@@ -480,7 +484,7 @@ class SessionManager:
             if last is not None and self.activity_sink is not None:
                 try:
                     self.activity_sink(last)
-                except Exception:  # noqa: BLE001 - reporting must never stop
+                except Exception:
                     log.exception("reporting agent activity failed")
             await asyncio.sleep(self.settings.activity_interval)
 
@@ -490,7 +494,7 @@ class SessionManager:
             self.ownership.refresh()
             try:
                 await self.reap_idle()
-            except Exception:  # noqa: BLE001 - the reaper must survive anything
+            except Exception:
                 log.exception("idle reaper failed")
 
     async def reap_idle(self, now: float | None = None) -> list[str]:
@@ -549,7 +553,7 @@ class SessionManager:
             try:
                 status = await asyncio.wait_for(self.provider.status(handle), 15.0)
                 alive = status is RunnerStatus.RUNNING
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("session %s: status check failed during recovery", session.id)
         if alive and handle is not None and not handle.token:
             # its control token was never written down (the agent could have read it):
@@ -594,7 +598,7 @@ class SessionManager:
                 ),
                 30.0,
             )
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not list runners to remove orphans")
             return
         for handle in runners:

@@ -4,6 +4,10 @@ The relay is the only path from a runner into the session log: it follows the ru
 ``/events`` stream from the last ``rseq`` it appended, stamps each event into the log,
 and drives the state machine from ``status`` and ``done`` events.  It reconnects after a
 dropped stream and turns a vanished runner into an ``error`` + ``done`` and ``failed``.
+
+Size: the record, the relay and the state machine share one lock and one lifetime;
+splitting them would hand the lock around.  Permissions and storage live apart
+(``storage.py``, ``ownership.py``).
 """
 
 from __future__ import annotations
@@ -304,7 +308,7 @@ class Session:
     async def _runner_status(self, handle: RunnerHandle) -> RunnerStatus:
         try:
             return await asyncio.wait_for(self.provider.status(handle), 15.0)
-        except Exception:  # noqa: BLE001 - an unreachable provider counts as unknown
+        except Exception:
             log.exception("session %s: provider status failed", self.id)
             return RunnerStatus.RUNNING
 
@@ -518,7 +522,7 @@ class Session:
             )
         except (Conflict, NotFound, BadRequest):
             pass  # answered meanwhile, or the turn ended
-        except Exception:  # noqa: BLE001 - a timer must not take the session down
+        except Exception:
             log.warning("session %s: timing out %s failed", self.id, request_id, exc_info=True)
 
     async def wait_connected(self, timeout: float = 60.0) -> bool:

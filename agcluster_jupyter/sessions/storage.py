@@ -95,7 +95,7 @@ class StorageGuard:
                     with contextlib.suppress(Exception):
                         await session.interrupt()
                     return
-            except Exception:  # noqa: BLE001 - a failed measurement must not end the watch
+            except Exception:
                 log.exception("session %s: storage check failed", session.id)
             await asyncio.sleep(self.interval)
 

@@ -4,6 +4,9 @@ Nothing here does I/O: :func:`choose_reply` maps (script, request body) to a
 :class:`Reply`, so step choice is unit tested with plain conversations and the same
 script serves concurrent sessions, retries and resumed conversations alike. The format is
 documented in :mod:`agcluster_jupyter.testing`.
+
+Size: the script format's models and the one pure reply chooser are read together, as a
+spec; they have no other users.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The scripted Anthropic Messages API server (tornado), runnable in a background thread
-with its own event loop or in the caller's loop."""
+with its own event loop or in the caller's loop.
+
+Size: one tornado app, the Messages API's streaming and non-streaming shapes.
+"""
 
 from __future__ import annotations
 
@@ -399,7 +402,7 @@ class ScriptedModelServer:
             self._stop_event = asyncio.Event()
             try:
                 self._listen()
-            except BaseException as e:  # reported to start()'s caller
+            except BaseException as e:  # noqa: BLE001 - reported to start()'s caller
                 failure.append(e)
                 ready.set()
                 return

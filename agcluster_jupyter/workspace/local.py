@@ -17,6 +17,9 @@ Usage::
     ws = LocalWorkspace(Path("/srv/ws/s1"))
     ws.preview("src/app.py")          # {path, content, language, size_bytes, lines, ...}
     for chunk in ws.iter_zip(): ...   # streamed ZIP, constant memory
+
+Size: every operation here walks the same fd chain; keeping the walk and its users in one
+module keeps the one security argument (above) in one place to review.
 """
 
 from __future__ import annotations

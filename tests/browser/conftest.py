@@ -348,7 +348,7 @@ def screenshot(item: pytest.Item, lab: Lab) -> Path | None:
     path = ARTIFACTS / f"{artifact_name(item.nodeid)}.png"
     try:
         lab.page.screenshot(path=str(path), full_page=True)
-    except Exception as exc:  # a crashed page: the report says why there is none
+    except Exception as exc:  # noqa: BLE001 - a crashed page: the report says why
         item.user_properties.append(("screenshot", f"none: {exc}"))
         return None
     item.stash[_SCREENSHOT] = path

@@ -89,7 +89,7 @@ def image(engine: Any) -> Any:
     tag = default_image_tag()
     try:
         return engine.images.get(tag)
-    except Exception as exc:  # docker.errors.ImageNotFound
+    except Exception as exc:  # noqa: BLE001 - docker.errors.ImageNotFound and the like
         # like every docker test: a skip on a developer's machine, a failure under CI
         docker_unusable(f"no image {tag} ({exc}): build it with `jupyter agcluster build-image`")
 

@@ -10,15 +10,15 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from agcluster_jupyter.events import ErrorEvent, Event, MessageEvent, TextDeltaEvent, ToolUseEvent
-from agcluster_jupyter.kernel.magics import (
+from agcluster_jupyter.kernel.magic_args import (
     DEFAULT_PRESET,
     CellArgs,
     LineArgs,
-    _Renderer,
     interpolate,
     parse_cell_args,
     parse_line_args,
 )
+from agcluster_jupyter.kernel.turn_output import TurnRenderer
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def _turn() -> list[Event]:
 
 def test_renderer_updates_one_html_display_in_a_kernel() -> None:
     InteractiveShell.instance()  # display() publishes through the shell
-    renderer = _Renderer(rich=True, quiet=False)
+    renderer = TurnRenderer(rich=True, quiet=False)
     renderer._INTERVAL = 0
     try:
         with capture_output() as out:
@@ -145,13 +145,13 @@ def test_renderer_updates_one_html_display_in_a_kernel() -> None:
 
 
 def test_renderer_prints_plain_text_elsewhere_and_nothing_when_quiet() -> None:
-    renderer = _Renderer(rich=False, quiet=False)
+    renderer = TurnRenderer(rich=False, quiet=False)
     with capture_output() as out:
         for event in _turn():
             renderer.event(event)
         renderer.close()
     assert out.stdout == "Hello\n\n[Bash ls]\n[error (budget): over budget]\n"
-    quiet = _Renderer(rich=False, quiet=True)
+    quiet = TurnRenderer(rich=False, quiet=True)
     with capture_output() as out:
         for event in _turn():
             quiet.event(event)
@@ -195,7 +195,7 @@ def test_agent_cells_become_awaits_in_a_kernel() -> None:
 
 
 def test_new_or_changed_images_of_a_turn() -> None:
-    from agcluster_jupyter.kernel.magics import _images, _new_images
+    from agcluster_jupyter.kernel.turn_output import image_stamps, new_images
 
     def tree(*files: tuple[str, int, str]) -> dict[str, object]:
         return {
@@ -205,9 +205,9 @@ def test_new_or_changed_images_of_a_turn() -> None:
             ]
         }
 
-    before = _images(tree(("old.png", 10, "t1"), ("same.svg", 5, "t1"), ("data.csv", 9, "t1")))
+    before = image_stamps(tree(("old.png", 10, "t1"), ("same.svg", 5, "t1"), ("data.csv", 9, "t1")))
     assert set(before) == {"old.png", "same.svg"}
-    after = _images(
+    after = image_stamps(
         tree(
             ("old.png", 10, "t2"),  # rewritten
             ("same.svg", 5, "t1"),  # untouched
@@ -216,4 +216,4 @@ def test_new_or_changed_images_of_a_turn() -> None:
             ("huge.png", 30 * 1024 * 1024, "t2"),
         )
     )
-    assert _new_images(before, after) == ["new.JPG", "old.png"]
+    assert new_images(before, after) == ["new.JPG", "old.png"]

@@ -21,7 +21,7 @@ from claude_agent_sdk import (
 )
 
 from agcluster_jupyter.events import EventBase, MessageEvent, StatusEvent
-from agcluster_jupyter.runner.agent import EventBuffer
+from agcluster_jupyter.runner.eventbuffer import EventBuffer
 from agcluster_jupyter.runner.normalize import (
     MAX_OUTPUT_BYTES,
     Normalizer,

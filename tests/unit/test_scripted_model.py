@@ -625,7 +625,7 @@ def test_broken_stream_cuts_the_body() -> None:
     script = [{"steps": [[{"broken_stream": 2}, "one two three four five six seven eight"]]}]
     with ScriptedModelServer(script, api_key=KEY) as s:
         received = b""
-        with pytest.raises(httpx.RemoteProtocolError):  # noqa: PT012
+        with pytest.raises(httpx.RemoteProtocolError):
             with httpx.stream(
                 "POST",
                 f"{s.url}/v1/messages",

@@ -336,7 +336,7 @@ def test_the_contents_manager_never_signs_agent_output(tmp_path: Path) -> None:
 
 
 def test_a_cells_streamed_text_and_images_are_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agcluster_jupyter.kernel import magics
+    from agcluster_jupyter.kernel import turn_output
 
     shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
@@ -349,8 +349,8 @@ def test_a_cells_streamed_text_and_images_are_inert(monkeypatch: pytest.MonkeyPa
         shown.append((data, metadata))
         return Handle()
 
-    monkeypatch.setattr(magics, "display", display)
-    renderer = magics._Renderer(rich=True, quiet=False)
+    monkeypatch.setattr(turn_output, "display", display)
+    renderer = turn_output.TurnRenderer(rich=True, quiet=False)
     for event in _events(
         {"type": "text_delta", "text": payload_text()},
         {"type": "tool_use", "tool_use_id": "t", "name": "Bash", "input": {"command": TEXT_CMD}},
@@ -358,8 +358,8 @@ def test_a_cells_streamed_text_and_images_are_inert(monkeypatch: pytest.MonkeyPa
     ):
         renderer.event(event)
     renderer.close()
-    magics._show_image("chart.svg", SVG_WITH_SCRIPT)
-    magics._show_image("notes.txt", b"<script>")  # not an image: not shown
+    turn_output.show_image("chart.svg", SVG_WITH_SCRIPT)
+    turn_output.show_image("notes.txt", b"<script>")  # not an image: not shown
     *streamed, image = shown
     for data, metadata in streamed:
         assert set(data) == {"text/html", "text/plain"} and "agcluster" in metadata

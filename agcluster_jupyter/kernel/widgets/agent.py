@@ -286,7 +286,7 @@ class AgentWidget(widgets.VBox):
                             return
                         self.apply(event)
                         delay = 0.2
-                except Exception as exc:  # a dropped connection: resume from last_seq
+                except Exception as exc:  # noqa: BLE001 - a dropped connection: resume
                     if self._stop_following.is_set():
                         return
                     self._say(f"event stream: {first_line(exc)}; reconnecting", error=True)
