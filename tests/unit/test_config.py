@@ -124,7 +124,12 @@ def test_sub_agents_valid() -> None:
 
 
 def test_agent_tool_name_counts_as_task() -> None:
-    make(allowed_tools=["Agent"], agents={"a": {"description": "d", "prompt": "p"}})
+    # the CLI calls the Task tool "Agent": either name lets sub-agents run
+    config = make(allowed_tools=["Agent"], agents={"a": {"description": "d", "prompt": "p"}})
+    assert config.allowed_tools == ["Agent"] and set(config.agents) == {"a"}
+    assert cli_tool_names(config.allowed_tools) == ["Agent"]
+    with pytest.raises(ValidationError, match="Task"):
+        make(allowed_tools=["Read"], agents={"a": {"description": "d", "prompt": "p"}})
 
 
 # -- every field, invalid: the message names the field ---------------------------------
