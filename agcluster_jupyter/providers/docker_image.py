@@ -51,7 +51,7 @@ DEFAULT_BASE_IMAGE = "python:3.11-slim"
 VERSION_LABEL = IMAGE_VERSION_LABEL
 
 # Server-side dependencies the runner does not need inside the container.
-_NOT_IN_IMAGE = frozenset({"jupyter-server", "docker"})
+_NOT_IN_IMAGE = frozenset({"jupyter-server", "docker", "nbdime"})
 # Never part of the image's copy of the package.
 _COPY_IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", "node_modules",

@@ -1,0 +1,333 @@
+"""The checkpoint store: snapshots of a workspace as git trees in a dulwich object store.
+
+Why dulwich and not ``git`` on the workspace: we walk the workspace ourselves, so nothing
+in it steers what is recorded.  A ``.gitignore`` cannot hide a file, a nested ``.git``
+is recorded as plain files (git would record a gitlink and none of its content),
+``.gitattributes`` filters and hooks never run, and no command runs on the agent's
+folder.  Dulwich gives the kept parts: content-addressed, zlib-compressed loose objects,
+git's tree format (modes for files, executables and symlinks), and ids any git can read.
+
+The walk is hostile-input safe the same way the workspace's file API is: it goes down
+from an ``O_DIRECTORY`` fd with ``O_NOFOLLOW`` at every step, never follows a symlink
+(a link is stored as a link: its target, mode 120000), opens files ``O_NONBLOCK`` and
+keeps only regular files (FIFOs, sockets and devices are skipped).
+
+The cost does not grow with what did not change: an index (path → inode, size, mtime,
+ctime, blob id) lets an unchanged file reuse its blob without being read, as git's
+index does; a file changed within :data:`RACY_NS` of the snapshot is re-read anyway
+(its mtime cannot tell a second write in the same tick).  Files from
+:data:`CHUNKED_FILE_BYTES` up are stored as :data:`CHUNK_BYTES` chunks under a manifest
+blob, so a small change to a 1 GiB file stores one chunk, not the file again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dulwich.object_store import DiskObjectStore
+from dulwich.objects import Blob, ObjectID, Tree
+
+__all__ = [
+    "CHUNKED_FILE_BYTES",
+    "CHUNK_BYTES",
+    "MODE_EXEC",
+    "MODE_FILE",
+    "MODE_LINK",
+    "RACY_NS",
+    "Entry",
+    "SnapshotStore",
+]
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_LINK = 0o120000
+MODE_TREE = 0o040000
+
+#: files this big or bigger are stored in chunks
+CHUNKED_FILE_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 512 * 1024
+#: a blob that starts with this is a chunk manifest; any file that starts with it is
+#: stored chunked whatever its size, so a file can never pass for a manifest
+MANIFEST_MAGIC = b"agcluster-chunked-file v1\n"
+#: files modified this close to a snapshot are re-read (same-tick writes)
+RACY_NS = 2_000_000_000
+#: deeper folders are not recorded (as in the workspace tree)
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recorded file: its git mode, blob id and size (a link's size: its target's)."""
+
+    mode: int
+    sha: bytes
+    size: int
+
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
+
+
+class SnapshotStore:
+    """A workspace's snapshots: ``snapshot()`` → a tree id; ``files(tree)`` → its entries.
+
+    Blocking (the caller runs it in an executor); not safe for two threads at once.
+    """
+
+    def __init__(self, store_dir: Path, workspace: Path) -> None:
+        self.store_dir = store_dir
+        self.workspace = workspace
+        objects = store_dir / "objects"
+        if not objects.is_dir():
+            store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            DiskObjectStore.init(objects)
+        # level 1: big, incompressible data (models, arrays) is not worth level 6's time
+        self.objects = DiskObjectStore(objects, loose_compression_level=1)
+        self._index_path = store_dir / "index.json"
+        self._index: dict[str, list[Any]] = self._load_index()
+
+    # -- snapshot ------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Record the workspace as it is now; returns its tree id (hex, as bytes)."""
+        started = time.time_ns()
+        seen: dict[str, list[Any]] = {}
+        try:
+            root = os.open(self.workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return self._add_tree(Tree())
+        try:
+            tree = self._snapshot_dir(root, "", 0, started, seen)
+        finally:
+            os.close(root)
+        self._index = seen
+        self._save_index()
+        return tree
+
+    def _snapshot_dir(
+        self, fd: int, prefix: str, depth: int, started: int, seen: dict[str, list[Any]]
+    ) -> bytes:
+        tree = Tree()
+        with os.scandir(fd) as entries:
+            names = sorted(e.name for e in entries)
+        for name in names:
+            path = f"{prefix}{name}"
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone while we walked
+            raw = os.fsencode(name)
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    target = os.readlink(name, dir_fd=fd)
+                except OSError:
+                    continue
+                tree.add(raw, MODE_LINK, ObjectID(self._add_blob(os.fsencode(target))))
+            elif stat.S_ISDIR(st.st_mode):
+                if depth + 1 >= MAX_DEPTH:
+                    continue
+                try:
+                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    continue  # swapped for a link or removed since the stat
+                try:
+                    tree.add(
+                        raw,
+                        MODE_TREE,
+                        ObjectID(self._snapshot_dir(sub, path + "/", depth + 1, started, seen)),
+                    )
+                finally:
+                    os.close(sub)
+            elif stat.S_ISREG(st.st_mode):
+                mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
+                sha = self._file_blob(fd, name, path, st, started, seen)
+                if sha is not None:
+                    tree.add(raw, mode, ObjectID(sha))
+        return self._add_tree(tree)
+
+    def _file_blob(
+        self,
+        fd: int,
+        name: str,
+        path: str,
+        st: os.stat_result,
+        started: int,
+        seen: dict[str, list[Any]],
+    ) -> bytes | None:
+        key = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        known = self._index.get(path)
+        if (
+            known is not None
+            and known[:4] == key
+            and started - st.st_mtime_ns > RACY_NS
+            and ObjectID(known[4].encode()) in self.objects
+        ):
+            seen[path] = known
+            return str(known[4]).encode()
+        try:
+            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+                return None  # swapped for something else since the stat
+            with os.fdopen(file_fd, "rb", closefd=False) as handle:
+                sha = self._store_file(handle, st.st_size)
+        finally:
+            os.close(file_fd)
+        seen[path] = [*key, sha.decode()]
+        return sha
+
+    def _store_file(self, handle: Any, size: int) -> bytes:
+        if size < CHUNKED_FILE_BYTES:
+            data = handle.read(CHUNKED_FILE_BYTES + 1)  # it may have grown since the stat
+            if len(data) <= CHUNKED_FILE_BYTES and not data.startswith(MANIFEST_MAGIC):
+                return self._add_blob(data)
+            handle.seek(0)
+        chunks: list[str] = []
+        total = 0
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            total += len(chunk)
+            chunks.append(self._add_blob(chunk).decode())
+        manifest = MANIFEST_MAGIC + json.dumps({"size": total, "chunks": chunks}).encode()
+        return self._add_blob(manifest)
+
+    def _add_blob(self, data: bytes) -> bytes:
+        blob = Blob.from_string(data)
+        sha: bytes = blob.id
+        if ObjectID(sha) not in self.objects:
+            self.objects.add_object(blob)
+        return sha
+
+    def _add_tree(self, tree: Tree) -> bytes:
+        sha: bytes = tree.id
+        if ObjectID(sha) not in self.objects:
+            self.objects.add_object(tree)
+        return sha
+
+    # -- reading -------------------------------------------------------------------------
+
+    def files(self, tree_id: bytes) -> dict[str, Entry]:
+        """Every file and link of a snapshot, by workspace-relative path."""
+        out: dict[str, Entry] = {}
+        for path, mode, sha in self._walk(tree_id, ""):
+            out[path] = Entry(mode, sha, self._size(sha, mode))
+        return out
+
+    def _walk(self, tree_id: bytes, prefix: str) -> Iterator[tuple[str, int, bytes]]:
+        tree = self.objects[ObjectID(tree_id)]
+        assert isinstance(tree, Tree)
+        for item in tree.iteritems():
+            path = prefix + os.fsdecode(item.path)
+            if item.mode == MODE_TREE:
+                yield from self._walk(item.sha, path + "/")
+            else:
+                yield path, item.mode, item.sha
+
+    def _size(self, sha: bytes, mode: int) -> int:
+        data = self._raw(sha)
+        if mode != MODE_LINK and data.startswith(MANIFEST_MAGIC):
+            return int(json.loads(data[len(MANIFEST_MAGIC) :])["size"])
+        return len(data)
+
+    def _raw(self, sha: bytes) -> bytes:
+        blob = self.objects[ObjectID(sha)]
+        assert isinstance(blob, Blob)
+        return bytes(blob.as_raw_string())
+
+    def read(self, entry: Entry, limit: int | None = None) -> bytes:
+        """A recorded file's bytes (a link: its target), at most ``limit`` of them."""
+        data = self._raw(entry.sha)
+        if entry.is_link or not data.startswith(MANIFEST_MAGIC):
+            return data if limit is None else data[:limit]
+        return b"".join(self.iter_chunks(entry, limit))
+
+    def iter_chunks(self, entry: Entry, limit: int | None = None) -> Iterator[bytes]:
+        data = self._raw(entry.sha)
+        if entry.is_link or not data.startswith(MANIFEST_MAGIC):
+            yield data if limit is None else data[:limit]
+            return
+        left = limit
+        for chunk_id in json.loads(data[len(MANIFEST_MAGIC) :])["chunks"]:
+            chunk = self._raw(str(chunk_id).encode())
+            if left is not None:
+                chunk = chunk[:left]
+                left -= len(chunk)
+            yield chunk
+            if left is not None and left <= 0:
+                return
+
+    # -- size and pruning ----------------------------------------------------------------
+
+    def reachable(self, trees: list[bytes]) -> set[bytes]:
+        """Every object the given snapshots need (trees, blobs, chunks)."""
+        keep: set[bytes] = set()
+        stack = list(trees)
+        while stack:
+            sha = stack.pop()
+            if sha in keep:
+                continue
+            keep.add(sha)
+            obj = self.objects[ObjectID(sha)]
+            if isinstance(obj, Tree):
+                stack.extend(item.sha for item in obj.iteritems())
+            elif isinstance(obj, Blob):
+                data = bytes(obj.as_raw_string())
+                if data.startswith(MANIFEST_MAGIC):
+                    chunks = json.loads(data[len(MANIFEST_MAGIC) :])["chunks"]
+                    keep.update(str(c).encode() for c in chunks)
+        return keep
+
+    def collect_garbage(self, keep_trees: list[bytes]) -> int:
+        """Delete the loose objects no kept snapshot needs; returns the bytes freed."""
+        keep = self.reachable(keep_trees)
+        freed = 0
+        for sha in list(self.objects._iter_loose_objects()):
+            if sha in keep:
+                continue
+            path = Path(self.objects._get_shafile_path(sha))
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+        # the index may name blobs that are gone now: it only speeds up, so drop those
+        self._index = {p: v for p, v in self._index.items() if v[4].encode() in keep}
+        self._save_index()
+        return freed
+
+    def size_bytes(self) -> int:
+        total = 0
+        for dirpath, _, filenames in os.walk(self.store_dir / "objects"):
+            for name in filenames:
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+        return total
+
+    # -- the index -----------------------------------------------------------------------
+
+    def _load_index(self) -> dict[str, list[Any]]:
+        try:
+            data = json.loads(self._index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_index(self) -> None:
+        tmp = self._index_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self._index, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self._index_path)
+        except OSError as exc:  # the index only speeds up: a lost one costs a re-read
+            if exc.errno != errno.ENOSPC:
+                raise
