@@ -180,6 +180,14 @@ class AgClusterApp(ExtensionApp):
         enforces; 0 means none.  A config's own token_budget wins.""",
     ).tag(config=True)
 
+    checkpoint_max_bytes = Int(
+        2 * 1024**3,
+        help="""Bytes of checkpoint objects kept per session (every turn records the
+        workspace before it; unchanged files cost nothing).  Past it the oldest
+        checkpoints are pruned, and the checkpoint list says from which turn on it is
+        kept.  0 turns checkpoints off.""",
+    ).tag(config=True)
+
     cost_budget_usd = Float(
         0.0,
         help="""Default per-session dollar budget the gateway enforces, in USD as its
@@ -448,6 +456,7 @@ class AgClusterApp(ExtensionApp):
             stop_on_shutdown=self.stop_sessions_on_shutdown,
             default_token_budget=self.token_budget or None,
             default_cost_budget_usd=self.cost_budget_usd or None,
+            checkpoint_max_bytes=max(0, self.checkpoint_max_bytes),
             permission_timeout=max(0.0, self.permission_timeout),
             small_model=self.gateway_small_model,
             storage_check_interval=self.storage_check_interval,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "SESSION_STATES",
+    "CheckpointEvent",
     "DoneEvent",
     "ErrorEvent",
     "Event",
@@ -24,6 +25,7 @@ __all__ = [
     "PermissionAnswerEvent",
     "PermissionRequestEvent",
     "ResultEvent",
+    "RewindEvent",
     "SessionState",
     "StatusEvent",
     "TextDeltaEvent",
@@ -166,6 +168,26 @@ class DoneEvent(EventBase):
     type: Literal["done"] = "done"
 
 
+class CheckpointEvent(EventBase):
+    """What turn ``turn`` changed in the workspace; logged at its end, before ``done``."""
+
+    type: Literal["checkpoint"] = "checkpoint"
+    turn: int
+    files_changed: int = 0
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+
+
+class RewindEvent(EventBase):
+    """The files and the conversation were put back to before turn ``turn``."""
+
+    type: Literal["rewind"] = "rewind"
+    turn: int
+
+
 Event = Annotated[
     (
         StatusEvent
@@ -180,6 +202,8 @@ Event = Annotated[
         | ResultEvent
         | ErrorEvent
         | DoneEvent
+        | CheckpointEvent
+        | RewindEvent
     ),
     Field(discriminator="type"),
 ]

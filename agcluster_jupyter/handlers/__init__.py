@@ -6,6 +6,7 @@ from typing import Any
 
 from .agents import AGENT_ROUTES, NotFoundHandler
 from .base import AUTH_RESOURCE, AgClusterHandler, HandlerContext
+from .checkpoints import CHECKPOINT_ROUTES
 from .files import FILE_ROUTES
 
 __all__ = ["API_PREFIX", "AUTH_RESOURCE", "AgClusterHandler", "HandlerContext", "route_table"]
@@ -21,6 +22,7 @@ def route_table(
     routes: list[tuple[str, type[AgClusterHandler]]] = [
         *AGENT_ROUTES,
         *FILE_ROUTES,
+        *CHECKPOINT_ROUTES,
         (r"(?P<path>.*)", NotFoundHandler),
     ]
     kwargs = {"ctx": ctx} if ctx is not None else {}

@@ -31,9 +31,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._version import __version__
+from ..checkpoints import CheckpointHistory
 from ..config import AgentConfig
 from ..errors import BadRequest, LimitExceeded, NotFound, ServiceUnavailable
-from ..events import DoneEvent, ErrorEvent, StatusEvent, now_iso
+from ..events import CheckpointEvent, DoneEvent, ErrorEvent, Event, StatusEvent, now_iso
 from ..gateway import Gateway, GatewaySession, Usage, hash_token
 from ..providers.base import (
     LABEL_CONFIG,
@@ -72,6 +73,8 @@ class ManagerSettings:
     stop_on_shutdown: bool = True
     default_token_budget: int | None = None
     default_cost_budget_usd: float | None = None
+    #: checkpoint objects kept per session (the oldest pruned past it); 0: no checkpoints
+    checkpoint_max_bytes: int = 2 * 1024**3
     #: seconds a permission request waits before it is denied; 0: it waits
     permission_timeout: float = 0.0
     #: the model a session whose config pins one may call besides it (the CLI's side
@@ -357,7 +360,13 @@ class SessionManager:
             )
 
         gateway_session.on_refused = refused
-        session.before_turn = self.storage.before_turn
+        if self.settings.checkpoint_max_bytes > 0 and not self.provider.remote:
+            session.checkpoints = CheckpointHistory(
+                self._record_dir(record.session_id) / "checkpoints",
+                Path(record.workspace),
+                self.settings.checkpoint_max_bytes,
+            )
+        session.before_turn = self._before_turn
         session.before_done = self._before_done
         return session
 
@@ -625,10 +634,22 @@ class SessionManager:
         ``resource_limits.storage``."""
         await self.storage.check(session, extra_bytes, what=what)
 
-    async def _before_done(self, session: Session) -> list[ErrorEvent]:
-        """Errors to log before a turn's ``done``: what the provider saw happen to the
-        runner (a tool killed for memory) and the storage limit."""
-        errors: list[ErrorEvent] = []
+    async def _before_turn(self, session: Session, message: str) -> None:
+        """The storage limit (may refuse the turn), then checkpoint ``n``: the workspace
+        just before turn ``n``."""
+        await self.storage.before_turn(session)
+        if session.checkpoints is not None:
+            turn = session.record.turns + 1
+            try:
+                await asyncio.to_thread(session.checkpoints.begin_turn, turn, message)
+            except Exception:  # a turn must not fail for its checkpoint: said in the log
+                log.exception("session %s: no checkpoint of turn %d", session.id, turn)
+
+    async def _before_done(self, session: Session) -> list[Event]:
+        """Events to log before a turn's ``done``: what the provider saw happen to the
+        runner (a tool killed for memory), the storage limit, and what the turn changed
+        in the workspace (``checkpoint``)."""
+        errors: list[Event] = []
         handle = session.handle
         if handle is not None:
             try:
@@ -646,6 +667,15 @@ class SessionManager:
             storage = None
         if storage is not None:
             errors.append(storage)
+        if session.checkpoints is not None:
+            turn = session.record.turns + 1
+            try:
+                summary = await asyncio.to_thread(session.checkpoints.end_turn, turn)
+            except Exception:
+                log.exception("session %s: the checkpoint of turn %d did not end", session.id, turn)
+                summary = None
+            if summary is not None:
+                errors.append(CheckpointEvent(turn=turn, **summary))
         return errors
 
     # -- health -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
+from ..checkpoints import CheckpointHistory
 from ..config import AgentConfig
 from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ..events import (
@@ -123,12 +124,18 @@ class Session:
         self._stopping = False
         #: a message is on its way to the runner (held while the runner starts)
         self._sending = False
+        #: a checkpoint restore is writing the workspace: no turn may start meanwhile
+        self.restoring = False
         #: when the current (or last) turn started, epoch seconds
         self.turn_started = 0.0
-        #: set by the manager: may refuse a turn (storage limit) before it starts
-        self.before_turn: Callable[[Session], Awaitable[None]] | None = None
-        #: set by the manager: errors to log before a turn's ``done`` (OOM kills, storage)
-        self.before_done: Callable[[Session], Awaitable[list[ErrorEvent]]] | None = None
+        #: set by the manager: may refuse a turn (storage limit) before it starts, and
+        #: takes its checkpoint; called with the message
+        self.before_turn: Callable[[Session, str], Awaitable[None]] | None = None
+        #: set by the manager: events to log before a turn's ``done`` (OOM kills,
+        #: storage, the turn's ``checkpoint``)
+        self.before_done: Callable[[Session], Awaitable[list[Event]]] | None = None
+        #: the workspace's per-turn checkpoints (None: off, or a remote workspace)
+        self.checkpoints: CheckpointHistory | None = None
 
     # -- identity and record ------------------------------------------------------------
 
@@ -222,6 +229,8 @@ class Session:
             "cost_budget_usd": self.gateway_session.cost_budget_usd,
             "metered_cost_usd": round(self.gateway_session.usage.cost_usd, 6),
             "turns": rec.turns,
+            "checkpoints": self.checkpoints.count() if self.checkpoints is not None else 0,
+            "forked_from": None,
             # a remote workspace is on the runner's volume: where the agent sees it
             "workspace": self.provider.workspace_mount if self.remote else rec.workspace,
             "contents_path": (
@@ -416,11 +425,13 @@ class Session:
             raise BadRequest("message must be a non-empty string", field="message")
         if self.state == "busy":
             raise Conflict("the agent is busy with a turn; wait for its done event or interrupt it")
+        if self.restoring:
+            raise Conflict("the workspace is being restored from a checkpoint; send it again then")
         handle = self.handle
         if handle is None or self.state not in {"ready", "idle"}:
             raise Conflict(f"the session is {self.state}; it cannot take a message now")
         if self.before_turn is not None:
-            await self.before_turn(self)
+            await self.before_turn(self, message)
         before = self.log.last_seq
         self.touch()
         self.turn_started = time.time()
@@ -439,6 +450,11 @@ class Session:
             self.record.first_prompt = message.strip()[:FIRST_PROMPT_CHARS]
         self.save()
         return before
+
+    @property
+    def sending(self) -> bool:
+        """A message is on its way to the runner (its turn has not started yet)."""
+        return self._sending
 
     async def interrupt(self) -> bool:
         handle = self.handle

@@ -1,0 +1,138 @@
+"""A session's checkpoints: list, one turn's diff, restore, undo.
+
+Routes (relative to ``{base_url}api/agcluster/``)::
+
+    GET  agents/{id}/checkpoints                    what each turn changed
+    GET  agents/{id}/checkpoints/{turn}/diff        ?path= one file or folder
+    POST agents/{id}/checkpoints/{turn}/restore     {paths?: [...]}; 409 while a turn runs
+    POST agents/{id}/undo                           the last restore, reversed
+
+The work is blocking (a walk of the workspace, object reads), so it runs in a worker
+thread; each session's history serialises its own calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..checkpoints import CheckpointHistory
+from ..errors import BadRequest, Conflict
+from ..queryargs import parse_int
+from ..sessions.session import Session
+from .base import AgClusterHandler
+
+__all__ = ["CHECKPOINT_ROUTES"]
+
+_ID = r"(?P<session_id>[A-Za-z0-9_-]+)"
+_TURN = r"(?P<turn>[^/]+)"
+#: paths one restore may name
+MAX_RESTORE_PATHS = 1000
+
+
+class _CheckpointsHandler(AgClusterHandler):
+    def _history(self, session_id: str) -> tuple[Session, CheckpointHistory]:
+        session = self.manager.get_session(session_id)  # NotFound for unknown ids
+        if session.checkpoints is None:
+            if session.remote:
+                raise Conflict(
+                    f"checkpoints are not kept for {session.provider.name} sessions yet "
+                    "(their workspace lives on the runner's volume); docker and local "
+                    "sessions have them"
+                )
+            raise Conflict(
+                "checkpoints are off on this server (AgClusterApp.checkpoint_max_bytes = 0)"
+            )
+        return session, session.checkpoints
+
+    @contextlib.asynccontextmanager
+    async def _restoring(self, session: Session) -> AsyncIterator[None]:
+        """No turn runs, none starts, and the session is not stopped meanwhile."""
+        async with session.lock:
+            if session.state in {"busy", "starting", "stopping"} or session.sending:
+                raise Conflict(
+                    f"the session is {'busy' if session.sending else session.state}: "
+                    "wait for its turn's done event (or interrupt it), then restore"
+                )
+            if session.restoring:
+                raise Conflict("a restore of this session is running; wait for it")
+            session.restoring = True
+            try:
+                yield
+            finally:
+                session.restoring = False
+
+
+class CheckpointsHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        _, history = self._history(session_id)
+        self.write_json(await asyncio.to_thread(history.listing))
+
+
+class DiffHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str, turn: str) -> None:
+        _, history = self._history(session_id)
+        number = parse_int(turn, "turn", minimum=1)
+        path = self.get_query_argument("path", None)
+        self.write_json(await asyncio.to_thread(history.diff, number, path))
+
+
+class RestoreHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, turn: str) -> None:
+        session, history = self._history(session_id)
+        number = parse_int(turn, "turn", minimum=1)
+        paths = _paths(self.get_json_object())
+        async with self._restoring(session):
+            restored = await asyncio.to_thread(history.restore, number, paths)
+        self.manager.note_activity(session)
+        self.write_json({"turn": number, "restored": restored})
+
+
+class UndoHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session, history = self._history(session_id)
+        async with self._restoring(session):
+            restored = await asyncio.to_thread(history.undo)
+        self.manager.note_activity(session)
+        self.write_json({"restored": restored})
+
+
+def _paths(body: dict[str, Any]) -> list[str] | None:
+    unknown = sorted(set(body) - {"paths"})
+    if unknown:
+        raise BadRequest(
+            f"unknown field {unknown[0]!r}; a restore takes only paths", field=unknown[0]
+        )
+    paths = body.get("paths")
+    if paths is None:
+        return None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("paths must be a list of workspace paths", field="paths")
+    if not paths:
+        raise BadRequest(
+            "paths is empty; leave it out to restore the whole workspace", field="paths"
+        )
+    if len(paths) > MAX_RESTORE_PATHS:
+        raise BadRequest(f"at most {MAX_RESTORE_PATHS} paths per restore", field="paths")
+    return paths
+
+
+CHECKPOINT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
+    (rf"agents/{_ID}/checkpoints/?", CheckpointsHandler),
+    (rf"agents/{_ID}/checkpoints/{_TURN}/diff/?", DiffHandler),
+    (rf"agents/{_ID}/checkpoints/{_TURN}/restore/?", RestoreHandler),
+    (rf"agents/{_ID}/undo/?", UndoHandler),
+]
