@@ -10,7 +10,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError, FilePreview, FileTree, SessionInfo, isAbort } from './api';
 import { AgentEvent } from './events';
-import { contentsPathOf } from './files';
+import { contentsPathOf } from './filetree';
 import type { AgentsModel } from './model';
 import { SessionView, answered, applyEvent, emptyView } from './reducer';
 import { ConnectionState, EventFollower, streamTurn } from './sse';

@@ -16,7 +16,8 @@ import React from 'react';
 import { sessionTitle } from './format';
 import { agentsIcon } from './icons';
 import { AgentsModel } from './model';
-import { PanelActions, SessionPane } from './panel';
+import { PanelActions } from './actions';
+import { SessionPane } from './sessionpane';
 import { SessionModel } from './session';
 
 export interface SessionTabOptions {

@@ -1,0 +1,9 @@
+/** What the panel and the session tabs can do beyond the model (commands of the app). */
+
+/** What the panel can do beyond the model (commands of the app). */
+export interface PanelActions {
+  /** export a session's conversation as a notebook */
+  exportConversation?: (sessionId: string) => void;
+  /** open a session in a main-area tab (none: the shell has no such tabs) */
+  openTab?: (sessionId: string) => void;
+}

@@ -1,0 +1,181 @@
+/**
+ * What a session's agent does besides talking: its permission requests (approve, deny),
+ * its tool calls (a timeline, sub-agents' calls nested under their Task) and its tasks.
+ *
+ * data-testid contract (browser tests rely on these names; keep them stable):
+ *
+ *   permission-request     (data-request-id, data-tool-name)
+ *   permission-approve, permission-deny
+ *   tool-timeline          the tool calls (ul)
+ *   tool-call              one call (data-tool-name, data-status: running|ok|error|
+ *                          waiting|interrupted, data-tool-use-id); nested under its Task
+ *   tool-call-row          its title row (click: input and output)
+ *   tool-call-detail       its input and output
+ *   task-list, task-item   tasks (data-status: pending|in_progress|completed)
+ */
+
+import { caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
+import React, { useState } from 'react';
+
+import { seconds } from './format';
+import {
+  PendingPermission,
+  SessionView,
+  ToolCallNode,
+  callTree,
+  durationSeconds,
+  summarizeInput,
+  tasksDone
+} from './reducer';
+import { Section } from './section';
+import { SessionModel } from './session';
+
+/** A request of the agent to use a tool, waiting for the user's answer. */
+export function Permission({
+  request,
+  session
+}: {
+  request: PendingPermission;
+  session: SessionModel;
+}): JSX.Element {
+  return (
+    <div
+      className="jp-AgentsPanel-permission"
+      data-testid="permission-request"
+      data-request-id={request.request_id}
+      data-tool-name={request.tool_name}
+    >
+      <div>
+        Allow <b>{request.tool_name}</b>?
+      </div>
+      <code className="jp-AgentsPanel-permissionInput">
+        {summarizeInput(request.input, 200)}
+      </code>
+      <div className="jp-AgentsPanel-buttons">
+        <button
+          className="jp-mod-styled jp-mod-accept"
+          data-testid="permission-approve"
+          onClick={() => void session.answer(request.request_id, 'allow')}
+        >
+          Approve
+        </button>
+        <button
+          className="jp-mod-styled jp-mod-reject"
+          data-testid="permission-deny"
+          onClick={() => void session.answer(request.request_id, 'deny')}
+        >
+          Deny
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** The tool calls of the session, in the order they started (none: nothing shown). */
+export function ToolTimeline({
+  view
+}: {
+  view: SessionView;
+}): JSX.Element | null {
+  const tree = callTree(view);
+  if (tree.length === 0) {
+    return null;
+  }
+  return (
+    <Section title={`Tools (${Object.keys(view.calls).length})`} name="tools">
+      <ul className="jp-AgentsPanel-timeline" data-testid="tool-timeline">
+        {tree.map(call => (
+          <Call key={call.tool_use_id} call={call} sessionId={view.sessionId} />
+        ))}
+      </ul>
+    </Section>
+  );
+}
+
+/** The agent's task list (its TodoWrite), when it has one. */
+export function TaskList({ view }: { view: SessionView }): JSX.Element | null {
+  if (view.todos.length === 0) {
+    return null;
+  }
+  return (
+    <Section
+      title={`Tasks (${tasksDone(view)}/${view.todos.length})`}
+      name="tasks"
+    >
+      <ul className="jp-AgentsPanel-todos" data-testid="task-list">
+        {view.todos.map((todo, i) => (
+          <li
+            key={i}
+            className={`jp-AgentsPanel-todo jp-AgentsPanel-todo-${todo.status}`}
+            data-testid="task-item"
+            data-status={todo.status}
+          >
+            {todo.status === 'in_progress' && todo.activeForm
+              ? todo.activeForm
+              : todo.content}
+          </li>
+        ))}
+      </ul>
+    </Section>
+  );
+}
+
+function Call({
+  call,
+  sessionId
+}: {
+  call: ToolCallNode;
+  sessionId: string;
+}): JSX.Element {
+  const [open, setOpen] = useState(false);
+  const Caret = open ? caretDownIcon : caretRightIcon;
+  return (
+    <li
+      className={`jp-AgentsPanel-call jp-AgentsPanel-call-${call.status}`}
+      data-testid="tool-call"
+      data-tool-name={call.name}
+      data-status={call.status}
+      data-tool-use-id={call.tool_use_id}
+    >
+      <div
+        className="jp-AgentsPanel-callRow"
+        data-testid="tool-call-row"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+      >
+        <Caret.react tag="span" />
+        <span className="jp-AgentsPanel-callStatus" title={call.status} />
+        <span className="jp-AgentsPanel-callName">{call.name}</span>
+        <span className="jp-AgentsPanel-callSummary">
+          {summarizeInput(call.input, 80, sessionId)}
+        </span>
+        <span className="jp-AgentsPanel-callTime">
+          {seconds(durationSeconds(call))}
+        </span>
+      </div>
+      {open && (
+        <div
+          className="jp-AgentsPanel-callDetail"
+          data-testid="tool-call-detail"
+        >
+          <pre>{JSON.stringify(call.input, null, 2)}</pre>
+          {call.notes.map((note, i) => (
+            <div key={i} className="jp-AgentsPanel-callNote">
+              {note}
+            </div>
+          ))}
+          {call.output && (
+            <pre className="jp-AgentsPanel-callOutput">{call.output}</pre>
+          )}
+        </div>
+      )}
+      {call.childNodes.length > 0 && (
+        <ul className="jp-AgentsPanel-timeline jp-AgentsPanel-children">
+          {call.childNodes.map(child => (
+            <Call key={child.tool_use_id} call={child} sessionId={sessionId} />
+          ))}
+        </ul>
+      )}
+    </li>
+  );
+}
