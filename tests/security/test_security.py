@@ -40,7 +40,7 @@ from .openapi_support import load_spec, routes
 pytestmark = pytest.mark.cli
 
 #: sample values for the routes' path groups (the real session id is filled in per test)
-SAMPLES = {"config_id": "code-assistant", "request_id": "req-1", "path": "hello.txt"}
+SAMPLES = {"config_id": "code-assistant", "request_id": "req-1", "path": "hello.txt", "turn": "1"}
 PASSWD = b"root:x:0:0"
 BOUNDARY = "agc-security-boundary"
 
@@ -153,7 +153,7 @@ def test_cookie_requests_need_the_xsrf_token(
         url = live_server.url
         assert client.get(url + f"agents/sessions/{sid}").status_code == 200  # the cookie works
         unsafe = [(m, p) for m, p in concrete_routes(sid) if m in ("POST", "DELETE", "PUT")]
-        assert {m for m, _ in unsafe} == {"POST", "DELETE"} and len(unsafe) == 7
+        assert {m for m, _ in unsafe} == {"POST", "DELETE"} and len(unsafe) == 9
         for method, path in unsafe:
             response = client.request(method, url + path, **body_for(method, path))
             assert response.status_code == 403, (method, path, response.status_code)
@@ -405,6 +405,13 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     ],
     "agents/{sid}/chat": [{"message": 1}, {"message": ""}, {"message": None}, {"msg": "hi"}],
     "agents/{sid}/permissions/req-1": [{"decision": "maybe"}, {"decision": "allow", "message": 3}],
+    "agents/{sid}/checkpoints/{turn}/restore": [
+        {"paths": "x.txt"},
+        {"paths": []},
+        {"paths": [1]},
+        {"paths": ["../x"]},
+        {"turn": 1},
+    ],
 }
 
 
@@ -424,7 +431,7 @@ def test_malformed_bodies_get_a_400_with_a_message(
     }
     assert json_bodies == set(WRONG_TYPES)
     for template, wrong in WRONG_TYPES.items():
-        path = template.replace("{sid}", sid)
+        path = template.replace("{sid}", sid).replace("{turn}", "1")
         for name, raw in MALFORMED:
             response = live_server.request(
                 "POST", path, content=raw, headers={"Content-Type": "application/json"}
