@@ -60,9 +60,7 @@ async def _session_with_files(launched: Any) -> tuple[str, Path]:
 
 
 @pytest.mark.usefixtures("scenarios")
-async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(
-    api: Any, launched: Any
-) -> None:
+async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(api: Any, launched: Any) -> None:
     sid, workspace = await _session_with_files(launched)
 
     events = await chat_sse(api, sid, "tidy the notes")

@@ -169,7 +169,9 @@ def test_a_small_change_to_a_big_file_stores_one_chunk(tmp_path: Path) -> None:
     assert store.read(entry) == big.read_bytes()
 
 
-def test_unchanged_files_are_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unchanged_files_are_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     for n in range(50):
