@@ -463,3 +463,32 @@ class AgClusterClient:
     def export(self, session_id: str, format: str = "md") -> str:
         """The conversation as ``md``, ``jsonl`` or ``ipynb`` (notebook JSON) text."""
         return self._request("GET", f"agents/{session_id}/export", params={"format": format}).text
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoints(self, session_id: str) -> dict[str, Any]:
+        """``{checkpoints: [{turn, prompt, files_changed, ...}], total, pruned_before?}``."""
+        return self._json("GET", f"agents/{session_id}/checkpoints", timeout=120.0)
+
+    def diff(self, session_id: str, turn: int, path: str | None = None) -> dict[str, Any]:
+        """What turn ``turn`` changed: ``{turn, files: [{path, status, diff | cells}]}``."""
+        params = {"path": path} if path else None
+        return self._json(
+            "GET", f"agents/{session_id}/checkpoints/{int(turn)}/diff", params=params, timeout=120.0
+        )
+
+    def restore(self, session_id: str, turn: int, paths: list[str] | None = None) -> list[str]:
+        """The workspace (or ``paths``) as before turn ``turn``; returns what changed."""
+        body = {"paths": list(paths)} if paths else {}
+        reply = self._json(
+            "POST", f"agents/{session_id}/checkpoints/{int(turn)}/restore", json=body, timeout=300.0
+        )
+        restored: list[str] = reply["restored"]
+        return restored
+
+    def undo(self, session_id: str) -> list[str]:
+        """Reverse the last restore; returns the paths put back."""
+        restored: list[str] = self._json(
+            "POST", f"agents/{session_id}/undo", json={}, timeout=300.0
+        )["restored"]
+        return restored

@@ -39,6 +39,10 @@ LINE_COMMANDS = (
     "export",
     "config",
     "connect",
+    "checkpoints",
+    "diff",
+    "restore",
+    "undo",
 )
 
 
@@ -141,6 +145,19 @@ class LineArgs:
     session: str | None = None  # upload/download: the session (default: the last used)
     target: str = ""
     overwrite: bool = False
+    turn: int | None = None  # diff/restore: the turn whose checkpoint is meant
+    paths: tuple[str, ...] = ()  # restore: only these workspace paths
+
+
+def _turn(text: str) -> int:
+    """A turn number (1, 2, ...), as ``%agent checkpoints`` lists them."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a turn is a number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("turns count from 1")
+    return value
 
 
 def _line_parser() -> _Parser:
@@ -171,6 +188,18 @@ def _line_parser() -> _Parser:
     download.add_argument("path", nargs="?")
     download.add_argument("--session", "-s")
     download.add_argument("--to", metavar="PATH")
+    checkpoints = commands.add_parser("checkpoints", add_help=False)
+    checkpoints.add_argument("name")
+    diff = commands.add_parser("diff", add_help=False)
+    diff.add_argument("name")
+    diff.add_argument("turn", type=_turn)
+    diff.add_argument("path", nargs="?")
+    restore = commands.add_parser("restore", add_help=False)
+    restore.add_argument("name")
+    restore.add_argument("turn", type=_turn)
+    restore.add_argument("paths", nargs="*")
+    undo = commands.add_parser("undo", add_help=False)
+    undo.add_argument("name")
     connect = commands.add_parser("connect", add_help=False)
     connect.add_argument("name", metavar="url")
     connect.add_argument("--token")
@@ -195,6 +224,8 @@ def parse_line_args(line: str) -> LineArgs:
         session=getattr(ns, "session", None),
         target=getattr(ns, "target", ""),
         overwrite=getattr(ns, "overwrite", False),
+        turn=getattr(ns, "turn", None),
+        paths=tuple(getattr(ns, "paths", ()) or ()),
     )
 
 

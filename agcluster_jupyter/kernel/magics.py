@@ -28,6 +28,7 @@ from IPython.display import display
 
 from ..errors import first_line
 from ..events import Event, MessageEvent, turn_reply
+from .checkpoint_text import format_checkpoints, format_diff
 from .client import AgClusterClient, AgClusterClientError, ApiError
 from .datafiles import DataFileError, as_file
 from .magic_args import (
@@ -453,4 +454,20 @@ class AgentMagics(Magics):
             print(f"wrote {target} ({len(data)} bytes)")
         elif args.command == "config":
             print(json.dumps(self.client.config(name), indent=2))
+        elif args.command == "checkpoints":
+            print(format_checkpoints(self.client.checkpoints(self._resolve(name))))
+        elif args.command == "diff":
+            assert args.turn is not None
+            print(format_diff(self.client.diff(self._resolve(name), args.turn, args.path)))
+        elif args.command == "restore":
+            assert args.turn is not None
+            done = self.client.restore(self._resolve(name), args.turn, list(args.paths) or None)
+            print(
+                f"restored {len(done)} path(s) to before turn {args.turn}"
+                + (f": {', '.join(done)}" if done else "")
+                + f"; %agent undo {name} puts them back"
+            )
+        elif args.command == "undo":
+            done = self.client.undo(self._resolve(name))
+            print(f"put back {len(done)} path(s)" + (f": {', '.join(done)}" if done else ""))
         return None

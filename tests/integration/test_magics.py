@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -248,3 +249,39 @@ async def test_a_restarted_kernel_finds_its_notebooks_sessions(
     # the replayed history, outside a kernel, is the conversation as text
     shown = await fresh.run(f"%agent show {first[:8]}")
     assert shown.ok and "> hello\n" in shown.stdout and "> hello again" in shown.stdout
+
+
+async def test_checkpoints_diff_restore_and_undo_from_the_notebook(connected: Shell) -> None:
+    shell = connected
+    ran = await shell.run("%%agent --session work -q\nPlease analyse the data")
+    assert ran.ok, ran.stderr
+    details = await asyncio.to_thread(shell.magics.client.session, shell.ns["_"]["session_id"])
+    workspace = Path(details["workspace"])
+    assert (workspace / "analysis.py").is_file()
+
+    listed = await shell.run("%agent checkpoints work")
+    assert listed.ok, listed.stderr
+    assert listed.stdout.startswith("turn   1  ") and "'Please analyse the data'" in listed.stdout
+
+    diff = await shell.run("%agent diff work 1")
+    assert diff.ok, diff.stderr
+    assert "added    analysis.py" in diff.stdout
+    assert "+import statistics" in diff.stdout or "+++ b/analysis.py" in diff.stdout
+
+    restored = await shell.run("%agent restore work 1")
+    assert restored.ok and "analysis.py" in restored.stdout, restored.stderr
+    assert not (workspace / "analysis.py").exists()
+    undone = await shell.run("%agent undo work")
+    assert undone.ok and "put back" in undone.stdout, undone.stderr
+    assert (workspace / "analysis.py").is_file()
+
+    for bad, says in [
+        ("%agent diff work x", "a turn is a number"),
+        ("%agent diff work 0", "turns count from 1"),
+        ("%agent restore work 1 ../etc/passwd", "400"),
+        ("%agent undo work", "nothing to undo|no restore"),
+    ]:
+        ran = await shell.run(bad)
+        assert not ran.ok or "Error" in ran.stderr, (bad, ran.stdout)
+        assert re.search(says, ran.stderr), (bad, ran.stderr)
+        assert "Traceback" not in ran.stderr, ran.stderr
