@@ -35,7 +35,7 @@ import React, { useRef, useState } from 'react';
 import { FilePreview } from './api';
 import { treeRows } from './filetree';
 import { bytes } from './format';
-import { SessionModel, UploadState } from './session';
+import { UploadState, WorkspaceFiles } from './filesmodel';
 
 /** Files of a drop, or none (text or links dragged in). */
 function droppedFiles(event: React.DragEvent): File[] {
@@ -46,16 +46,14 @@ function hasFiles(event: React.DragEvent): boolean {
   return Array.from(event.dataTransfer?.types ?? []).includes('Files');
 }
 
-export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
+export function FilesTab({ files }: { files: WorkspaceFiles }): JSX.Element {
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
   const [dragging, setDragging] = useState(false);
   const [dropTarget, setDropTarget] = useState<string | null>(null);
   const depth = useRef(0);
   const picker = useRef<HTMLInputElement>(null);
-  const tree = session.files;
-  const inLab =
-    typeof session.info?.contents_path === 'string' &&
-    session.agents.hooks.openInLab !== null;
+  const tree = files.tree;
+  const inLab = files.inLab;
   const toggle = (path: string): void => {
     const next = new Set(collapsed);
     if (next.has(path)) {
@@ -71,9 +69,9 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
     depth.current = 0;
     setDragging(false);
     setDropTarget(null);
-    const files = droppedFiles(event);
-    if (files.length > 0) {
-      void session.upload(files, target);
+    const dropped = droppedFiles(event);
+    if (dropped.length > 0) {
+      void files.upload(dropped, target);
     }
   };
   return (
@@ -106,7 +104,7 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
         <span className="jp-AgentsPanel-usage" data-testid="files-total">
           {tree
             ? `${tree.total_files} ${tree.total_files === 1 ? 'file' : 'files'}${tree.truncated ? ' (list cut short)' : ''}`
-            : session.filesLoading
+            : files.loading
               ? 'Loading…'
               : ''}
         </span>
@@ -114,8 +112,8 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
           className="jp-AgentsPanel-iconButton"
           data-testid="files-refresh"
           title="Refresh the workspace tree"
-          disabled={session.filesLoading}
-          onClick={() => void session.refreshFiles()}
+          disabled={files.loading}
+          onClick={() => void files.refresh()}
         >
           <refreshIcon.react tag="span" />
         </button>
@@ -134,10 +132,10 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
           hidden
           data-testid="upload-input"
           onChange={event => {
-            const files = Array.from(event.target.files ?? []);
+            const picked = Array.from(event.target.files ?? []);
             event.target.value = '';
-            if (files.length > 0) {
-              void session.upload(files, '');
+            if (picked.length > 0) {
+              void files.upload(picked, '');
             }
           }}
         />
@@ -145,22 +143,20 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
           className="jp-AgentsPanel-iconButton"
           data-testid="files-download-zip"
           title="Download the whole workspace as a ZIP"
-          onClick={() => void session.downloadWorkspace()}
+          onClick={() => void files.downloadWorkspace()}
         >
           <downloadIcon.react tag="span" />
         </button>
       </div>
-      {session.uploads.map(upload => (
-        <UploadRow key={upload.id} upload={upload} session={session} />
+      {files.uploads.map(upload => (
+        <UploadRow key={upload.id} upload={upload} files={files} />
       ))}
-      {session.errors.files && (
+      {files.error && (
         <div className="jp-AgentsPanel-error" data-testid="files-error">
-          {session.errors.files}
+          {files.error}
         </div>
       )}
-      {session.preview && (
-        <Preview preview={session.preview} session={session} />
-      )}
+      {files.preview && <Preview preview={files.preview} files={files} />}
       <div className="jp-AgentsPanel-scroll">
         {tree && tree.tree.length === 0 && (
           <div className="jp-AgentsPanel-empty">
@@ -188,9 +184,7 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
                         : `${node.path}: ${inLab ? 'open in JupyterLab' : 'preview'}`
                     }
                     onClick={() =>
-                      isDir
-                        ? toggle(node.path)
-                        : void session.openFile(node.path)
+                      isDir ? toggle(node.path) : void files.openFile(node.path)
                     }
                     onDragOver={
                       isDir
@@ -228,7 +222,7 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
                           title={`Download ${node.name}`}
                           onClick={event => {
                             event.stopPropagation();
-                            void session.downloadFile(node.path);
+                            void files.downloadFile(node.path);
                           }}
                         >
                           <downloadIcon.react tag="span" />
@@ -250,10 +244,10 @@ export function FilesTab({ session }: { session: SessionModel }): JSX.Element {
 
 function UploadRow({
   upload,
-  session
+  files
 }: {
   upload: UploadState;
-  session: SessionModel;
+  files: WorkspaceFiles;
 }): JSX.Element {
   const percent =
     upload.state === 'done'
@@ -289,7 +283,7 @@ function UploadRow({
           className="jp-AgentsPanel-iconButton"
           data-testid="upload-cancel"
           title={upload.state === 'uploading' ? 'Cancel the upload' : 'Dismiss'}
-          onClick={() => session.dismissUpload(upload.id)}
+          onClick={() => files.dismissUpload(upload.id)}
         >
           <closeIcon.react tag="span" />
         </button>
@@ -312,10 +306,10 @@ function UploadRow({
 
 function Preview({
   preview,
-  session
+  files
 }: {
   preview: FilePreview;
-  session: SessionModel;
+  files: WorkspaceFiles;
 }): JSX.Element {
   return (
     <div
@@ -333,7 +327,7 @@ function Preview({
         <button
           className="jp-AgentsPanel-iconButton"
           title="Download"
-          onClick={() => void session.downloadFile(preview.path)}
+          onClick={() => void files.downloadFile(preview.path)}
         >
           <downloadIcon.react tag="span" />
         </button>
@@ -341,7 +335,7 @@ function Preview({
           className="jp-AgentsPanel-iconButton"
           data-testid="file-preview-close"
           title="Close the preview"
-          onClick={() => session.closePreview()}
+          onClick={() => files.closePreview()}
         >
           <closeIcon.react tag="span" />
         </button>

@@ -15,12 +15,14 @@ import {
   LaunchRequest,
   SessionInfo
 } from './api';
-import type { Confirm } from './dialogs';
 import { JSONObject } from './events';
+import type { ModelHooks, SessionHost } from './host';
 import { SessionModel, SessionModelOptions } from './session';
-import { XHRLike, saveResponse } from './transfer';
+import { saveResponse } from './transfer';
 
-export type { SessionTab, UploadState } from './session';
+export type { UploadState } from './filesmodel';
+export type { ModelHooks } from './host';
+export type { SessionTab } from './session';
 export { SessionModel } from './session';
 
 /**
@@ -43,22 +45,10 @@ export interface FieldError {
   field: string;
 }
 
-/** What the model asks of its surroundings (JupyterLab in the app, fakes in tests). */
-export interface ModelHooks {
-  /** ask the user (JupyterLab's `showDialog`) */
-  confirm: Confirm;
-  /** open a path of the Jupyter tree in JupyterLab (`docmanager:open`) */
-  openInLab: ((path: string) => Promise<unknown>) | null;
-  /** the transport of uploads (XMLHttpRequest) */
-  createXHR: (() => XHRLike) | undefined;
-  /** hand a response to the browser as a downloaded file; the name it got */
-  save: (response: Response, fallback: string) => Promise<string>;
-}
-
 /** The pseudo config id `launching` holds while the custom config launches. */
 export const CUSTOM_LAUNCH = ':custom';
 
-export class AgentsModel {
+export class AgentsModel implements SessionHost {
   constructor(api?: AgClusterAPI, hooks: Partial<ModelHooks> = {}) {
     this.api = api ?? new AgClusterAPI();
     this.hooks = {

@@ -1,34 +1,24 @@
 /**
  * One session being looked at: its event-folded view, fed by a follower of its event log
- * and by the turns sent from here, its Files tab (tree, preview, uploads) and its chat's
- * actions.  The side panel has one (the session open in it); each session opened in a
- * main-area tab has its own.  What is shared (the sessions list, stop and purge, the
- * hooks into JupyterLab) stays in the `AgentsModel` it belongs to.
+ * and by the turns sent from here, its chat's actions, and its files (`files`: the
+ * `WorkspaceFiles` of filesmodel.ts, with the tree, preview and uploads).  The side panel
+ * has one (the session open in it); each session opened in a main-area tab has its own.
+ * What is shared (the sessions list, stop and purge, the hooks into JupyterLab) stays in
+ * the `AgentsModel` it belongs to, seen here as the `SessionHost` of host.ts.
  */
 
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ApiError, FilePreview, FileTree, SessionInfo, isAbort } from './api';
+import { SessionInfo, isAbort } from './api';
 import { AgentEvent } from './events';
-import { contentsPathOf } from './filetree';
-import type { AgentsModel } from './model';
+import { WorkspaceFiles } from './filesmodel';
+import type { SessionHost } from './host';
 import { SessionView, answered, applyEvent, emptyView } from './reducer';
 import { ConnectionState, EventFollower, streamTurn } from './sse';
-import { buildUpload, sendUpload } from './transfer';
+
+export type { UploadState } from './filesmodel';
 
 export type SessionTab = 'chat' | 'files';
-
-export interface UploadState {
-  id: number;
-  names: string[];
-  /** the workspace folder the files go to ('' = its root) */
-  target: string;
-  loaded: number;
-  /** bytes of the whole request body (0 while unknown) */
-  total: number;
-  state: 'uploading' | 'done' | 'error' | 'cancelled';
-  error: string;
-}
 
 export interface SessionModelOptions {
   /** the tab shown first */
@@ -37,12 +27,13 @@ export interface SessionModelOptions {
 
 export class SessionModel {
   constructor(
-    readonly agents: AgentsModel,
+    readonly agents: SessionHost,
     readonly sessionId: string,
     options: SessionModelOptions = {}
   ) {
     this.view = emptyView(sessionId);
     this.tab = options.tab ?? 'chat';
+    this.files = new WorkspaceFiles(agents, sessionId, () => this._emit());
   }
 
   view: SessionView;
@@ -51,16 +42,12 @@ export class SessionModel {
   /** a turn sent from here is streaming */
   sending = false;
   /** the last failure to show, per area ('' when none) */
-  errors: { [area in 'chat' | 'files']: string } = { chat: '', files: '' };
+  errors: { chat: string } = { chat: '' };
 
   /** which tab shows */
   tab: SessionTab;
-  /** the workspace tree (null: not loaded yet) */
-  files: FileTree | null = null;
-  filesLoading = false;
-  /** the file shown in the pane (workspaces outside the Jupyter tree) */
-  preview: FilePreview | null = null;
-  uploads: UploadState[] = [];
+  /** its workspace: tree, preview, uploads */
+  readonly files: WorkspaceFiles;
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -105,7 +92,7 @@ export class SessionModel {
     });
     void this._follower.start();
     if (this.tab === 'files') {
-      void this.refreshFiles();
+      void this.files.refresh();
     }
   }
 
@@ -175,174 +162,10 @@ export class SessionModel {
     if (tab !== this.tab) {
       this.tab = tab;
       this._emit();
-      if (tab === 'files' && this.files === null) {
-        void this.refreshFiles();
+      if (tab === 'files' && this.files.tree === null) {
+        void this.files.refresh();
       }
     }
-  }
-
-  /** Load the workspace tree again. */
-  async refreshFiles(): Promise<void> {
-    this.filesLoading = true;
-    this._emit();
-    try {
-      this.files = await this.agents.api.files(this.sessionId);
-      this.errors.files = '';
-    } catch (error) {
-      this.errors.files = message(error);
-    } finally {
-      this.filesLoading = false;
-      this._emit();
-    }
-  }
-
-  /**
-   * Open a workspace file: in JupyterLab's own editor or viewer when the workspace is in
-   * the Jupyter tree, else its preview in the pane.
-   */
-  async openFile(path: string): Promise<void> {
-    const contentsPath = this.info?.contents_path;
-    const openInLab = this.agents.hooks.openInLab;
-    if (typeof contentsPath === 'string' && openInLab) {
-      try {
-        await openInLab(contentsPathOf(contentsPath, path));
-        return;
-      } catch (error) {
-        // fall back to the preview, saying why
-        this.errors.files = `could not open it in JupyterLab: ${message(error)}`;
-      }
-    }
-    try {
-      this.preview = await this.agents.api.file(this.sessionId, path);
-    } catch (error) {
-      this.errors.files = message(error);
-    }
-    this._emit();
-  }
-
-  closePreview(): void {
-    this.preview = null;
-    this._emit();
-  }
-
-  /** Download one workspace file (its bytes, `?raw=1`). */
-  async downloadFile(path: string): Promise<void> {
-    try {
-      const response = await this.agents.api.rawFile(this.sessionId, path);
-      await this.agents.hooks.save(response, path.split('/').pop() || 'file');
-    } catch (error) {
-      this.errors.files = message(error);
-      this._emit();
-    }
-  }
-
-  /** Download the whole workspace as a ZIP. */
-  async downloadWorkspace(): Promise<void> {
-    try {
-      const response = await this.agents.api.workspaceZip(this.sessionId);
-      await this.agents.hooks.save(response, `${this.sessionId}-workspace.zip`);
-    } catch (error) {
-      this.errors.files = message(error);
-      this._emit();
-    }
-  }
-
-  /**
-   * Upload files into a folder of the workspace, with progress.  When one exists already
-   * (409), ask whether to overwrite and, if so, send them again with `overwrite=true`.
-   * The upload's final state.
-   */
-  async upload(
-    files: readonly File[],
-    targetPath = ''
-  ): Promise<UploadState | null> {
-    if (files.length === 0 || this._disposed) {
-      return null;
-    }
-    const { api, hooks } = this.agents;
-    // finished uploads make room for the new one
-    this.uploads = this.uploads.filter(u => u.state === 'uploading');
-    const upload: UploadState = {
-      id: ++this._uploadSeq,
-      names: files.map(f => f.name),
-      target: targetPath,
-      loaded: 0,
-      total: files.reduce((n, f) => n + f.size, 0),
-      state: 'uploading',
-      error: ''
-    };
-    this.uploads = [...this.uploads, upload];
-    this._emit();
-    const controller = new AbortController();
-    this._uploadControllers.set(upload.id, controller);
-    const update = (patch: Partial<UploadState>): void => {
-      Object.assign(upload, patch);
-      this.uploads = [...this.uploads];
-      this._emit();
-    };
-    let overwrite = false;
-    try {
-      for (;;) {
-        try {
-          const request = await buildUpload(api, this.sessionId, files, {
-            targetPath,
-            overwrite
-          });
-          await sendUpload(request, {
-            signal: controller.signal,
-            createXHR: hooks.createXHR,
-            onProgress: (loaded, total) =>
-              update({ loaded, total: total || upload.total })
-          });
-          update({ state: 'done', loaded: upload.total || upload.loaded });
-          break;
-        } catch (error) {
-          if (isAbort(error)) {
-            update({ state: 'cancelled' });
-            break;
-          }
-          if (
-            !overwrite &&
-            error instanceof ApiError &&
-            error.status === 409 &&
-            /exist/i.test(error.message)
-          ) {
-            const ok = await hooks.confirm({
-              title: 'Overwrite?',
-              body: `${error.message.replace(/; pass overwrite=true.*$/, '')}. Replace it with the uploaded ${files.length === 1 ? 'file' : 'files'}?`,
-              accept: 'Overwrite',
-              danger: true
-            });
-            if (ok) {
-              overwrite = true;
-              update({ loaded: 0 });
-              continue;
-            }
-            update({ state: 'cancelled', error: 'not overwritten' });
-            break;
-          }
-          update({ state: 'error', error: message(error) });
-          break;
-        }
-      }
-    } finally {
-      this._uploadControllers.delete(upload.id);
-    }
-    if (upload.state === 'done' && !this._disposed) {
-      await this.refreshFiles();
-    }
-    return upload;
-  }
-
-  /** Cancel a running upload, or take a finished one off the list. */
-  dismissUpload(id: number): void {
-    const controller = this._uploadControllers.get(id);
-    if (controller) {
-      controller.abort();
-      return;
-    }
-    this.uploads = this.uploads.filter(u => u.id !== id);
-    this._emit();
   }
 
   /** Stop following: the event stream, a running turn's stream and uploads end here. */
@@ -351,13 +174,7 @@ export class SessionModel {
       return;
     }
     this._disposed = true;
-    if (this._filesTimer !== null) {
-      clearTimeout(this._filesTimer);
-      this._filesTimer = null;
-    }
-    for (const controller of this._uploadControllers.values()) {
-      controller.abort();
-    }
+    this.files.dispose();
     this._follower?.stop();
     this._turn?.abort();
     Signal.clearData(this);
@@ -372,20 +189,9 @@ export class SessionModel {
       this.view = next;
       this._emit();
       if (event.type === 'done') {
-        this._scheduleFilesRefresh();
+        this.files.refreshSoon();
       }
     }
-  }
-
-  /** After a turn: the tree again (once for a burst of turns, as in a replayed log). */
-  private _scheduleFilesRefresh(): void {
-    if (this._filesTimer !== null || this.files === null) {
-      return; // never loaded: it loads when the Files tab opens
-    }
-    this._filesTimer = setTimeout(() => {
-      this._filesTimer = null;
-      void this.refreshFiles();
-    }, 150);
   }
 
   private _emit(): void {
@@ -398,9 +204,6 @@ export class SessionModel {
   private _disposed = false;
   private _follower: EventFollower | null = null;
   private _turn: AbortController | null = null;
-  private _filesTimer: ReturnType<typeof setTimeout> | null = null;
-  private _uploadSeq = 0;
-  private _uploadControllers = new Map<number, AbortController>();
 }
 
 function message(error: unknown): string {

@@ -177,13 +177,14 @@ export function SessionPane({
           aria-selected={tab === 'files'}
           onClick={() => session.setTab('files')}
         >
-          Files{session.files ? ` (${session.files.total_files})` : ''}
+          Files
+          {session.files.tree ? ` (${session.files.tree.total_files})` : ''}
         </button>
       </div>
       {tab === 'chat' ? (
         <ChatTab session={session} rendermime={rendermime} />
       ) : (
-        <FilesTab session={session} />
+        <FilesTab files={session.files} />
       )}
     </div>
   );

@@ -63,43 +63,45 @@ describe.skipIf(!url)('the panel model against a live server', () => {
         expect(model.selectedInfo?.name).toBe('vitest files');
         model.current!.setTab('files');
         const deadline = Date.now() + 10_000;
-        while (model.current!.files === null && Date.now() < deadline) {
+        while (model.current!.files.tree === null && Date.now() < deadline) {
           await new Promise(r => setTimeout(r, 20));
         }
-        expect(model.current!.files?.total_files).toBe(0);
+        expect(model.current!.files.tree?.total_files).toBe(0);
 
         const csv = new File(['a,b\n1,2\n'], 'data.csv', { type: 'text/csv' });
-        expect((await model.current!.upload([csv], 'in'))?.state).toBe('done');
+        expect((await model.current!.files.upload([csv], 'in'))?.state).toBe(
+          'done'
+        );
         expect(asked).toEqual([]);
         // again: 409, asked, sent with overwrite=true
         const again = new File(['a,b\n3,4\n'], 'data.csv');
-        expect((await model.current!.upload([again], 'in'))?.state).toBe(
+        expect((await model.current!.files.upload([again], 'in'))?.state).toBe(
           'done'
         );
         expect(asked.map(q => q.title)).toEqual(['Overwrite?']);
         expect(asked[0].body).toContain("'in/data.csv' already exists");
-        expect(model.current!.files?.tree.map(n => [n.path, n.type])).toEqual([
-          ['in', 'directory']
-        ]);
         expect(
-          model.current!.files?.tree[0].children?.map(n => n.path)
+          model.current!.files.tree?.tree.map(n => [n.path, n.type])
+        ).toEqual([['in', 'directory']]);
+        expect(
+          model.current!.files.tree?.tree[0].children?.map(n => n.path)
         ).toEqual(['in/data.csv']);
 
-        await model.current!.openFile('in/data.csv');
+        await model.current!.files.openFile('in/data.csv');
         const contentsPath = model.selectedInfo?.contents_path;
         if (typeof contentsPath === 'string') {
           expect(opened).toEqual([`${contentsPath}/in/data.csv`]);
         }
         model.hooks.openInLab = null;
-        await model.current!.openFile('in/data.csv');
-        expect(model.current!.preview).toMatchObject({
+        await model.current!.files.openFile('in/data.csv');
+        expect(model.current!.files.preview).toMatchObject({
           path: 'in/data.csv',
           content: 'a,b\n3,4\n',
           language: 'csv'
         });
 
-        await model.current!.downloadFile('in/data.csv');
-        await model.current!.downloadWorkspace();
+        await model.current!.files.downloadFile('in/data.csv');
+        await model.current!.files.downloadWorkspace();
         expect(saved[0]).toEqual(['data.csv', 8]);
         expect(saved[1][0]).toBe(`${sid}-workspace.zip`);
         expect(saved[1][1]).toBeGreaterThan(100);

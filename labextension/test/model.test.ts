@@ -260,8 +260,8 @@ describe('files', () => {
     await model.refreshSessions();
     model.select('s1');
     model.current!.setTab('files');
-    await until(() => model.current!.files !== null, 'the tree');
-    expect(model.current!.files?.total_files).toBe(1);
+    await until(() => model.current!.files.tree !== null, 'the tree');
+    expect(model.current!.files.tree?.total_files).toBe(1);
     expect(treeGets()).toBe(1);
     release();
     await until(() => treeGets() === 2, 'a refresh after done');
@@ -274,28 +274,28 @@ describe('files', () => {
     });
     await model.refreshSessions();
     model.select('s1');
-    await model.current!.openFile('data/a.csv');
+    await model.current!.files.openFile('data/a.csv');
     expect(opened).toEqual(['agent-workspaces/s1/data/a.csv']);
-    expect(model.current!.preview).toBeNull();
+    expect(model.current!.files.preview).toBeNull();
 
     // outside the Jupyter tree (or no document manager): the server's preview
     model.hooks.openInLab = null;
-    await model.current!.openFile('data/a.csv');
-    expect(model.current!.preview).toMatchObject({
+    await model.current!.files.openFile('data/a.csv');
+    expect(model.current!.files.preview).toMatchObject({
       path: 'data/a.csv',
       language: 'csv',
       content: 'a,b\n1,2\n'
     });
-    model.current!.closePreview();
-    expect(model.current!.preview).toBeNull();
+    model.current!.files.closePreview();
+    expect(model.current!.files.preview).toBeNull();
     model.dispose();
   });
 
   it('download one file (raw bytes) and the workspace ZIP', async () => {
     const { fake, model, saved } = setup();
     model.select('s1');
-    await model.current!.downloadFile('data/a.csv');
-    await model.current!.downloadWorkspace();
+    await model.current!.files.downloadFile('data/a.csv');
+    await model.current!.files.downloadWorkspace();
     expect(saved).toEqual([
       ['a.csv', 'a,b\n1,2\n'],
       ['s1-workspace.zip', 'PK']
@@ -349,7 +349,7 @@ describe('upload', () => {
   it('409: asks to overwrite, sends again with overwrite=true, refreshes the tree', async () => {
     const { model, asked, xhrs, fake } = uploader([true]);
     const file = new File(['a,b\n'], 'a.csv');
-    const result = await model.current!.upload([file], 'data');
+    const result = await model.current!.files.upload([file], 'data');
     expect(result?.state).toBe('done');
     expect(xhrs.map(x => new URL(x.url).search)).toEqual([
       '?target_path=data&overwrite=false',
@@ -360,7 +360,7 @@ describe('upload', () => {
     expect(asked[0].title).toBe('Overwrite?');
     expect(asked[0].body).toContain("'data/a.csv' already exists");
     expect(asked[0].body).not.toContain('pass overwrite=true');
-    expect(model.current!.uploads).toEqual([
+    expect(model.current!.files.uploads).toEqual([
       expect.objectContaining({ state: 'done', names: ['a.csv'] })
     ]);
     expect(fake.requests.some(r => /files\/s1$/.test(pathOf(r)))).toBe(true);
@@ -369,7 +369,7 @@ describe('upload', () => {
 
   it('409 declined: nothing sent again, the upload says so', async () => {
     const { model, xhrs } = uploader([false]);
-    const result = await model.current!.upload(
+    const result = await model.current!.files.upload(
       [new File(['x'], 'a.csv')],
       'data'
     );
@@ -393,10 +393,10 @@ describe('upload', () => {
       }
     });
     model.select('s1');
-    const first = model.current!.upload([new File(['12345'], 'big.bin')]);
+    const first = model.current!.files.upload([new File(['12345'], 'big.bin')]);
     await until(() => xhrs.length === 1, 'the request');
     xhrs[0].progress(300, 1000);
-    expect(model.current!.uploads[0]).toMatchObject({
+    expect(model.current!.files.uploads[0]).toMatchObject({
       state: 'uploading',
       loaded: 300,
       total: 1000
@@ -404,15 +404,17 @@ describe('upload', () => {
     xhrs[0].respond(413, { message: 'too large', reason: 'Payload Too Large' });
     expect(await first).toMatchObject({ state: 'error', error: 'too large' });
 
-    const second = model.current!.upload([new File(['1'], 'c.txt')]);
+    const second = model.current!.files.upload([new File(['1'], 'c.txt')]);
     await until(() => xhrs.length === 2, 'the second request');
     // the finished one made room for it
-    expect(model.current!.uploads.map(u => u.names[0])).toEqual(['c.txt']);
-    model.current!.dismissUpload(model.current!.uploads[0].id);
+    expect(model.current!.files.uploads.map(u => u.names[0])).toEqual([
+      'c.txt'
+    ]);
+    model.current!.files.dismissUpload(model.current!.files.uploads[0].id);
     expect(await second).toMatchObject({ state: 'cancelled' });
     expect(xhrs[1].aborted).toBe(true);
-    model.current!.dismissUpload(model.current!.uploads[0].id);
-    expect(model.current!.uploads).toEqual([]);
+    model.current!.files.dismissUpload(model.current!.files.uploads[0].id);
+    expect(model.current!.files.uploads).toEqual([]);
     model.dispose();
   });
 });
