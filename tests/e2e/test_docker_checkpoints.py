@@ -1,0 +1,22 @@
+"""Per-turn checkpoints on the docker provider: the same flows as on local
+(``tests/integration/test_checkpoints_api.py``), the agent's tools running in the
+container, the store on the host outside the bind-mounted workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ..integration.test_checkpoints_api import (  # noqa: F401 - collected here too
+    scenarios,
+    test_bad_checkpoint_requests_get_clear_4xx,
+    test_each_turn_is_a_checkpoint_that_restores_and_undoes,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.cli, pytest.mark.usefixtures("require_docker")]
+
+
+@pytest.fixture
+def agcluster_config(docker_config: dict[str, Any]) -> dict[str, Any]:
+    return docker_config
