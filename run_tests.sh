@@ -10,6 +10,7 @@ echo "== ruff"
 "$VENV/bin/ruff" format --check .
 echo "== mypy"
 "$VENV/bin/mypy"
+"$VENV/bin/mypy" tests
 echo "== pytest"
 set +e
 "$VENV/bin/pytest" "$@"

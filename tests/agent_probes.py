@@ -111,7 +111,7 @@ def probe_result(events: list[dict[str, Any]]) -> dict[str, Any]:
         if event.get("type") == "tool_result":
             for line in str(event.get("output", "")).splitlines():
                 if line.startswith("PROBE "):
-                    return json.loads(line[len("PROBE ") :])  # type: ignore[no-any-return]
+                    return json.loads(line[len("PROBE ") :])
     outputs = [e.get("output") for e in events if e.get("type") == "tool_result"]
     raise AssertionError(f"the probe printed nothing: {outputs}")
 

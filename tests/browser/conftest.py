@@ -35,7 +35,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -49,14 +49,15 @@ from agcluster_jupyter.testing.server import ScriptedModelServer
 from ..support import TEST_KEY, serving
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize
+    from pluggy import Result
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = os.environ.get("AGCLUSTER_CHROMIUM", "/usr/bin/chromium")
 #: a folder with a built ``agcluster-jupyter/`` labextension served instead of the installed
 #: one (e.g. a panel build under test that is not installed)
 LABEXTENSIONS = os.environ.get("AGCLUSTER_LABEXTENSIONS_PATH", "")
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 #: Playwright's default wait for actions and ``expect`` (ms): a shared 2-core CI machine
 #: loads JupyterLab in ~6 s
 TIMEOUT_MS = 30_000
@@ -357,7 +358,9 @@ def screenshot(item: pytest.Item, lab: Lab) -> Path | None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
     """A failed test: screenshot the page as it is now, add it, the console and the server's
     log to the failure report."""
     outcome = yield

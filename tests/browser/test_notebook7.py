@@ -25,7 +25,7 @@ from .agents_panel import PANEL_ID, READY, expect
 from .conftest import ARTIFACTS, Lab
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import ConsoleMessage, Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -51,11 +51,13 @@ def notebook7(lab: Lab) -> Iterator[Any]:
     """A second page of the test's browser context (logged in by the Lab page's cookie),
     for Notebook 7; its console errors fail the test as the Lab page's do."""
     page = lab.page.context.new_page()
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            lab.errors.append(f"notebook 7 console: {msg.text}")
+
     page.on("pageerror", lambda exc: lab.errors.append(f"notebook 7 pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: msg.type == "error" and lab.errors.append(f"notebook 7 console: {msg.text}"),
-    )
+    page.on("console", on_console)
     yield page
     page.close()
     # Notebook 7's own keyboard-shortcuts plugin (JupyterLab's, in notebook_core), at

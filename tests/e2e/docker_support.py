@@ -11,6 +11,7 @@ import pytest
 
 from agcluster_jupyter._version import __version__
 from agcluster_jupyter.providers.base import LABEL_SESSION
+from agcluster_jupyter.providers.docker_engine import docker_sdk
 
 from ..support import chat_sse, expect_error, parse_sse
 
@@ -44,12 +45,11 @@ STATE_ROOTS: set[str] = set()
 def list_containers(client: Any, label: str) -> list[Any]:
     """``containers.list`` by label, racing removals: the SDK inspects each listed
     container, and one removed in between (a provider at work) raises NotFound."""
-    import docker.errors
-
+    not_found = docker_sdk("docker.errors").NotFound
     for _ in range(10):
         try:
             return list(client.containers.list(all=True, filters={"label": label}))
-        except docker.errors.NotFound:
+        except not_found:
             continue
     raise AssertionError(f"containers labelled {label} kept vanishing while being listed")
 

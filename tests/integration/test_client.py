@@ -109,8 +109,8 @@ def test_find_server_from_runtime_files(tmp_path: Path) -> None:
     # JupyterHub: the runtime file's server, the hub token when the file has none
     hub = {"JUPYTERHUB_SERVICE_PREFIX": "/user/ann/", "JUPYTERHUB_API_TOKEN": "h"}
     tokenless = {**other, "token": "", "url": "http://127.0.0.1:3/"}
-    info = find_server(hub, servers=[tokenless], cwd=tmp_path, ppid=13)
-    assert (info.url, info.token) == ("http://127.0.0.1:3/user/ann/", "h")
+    server = find_server(hub, servers=[tokenless], cwd=tmp_path, ppid=13)
+    assert (server.url, server.token) == ("http://127.0.0.1:3/user/ann/", "h")
 
 
 def test_iter_sse_frames() -> None:

@@ -535,7 +535,7 @@ async def test_unauthenticated_requests_are_refused(
     assert not (files_env["root"] / "x.txt").exists() and leftovers(files_env["root"]) == []
 
 
-class DenyAgcluster(Authorizer):  # type: ignore[misc]
+class DenyAgcluster(Authorizer):
     """Authenticated, but not allowed anything on the ``agcluster`` resource."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:

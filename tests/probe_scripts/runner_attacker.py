@@ -1,5 +1,6 @@
 """Started in the background by a command the user approved: tries to drive the runner."""
 
+import functools
 import glob
 import json
 import os
@@ -7,6 +8,7 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Callable
 
 OUT = os.path.join(os.getcwd(), "attack.json")
 #: what a secret looks like: 16+ characters of a token alphabet (hex, base64url)
@@ -112,11 +114,11 @@ def http(connect, method, path, token, body=b""):
 
 
 def targets():
-    out = []
+    out: list[tuple[str, Callable[[], socket.socket]]] = []
     for path in unix_sockets():
-        out.append((f"unix:{path}", lambda p=path: _unix(p)))
+        out.append((f"unix:{path}", functools.partial(_unix, path)))
     for host, port in tcp_listeners():
-        out.append((f"tcp:{host}:{port}", lambda h=host, p=port: _tcp(h, p)))
+        out.append((f"tcp:{host}:{port}", functools.partial(_tcp, host, port)))
     return out
 
 
@@ -131,7 +133,8 @@ def _tcp(host, port):
     return socket.create_connection((host, port), 1)
 
 
-attempts, seen = [], set()
+attempts: list[list[object]] = []
+seen: set[tuple[object, ...]] = set()
 found_tokens = tokens()
 deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 8)
 

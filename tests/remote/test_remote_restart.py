@@ -41,7 +41,7 @@ class ThreadedCluster:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
 
     def pods(self) -> list[str]:
-        return self.call(_names(self.fake, "pods"))  # type: ignore[no-any-return]
+        return self.call(_names(self.fake, "pods"))
 
     def pids(self) -> dict[str, int]:
         return {name: w.process.pid for name, w in self.fake.node.workloads.items()}  # type: ignore[union-attr]

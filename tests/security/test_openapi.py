@@ -110,7 +110,8 @@ def test_the_derivation_notices_an_undocumented_handler(
 
     import agcluster_jupyter.handlers as handlers
 
-    extended = [*handlers.AGENT_ROUTES, (r"extra/(?P<thing>[a-z]+)/?", ExtraHandler)]
+    # the table is defined in handlers.agents; route_table reads the package's binding
+    extended = [*agents.AGENT_ROUTES, (r"extra/(?P<thing>[a-z]+)/?", ExtraHandler)]
     monkeypatch.setattr(handlers, "AGENT_ROUTES", extended)
     served = {r.template: r.methods for r in routes()}
     assert served["/extra/{thing}"] == {"get", "delete"}

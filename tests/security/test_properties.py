@@ -27,7 +27,7 @@ from agcluster_jupyter.config import (
     format_validation_error,
 )
 from agcluster_jupyter.errors import AgClusterError, BadRequest, Conflict, NotFound, TooLarge
-from agcluster_jupyter.handlers.files import MultipartParser, PartData, PartEnd, PartStart
+from agcluster_jupyter.handlers.multipart import MultipartParser, PartData, PartEnd, PartStart
 from agcluster_jupyter.presets import PresetRegistry
 from agcluster_jupyter.workspace import UPLOAD_TMP_PREFIX, LocalWorkspace
 

@@ -241,7 +241,7 @@ def test_build_streams_progress_and_passes_arguments() -> None:
 
 
 def test_build_error_keeps_the_log_tail() -> None:
-    chunks = [{"stream": f"line {i}\n"} for i in range(60)]
+    chunks: list[dict[str, Any]] = [{"stream": f"line {i}\n"} for i in range(60)]
     chunks += [
         {"stream": "pip: no versions"},
         {"error": "The command returned 1", "errorDetail": {}},

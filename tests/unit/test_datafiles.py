@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
 from agcluster_jupyter.kernel.datafiles import DataFileError, as_file

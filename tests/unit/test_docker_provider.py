@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import pytest
 import requests.exceptions
 
@@ -19,7 +18,11 @@ from agcluster_jupyter.providers.base import (
     RunnerStatus,
 )
 from agcluster_jupyter.providers.docker import DockerProvider
+from agcluster_jupyter.providers.docker_engine import docker_sdk
 from agcluster_jupyter.providers.docker_spec import ContainerSettings
+
+#: the SDK's exceptions (untyped; by name, not the checkout's docker/ folder)
+docker_errors = docker_sdk("docker.errors")
 
 SETTINGS = ContainerSettings(image="agcluster-agent:test", uid=1000, gid=1000)
 
@@ -39,13 +42,13 @@ class FakeAPI:
     def inspect_image(self, image: str) -> dict[str, Any]:
         self._maybe_fail("inspect_image")
         if self.image_labels is None:
-            raise docker.errors.ImageNotFound("no such image")
+            raise docker_errors.ImageNotFound("no such image")
         return {"Config": {"Labels": self.image_labels}}
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:
         self._maybe_fail("inspect_container")
         if container_id == "gone":
-            raise docker.errors.NotFound("no such container")
+            raise docker_errors.NotFound("no such container")
         return {"Id": container_id, "State": {"Running": container_id == "up"}}
 
     def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,13 +129,13 @@ async def test_unreachable_engine_is_retried_then_names_the_socket(
 async def test_transient_errors_recover_and_refusals_do_not_retry() -> None:
     client = FakeClient()
     provider = make(client, retries=3)
-    busy = docker.errors.APIError("busy", response=_response(500))
+    busy = docker_errors.APIError("busy", response=_response(500))
     client.api.failures = [busy, requests.exceptions.ReadTimeout("slow")]
     assert await provider.status(handle("up")) is RunnerStatus.RUNNING
     assert client.api.calls.count("inspect_container") == 3
 
     client.api.calls.clear()
-    client.api.failures = [docker.errors.APIError("conflict", response=_response(409))]
+    client.api.failures = [docker_errors.APIError("conflict", response=_response(409))]
     with pytest.raises(ProviderError):
         await provider.status(handle("up"))
     assert client.api.calls.count("inspect_container") == 1

@@ -13,6 +13,7 @@ from agcluster_jupyter.events import (
     SESSION_STATES,
     DoneEvent,
     ErrorEvent,
+    Event,
     MessageEvent,
     PermissionRequestEvent,
     ResultEvent,
@@ -28,7 +29,7 @@ from agcluster_jupyter.events import (
 from agcluster_jupyter.sessions.eventlog import EventLog
 from agcluster_jupyter.sessions.state import TRANSITIONS, can_transition
 
-ONE_OF_EACH = [
+ONE_OF_EACH: list[Event] = [
     StatusEvent(state="busy", detail="x"),
     TextDeltaEvent(text="he"),
     MessageEvent(role="assistant", text="hello"),
@@ -46,8 +47,8 @@ ONE_OF_EACH = [
 
 
 @pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: e.type)
-def test_every_event_round_trips_through_json(event: object) -> None:
-    data = event.model_dump(mode="json")  # type: ignore[attr-defined]
+def test_every_event_round_trips_through_json(event: Event) -> None:
+    data = event.model_dump(mode="json")
     assert parse_event(json.dumps(data)) == event
     assert parse_event(data) == event
 

@@ -68,7 +68,7 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     assert response.headers["x-should-retry"] == "false"
     body: dict[str, Any] = response.json()
     assert body["type"] == "error"
-    return body["error"]  # type: ignore[no-any-return]
+    return body["error"]
 
 
 async def test_a_wrong_session_token_is_refused_without_reaching_upstream(

@@ -132,7 +132,7 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     assert response.headers["x-should-retry"] == "false"
     body: dict[str, Any] = response.json()
     assert body["type"] == "error"
-    return body["error"]  # type: ignore[no-any-return]
+    return body["error"]
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -396,10 +396,7 @@ def test_the_models_a_config_allows() -> None:
             "z": {"description": "d", "prompt": "p", "model": "inherit"},
         },
     )
-    assert allowed_models(pinned, "claude-haiku-5") == {
-        "claude-opus-5",
-        "claude-sonnet-*",
-        "claude-haiku-4-5",
-        "claude-haiku-5",
-    }
-    assert allowed_models(AgentConfig(id="a", model="claude-x"), "") == {"claude-x"}
+    assert allowed_models(pinned, "claude-haiku-5") == frozenset(
+        {"claude-opus-5", "claude-sonnet-*", "claude-haiku-4-5", "claude-haiku-5"}
+    )
+    assert allowed_models(AgentConfig(id="a", model="claude-x"), "") == frozenset({"claude-x"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,7 @@ def test_exported_notebook_renders_inert_in_every_markdown_parser() -> None:
     markdown = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
     # mistune (nbconvert's parser, raw HTML passed through) and markdown-it with HTML on
     # (CommonMark, what GitHub and JupyterLab's marked follow) see only our sanitized HTML
-    parsers = {
+    parsers: dict[str, Callable[[str], object]] = {
         "mistune": mistune.create_markdown(escape=False, plugins=["table", "strikethrough"]),
         "markdown-it": MarkdownIt("commonmark", {"html": True}).enable("table").render,
     }

@@ -18,6 +18,12 @@ def _events(*specs: dict[str, Any]) -> list[Event]:
     ]
 
 
+def _status(view: SessionView, tool_use_id: str) -> str:
+    """A call's status read afresh: the type checker would keep an earlier comparison's
+    narrowing across the method call that changes it."""
+    return view.calls[tool_use_id].status
+
+
 def _turn() -> list[Event]:
     return _events(
         {"type": "status", "state": "busy"},
@@ -152,10 +158,10 @@ def test_permission_request_waits_until_answered_or_resulted() -> None:
         )
     )  # fmt: skip
     assert list(view.permissions) == ["t1"]
-    assert view.calls["t1"].status == "waiting"
+    assert _status(view, "t1") == "waiting"
     assert view.permissions["t1"].summary == "rm x"
     view.answered("t1")
-    assert not view.permissions and view.calls["t1"].status == "running"
+    assert not view.permissions and _status(view, "t1") == "running"
 
     # answered elsewhere (the panel, another widget): the tool's result clears it
     other = SessionView(SID)

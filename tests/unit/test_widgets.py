@@ -111,7 +111,7 @@ def test_tool_timeline_nests_sub_agent_calls(widget: AgentWidget) -> None:
 
 
 def test_a_long_history_replays_in_one_render(widget: AgentWidget) -> None:
-    events = []
+    events: list[dict[str, Any]] = []
     for turn in range(50):
         events += [
             {"type": "message", "role": "user", "text": f"q{turn}"},
@@ -183,7 +183,7 @@ def test_mimebundle_has_the_live_view_and_a_static_snapshot(widget: AgentWidget)
 
 
 def test_tree_flattening_and_download_names(tmp_path: Path) -> None:
-    tree = [
+    tree: list[dict[str, Any]] = [
         {"name": "a.py", "path": "a.py", "type": "file", "size_bytes": 3},
         {
             "name": "out",
