@@ -92,8 +92,16 @@ class SnapshotStore:
             DiskObjectStore.init(objects)
         # level 1: big, incompressible data (models, arrays) is not worth level 6's time
         self.objects = DiskObjectStore(objects, loose_compression_level=1)
+        self._objects_dir = objects
         self._index_path = store_dir / "index.json"
-        self._index: dict[str, list[Any]] = self._load_index()
+        self._index: dict[str, list[Any]] = self._load_json(self._index_path)
+        #: blob id → the size of the file it records (trees hold no sizes; reading every
+        #: blob to learn them would cost what the index saves)
+        self._sizes_path = store_dir / "sizes.json"
+        self._sizes: dict[str, int] = self._load_json(self._sizes_path)
+        self._files_cache: dict[bytes, dict[str, Entry]] = {}
+        #: the objects' bytes on disk, counted once, then kept up to date
+        self._bytes: int | None = None
 
     # -- snapshot ------------------------------------------------------------------------
 
@@ -131,7 +139,10 @@ class SnapshotStore:
                     target = os.readlink(name, dir_fd=fd)
                 except OSError:
                     continue
-                tree.add(raw, MODE_LINK, ObjectID(self._add_blob(os.fsencode(target))))
+                link = os.fsencode(target)
+                link_sha = self._add_blob(link)
+                self._sizes[link_sha.decode()] = len(link)
+                tree.add(raw, MODE_LINK, ObjectID(link_sha))
             elif stat.S_ISDIR(st.st_mode):
                 if depth + 1 >= MAX_DEPTH:
                     continue
@@ -165,12 +176,8 @@ class SnapshotStore:
     ) -> bytes | None:
         key = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         known = self._index.get(path)
-        if (
-            known is not None
-            and known[:4] == key
-            and started - st.st_mtime_ns > RACY_NS
-            and ObjectID(known[4].encode()) in self.objects
-        ):
+        # (garbage collection drops the index entries whose blobs it removed)
+        if known is not None and known[:4] == key and started - st.st_mtime_ns > RACY_NS:
             seen[path] = known
             return str(known[4]).encode()
         try:
@@ -181,17 +188,19 @@ class SnapshotStore:
             if not stat.S_ISREG(os.fstat(file_fd).st_mode):
                 return None  # swapped for something else since the stat
             with os.fdopen(file_fd, "rb", closefd=False) as handle:
-                sha = self._store_file(handle, st.st_size)
+                sha, size = self._store_file(handle, st.st_size)
+            self._sizes[sha.decode()] = size
         finally:
             os.close(file_fd)
         seen[path] = [*key, sha.decode()]
         return sha
 
-    def _store_file(self, handle: Any, size: int) -> bytes:
+    def _store_file(self, handle: Any, size: int) -> tuple[bytes, int]:
+        """The file's blob id and its size as read."""
         if size < CHUNKED_FILE_BYTES:
             data = handle.read(CHUNKED_FILE_BYTES + 1)  # it may have grown since the stat
             if len(data) <= CHUNKED_FILE_BYTES and not data.startswith(MANIFEST_MAGIC):
-                return self._add_blob(data)
+                return self._add_blob(data), len(data)
             handle.seek(0)
         chunks: list[str] = []
         total = 0
@@ -202,29 +211,46 @@ class SnapshotStore:
             total += len(chunk)
             chunks.append(self._add_blob(chunk).decode())
         manifest = MANIFEST_MAGIC + json.dumps({"size": total, "chunks": chunks}).encode()
-        return self._add_blob(manifest)
+        return self._add_blob(manifest), total
+
+    def _has(self, sha: bytes) -> bool:
+        # a stat of the loose object's file: dulwich's ``in`` reads the whole object
+        name = sha.decode()
+        return os.path.exists(os.path.join(self._objects_dir, name[:2], name[2:]))
 
     def _add_blob(self, data: bytes) -> bytes:
         blob = Blob.from_string(data)
         sha: bytes = blob.id
-        if ObjectID(sha) not in self.objects:
-            self.objects.add_object(blob)
+        if not self._has(sha):
+            self._add(blob, sha)
         return sha
 
     def _add_tree(self, tree: Tree) -> bytes:
         sha: bytes = tree.id
-        if ObjectID(sha) not in self.objects:
-            self.objects.add_object(tree)
+        if not self._has(sha):
+            self._add(tree, sha)
         return sha
+
+    def _add(self, obj: Blob | Tree, sha: bytes) -> None:
+        self.objects.add_object(obj)
+        if self._bytes is not None:
+            name = sha.decode()
+            self._bytes += os.stat(os.path.join(self._objects_dir, name[:2], name[2:])).st_size
 
     # -- reading -------------------------------------------------------------------------
 
     def files(self, tree_id: bytes) -> dict[str, Entry]:
         """Every file and link of a snapshot, by workspace-relative path."""
+        cached = self._files_cache.get(tree_id)
+        if cached is not None:
+            return dict(cached)
         out: dict[str, Entry] = {}
         for path, mode, sha in self._walk(tree_id, ""):
             out[path] = Entry(mode, sha, self._size(sha, mode))
-        return out
+        if len(self._files_cache) >= 8:  # snapshots never change: keep the last few
+            self._files_cache.pop(next(iter(self._files_cache)))
+        self._files_cache[tree_id] = out
+        return dict(out)
 
     def _walk(self, tree_id: bytes, prefix: str) -> Iterator[tuple[str, int, bytes]]:
         tree = self.objects[ObjectID(tree_id)]
@@ -237,6 +263,9 @@ class SnapshotStore:
                 yield path, item.mode, item.sha
 
     def _size(self, sha: bytes, mode: int) -> int:
+        known = self._sizes.get(sha.decode())
+        if known is not None:
+            return known
         data = self._raw(sha)
         if mode != MODE_LINK and data.startswith(MANIFEST_MAGIC):
             return int(json.loads(data[len(MANIFEST_MAGIC) :])["size"])
@@ -299,14 +328,25 @@ class SnapshotStore:
                 continue
             path = Path(self.objects._get_shafile_path(sha))
             with contextlib.suppress(FileNotFoundError):
-                freed += path.stat().st_size
+                size = path.stat().st_size
                 path.unlink()
+                freed += size
+        if self._bytes is not None:
+            self._bytes -= freed
         # the index may name blobs that are gone now: it only speeds up, so drop those
         self._index = {p: v for p, v in self._index.items() if v[4].encode() in keep}
+        self._sizes = {k: v for k, v in self._sizes.items() if k.encode() in keep}
+        self._files_cache.clear()
         self._save_index()
         return freed
 
     def size_bytes(self) -> int:
+        """The objects' bytes on disk (what ``checkpoint_max_bytes`` bounds)."""
+        if self._bytes is None:
+            self._bytes = self._count_bytes()
+        return self._bytes
+
+    def _count_bytes(self) -> int:
         total = 0
         for dirpath, _, filenames in os.walk(self.store_dir / "objects"):
             for name in filenames:
@@ -316,18 +356,20 @@ class SnapshotStore:
 
     # -- the index -----------------------------------------------------------------------
 
-    def _load_index(self) -> dict[str, list[Any]]:
+    @staticmethod
+    def _load_json(path: Path) -> dict[str, Any]:
         try:
-            data = json.loads(self._index_path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
 
     def _save_index(self) -> None:
-        tmp = self._index_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(self._index, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self._index_path)
-        except OSError as exc:  # the index only speeds up: a lost one costs a re-read
-            if exc.errno != errno.ENOSPC:
-                raise
+        for path, data in ((self._index_path, self._index), (self._sizes_path, self._sizes)):
+            tmp = path.with_suffix(".tmp")
+            try:
+                tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError as exc:  # both only speed up: a lost one costs a re-read
+                if exc.errno != errno.ENOSPC:
+                    raise
