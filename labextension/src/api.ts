@@ -5,12 +5,35 @@
  * (`ServerConnection.makeSettings()`): base URL, token and XSRF cookie, so it works the same
  * behind JupyterHub.  A failed request throws an `ApiError` carrying the server's
  * `{message, reason, field}`.
+ *
+ * The request and reply bodies are the generated types of the REST contract (rest.gen.ts,
+ * from agcluster_jupyter/openapi.yaml); the shapes exported here are what the panel
+ * relies on, and each is checked against its schema where the client returns it (a
+ * reply that no longer fits the type the panel reads fails to compile).
  */
 
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { JSONObject, SessionState } from './events';
+import type { operations } from './rest.gen';
+
+type JsonContent<R> = R extends { content: { 'application/json': infer T } }
+  ? T
+  : never;
+
+/** The JSON an operation of the REST contract answers with when it succeeds. */
+export type RestReply<K extends keyof operations> =
+  operations[K]['responses'] extends { 200: infer R }
+    ? JsonContent<R>
+    : operations[K]['responses'] extends { 201: infer R }
+      ? JsonContent<R>
+      : never;
+
+/** The JSON body an operation of the REST contract takes. */
+export type RestBody<K extends keyof operations> = JsonContent<
+  NonNullable<operations[K]['requestBody']>
+>;
 
 /** The REST root, relative to the server's base URL. */
 export const API_ROOT = 'api/agcluster';
@@ -34,8 +57,9 @@ export interface Health {
 
 export interface ResourceLimits {
   cpu?: number;
-  memory?: string;
-  storage?: string;
+  /** a size ("2g", "512m") or bytes */
+  memory?: string | number;
+  storage?: string | number;
   [key: string]: unknown;
 }
 
@@ -52,13 +76,13 @@ export interface ConfigSummary {
   system_prompt?: string;
 }
 
-export interface LaunchRequest {
-  config_id?: string;
+/**
+ * A launch: a preset's `config_id`, or an inline `config` (any JSON object: the custom
+ * config editor's, checked by the server, whose 400 names the field at fault).
+ */
+export type LaunchRequest = Omit<RestBody<'launch'>, 'config'> & {
   config?: JSONObject;
-  /** kept in the server's memory only */
-  api_key?: string;
-  name?: string;
-}
+};
 
 export interface LaunchResponse {
   session_id: string;
@@ -118,7 +142,7 @@ export interface SessionInfo {
 export interface Resources {
   cpu_percent?: number;
   memory_bytes?: number;
-  memory_limit_bytes?: number;
+  memory_limit_bytes?: number | null;
   pids?: number;
 }
 
@@ -150,9 +174,7 @@ export interface FilePreview {
   mime_type?: string;
 }
 
-export interface UploadReply {
-  uploaded: Array<{ filename: string; path: string }>;
-}
+export type UploadReply = RestReply<'upload'>;
 
 export type ExportFormat = 'md' | 'jsonl' | 'ipynb';
 
@@ -276,11 +298,11 @@ export class AgClusterAPI {
   }
 
   health(): Promise<Health> {
-    return this.json<Health>('health');
+    return this.json<RestReply<'health'>>('health');
   }
 
   async configs(): Promise<ConfigSummary[]> {
-    const reply = await this.json<{ configs: ConfigSummary[] }>('configs/');
+    const reply = await this.json<RestReply<'listConfigs'>>('configs/');
     return reply.configs;
   }
 
@@ -289,18 +311,18 @@ export class AgClusterAPI {
   }
 
   launch(request: LaunchRequest): Promise<LaunchResponse> {
-    return this.json<LaunchResponse>('agents/launch', 'POST', request);
+    return this.json<RestReply<'launch'>>('agents/launch', 'POST', request);
   }
 
   async sessions(): Promise<SessionInfo[]> {
-    const reply = await this.json<{ sessions: SessionInfo[] }>(
-      'agents/sessions'
-    );
+    const reply = await this.json<RestReply<'listSessions'>>('agents/sessions');
     return reply.sessions;
   }
 
   session(sessionId: string): Promise<SessionInfo> {
-    return this.json<SessionInfo>(`agents/sessions/${enc(sessionId)}`);
+    return this.json<RestReply<'getSession'>>(
+      `agents/sessions/${enc(sessionId)}`
+    );
   }
 
   /** Stop a session (its workspace is kept unless `purge`). */
@@ -308,7 +330,7 @@ export class AgClusterAPI {
     sessionId: string,
     purge = false
   ): Promise<{ stopped: boolean; purged: boolean }> {
-    return this.json(
+    return this.json<RestReply<'stopSession'>>(
       `agents/sessions/${enc(sessionId)}`,
       'DELETE',
       undefined,
@@ -317,7 +339,11 @@ export class AgClusterAPI {
   }
 
   interrupt(sessionId: string): Promise<{ interrupted: boolean }> {
-    return this.json(`agents/${enc(sessionId)}/interrupt`, 'POST', {});
+    return this.json<RestReply<'interrupt'>>(
+      `agents/${enc(sessionId)}/interrupt`,
+      'POST',
+      {}
+    );
   }
 
   answerPermission(
@@ -326,22 +352,20 @@ export class AgClusterAPI {
     decision: 'allow' | 'deny',
     message = ''
   ): Promise<{ request_id: string; decision: string }> {
-    return this.json(
+    const body: RestBody<'answerPermission'> = { decision, message };
+    return this.json<RestReply<'answerPermission'>>(
       `agents/${enc(sessionId)}/permissions/${enc(requestId)}`,
       'POST',
-      {
-        decision,
-        message
-      }
+      body
     );
   }
 
   files(sessionId: string): Promise<FileTree> {
-    return this.json<FileTree>(`files/${enc(sessionId)}`);
+    return this.json<RestReply<'tree'>>(`files/${enc(sessionId)}`);
   }
 
   file(sessionId: string, path: string): Promise<FilePreview> {
-    return this.json<FilePreview>(
+    return this.json<RestReply<'file'>>(
       `files/${enc(sessionId)}/${encodePath(path)}`
     );
   }

@@ -65,7 +65,7 @@ export function cost(usdTotal: number | undefined): string {
 export function resourceParts(resources: {
   cpu_percent?: number;
   memory_bytes?: number;
-  memory_limit_bytes?: number;
+  memory_limit_bytes?: number | null;
 }): { cpu: string; memory: string } {
   const cpu =
     typeof resources.cpu_percent === 'number'
