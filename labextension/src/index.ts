@@ -45,6 +45,18 @@ const TAB_NAMESPACE = 'agcluster-session';
 /** JupyterLab's command opening a path of the Jupyter tree in its editor or viewer. */
 const DOCMANAGER_OPEN = 'docmanager:open';
 
+/** The arguments of the commands about one session (`describedBy`, a JSON schema). */
+const SESSION_ARGS = {
+  type: 'object',
+  properties: {
+    sessionId: {
+      type: 'string',
+      description:
+        "the session's id; none: the focused session tab's, else the one open in the Agents panel"
+    }
+  }
+} as const;
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
@@ -116,6 +128,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Open the Agents Panel',
       caption: 'Show the agcluster Agents side panel',
       icon: agentsIcon,
+      describedBy: { args: null },
       execute: () => {
         app.shell.activateById(panel.id);
       }
@@ -125,6 +138,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Launch the Default Agent Preset',
       caption:
         "Launch a session of the default preset (the Agents panel's settings)",
+      describedBy: { args: null },
       execute: async () => {
         app.shell.activateById(panel.id);
         const id = await model.launch(settings.defaultPreset);
@@ -169,6 +183,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Open the Agent Session in a Tab',
       caption:
         'Open a session (args: sessionId) in a main-area tab, with its chat, tools, tasks and files',
+      describedBy: { args: SESSION_ARGS },
       icon: args => (args.isPalette ? undefined : agentsIcon),
       isEnabled: args =>
         labShell !== null &&
@@ -238,6 +253,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Stop the Selected Agent Session',
       caption:
         "Stop the session of the focused session tab, else the Agents panel's (its workspace is kept)",
+      describedBy: { args: SESSION_ARGS },
       isEnabled: args => target(args) !== null,
       execute: async args => {
         const session = target(args);
@@ -251,6 +267,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Interrupt the Agent',
       caption:
         "Stop the running turn of the focused session tab, else the Agents panel's session",
+      describedBy: { args: SESSION_ARGS },
       isEnabled: args => target(args)?.session?.busy ?? false,
       execute: async args => {
         await target(args)?.session?.interrupt();
@@ -261,6 +278,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Export the Agent Conversation as a Notebook',
       caption:
         "Save the conversation of the focused session tab (else the Agents panel's session) as a notebook and open it",
+      describedBy: { args: SESSION_ARGS },
       icon: args => (args.isPalette ? undefined : agentsIcon),
       isEnabled: args => target(args) !== null,
       execute: async args => {

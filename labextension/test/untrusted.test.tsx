@@ -48,6 +48,8 @@ function problems(root: ParentNode): string[] {
     for (const attribute of Array.from(element.attributes)) {
       const name = attribute.name.toLowerCase();
       const value = attribute.value
+        // control characters are what a browser skips in a URL scheme
+        // eslint-disable-next-line no-control-regex
         .replace(/[\s\u0000-\u001f]/g, '')
         .toLowerCase();
       if (name.startsWith('on')) {
