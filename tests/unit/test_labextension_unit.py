@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LABEXT = ROOT / "labextension"
 #: the Node.js the builder (rspack) and vitest need
 NODE_MIN = (20, 19)
+#: the dev tools the tests below run (an older node_modules lacking one is installed again)
+NPM_TOOLS = ("vitest", "tsc", "prettier", "eslint", "openapi-typescript", "madge")
 
 
 def _tool(name: str) -> str:
@@ -66,7 +68,7 @@ def ensure_node_modules() -> Path:
     found = tuple(int(p) for p in version.lstrip("v").split(".")[:2])
     assert found >= NODE_MIN, f"Node.js {version} is too old; the labextension needs >= 20.19"
     modules = LABEXT / "node_modules"
-    if not (modules / ".bin" / "vitest").exists():
+    if not all((modules / ".bin" / tool).exists() for tool in NPM_TOOLS):
         _npm("ci", "--no-audit", "--no-fund")
     return modules
 
@@ -263,6 +265,24 @@ def test_vitest_suite_and_reducer_parity_with_python(node_modules: Path, tmp_pat
 def test_typescript_strict_typecheck_and_prettier(node_modules: Path) -> None:
     _npm("run", "typecheck")
     _npm("run", "lint:check")
+
+
+def test_eslint_with_the_extension_template_config(node_modules: Path) -> None:
+    """labextension/eslint.config.mjs: the JupyterLab extension template's rules, no
+    warnings allowed (``npm run eslint`` fixes what it can)."""
+    _npm("run", "eslint:check")
+
+
+def test_rest_types_are_what_the_openapi_spec_generates(node_modules: Path) -> None:
+    """src/rest.gen.ts, which api.ts builds on, is checked in: after a change to
+    agcluster_jupyter/openapi.yaml, ``npm run gen:rest`` writes it again."""
+    output = _npm("run", "check:rest")
+    assert "matches agcluster_jupyter/openapi.yaml" in output, output
+
+
+def test_no_import_cycles_between_the_panel_modules(node_modules: Path) -> None:
+    output = _npm("run", "check:cycles")
+    assert "No circular dependency found" in output, output
 
 
 def test_package_version_is_the_python_version() -> None:
