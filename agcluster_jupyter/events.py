@@ -156,6 +156,9 @@ class ResultEvent(EventBase):
     is_error: bool = False
     #: tokens the gateway metered for the whole session so far (stamped by the server)
     session_usage: dict[str, int] = Field(default_factory=dict)
+    #: the turn's last top-level assistant message: a rewind to after this turn resumes
+    #: the conversation there
+    message_uuid: str | None = None
 
 
 class ErrorEvent(EventBase):

@@ -68,14 +68,16 @@ class CheckpointHistory:
             self._manifest["checkpoints"] = items
             self._save()
 
-    def end_turn(self, turn: int) -> dict[str, int] | None:
-        """What turn ``turn`` changed (None when it has no checkpoint)."""
+    def end_turn(self, turn: int, anchor: dict[str, str] | None = None) -> dict[str, int] | None:
+        """What turn ``turn`` changed (None when it has no checkpoint).  ``anchor``: where
+        the conversation stood at its end (``{conversation, message}``), for rewinds."""
         with self._lock:
             item = self._find(turn)
             if item is None:
                 return None
             after = self.store.snapshot()
             item["after"] = after.decode()
+            item["anchor"] = anchor
             found = changes(self._files(item["before"]), self.store.files(after))
             item["summary"] = summarize(self.store, found)
             self._prune()
@@ -128,8 +130,16 @@ class CheckpointHistory:
             target = self._files(self._require(turn)["before"])
             return self._apply(target, paths, kind="restore", turn=turn)
 
+    def peek_undo(self) -> dict[str, Any]:
+        """What ``undo`` would reverse (``kind``: restore or rewind, ``conversation``)."""
+        with self._lock:
+            stack = self._manifest.get("undo") or []
+            if not stack:
+                raise Conflict("there is no restore or rewind to undo")
+            return dict(stack[-1])
+
     def undo(self) -> list[str]:
-        """Reverse the last restore (the paths it changed, as they were)."""
+        """Reverse the last restore or rewind's files (the paths it changed, as they were)."""
         with self._lock:
             stack = self._manifest.setdefault("undo", [])
             if not stack:
@@ -142,8 +152,37 @@ class CheckpointHistory:
             self._save()
             return changed
 
+    def rewind_point(self, turn: int) -> dict[str, str] | None:
+        """Where the conversation resumes for a rewind to before ``turn``: the end of the
+        latest earlier turn that has one; None: from the start (a new conversation)."""
+        with self._lock:
+            self._require(turn)
+            earlier = [c for c in self._checkpoints() if c["turn"] < turn and c.get("anchor")]
+            if not earlier:
+                if turn > 1 and self._manifest.get("pruned_before"):
+                    raise Conflict(
+                        f"the turns before {turn} were pruned from the checkpoints; rewind "
+                        "to a later turn"
+                    )
+                return None
+            anchor: dict[str, str] = earlier[-1]["anchor"]
+            return dict(anchor)
+
+    def rewind_files(self, turn: int, conversation: str | None) -> list[str]:
+        """The whole workspace as before ``turn``, undoable together with the
+        conversation it replaces (``conversation``: the id the CLI continued)."""
+        with self._lock:
+            target = self._files(self._require(turn)["before"])
+            return self._apply(target, None, kind="rewind", turn=turn, conversation=conversation)
+
     def _apply(
-        self, target: dict[str, Entry], paths: list[str] | None, *, kind: str, turn: int
+        self,
+        target: dict[str, Entry],
+        paths: list[str] | None,
+        *,
+        kind: str,
+        turn: int,
+        conversation: str | None = None,
     ) -> list[str]:
         current_tree = self.store.snapshot()
         current = self.store.files(current_tree)
@@ -166,7 +205,15 @@ class CheckpointHistory:
                 )
         changed = [p for p in sorted(wanted) if target.get(p) != current.get(p)]
         stack = self._manifest.setdefault("undo", [])
-        stack.append({"kind": kind, "turn": turn, "tree": current_tree.decode(), "paths": changed})
+        stack.append(
+            {
+                "kind": kind,
+                "turn": turn,
+                "tree": current_tree.decode(),
+                "paths": changed,
+                "conversation": conversation,
+            }
+        )
         del stack[:-MAX_UNDO]
         self._save()  # the undo point is on disk before the first file is touched
         return apply_files(self.store, self.workspace, target, current, changed)

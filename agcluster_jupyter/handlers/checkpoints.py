@@ -5,7 +5,8 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     GET  agents/{id}/checkpoints                    what each turn changed
     GET  agents/{id}/checkpoints/{turn}/diff        ?path= one file or folder
     POST agents/{id}/checkpoints/{turn}/restore     {paths?: [...]}; 409 while a turn runs
-    POST agents/{id}/undo                           the last restore, reversed
+    POST agents/{id}/undo                           the last restore or rewind, reversed
+    POST agents/{id}/rewind                         {turn}: files and conversation as before it
 
 The work is blocking (a walk of the workspace, object reads), so it runs in a worker
 thread; each session's history serialises its own calls.
@@ -23,6 +24,7 @@ from tornado import web
 
 from ..checkpoints import CheckpointHistory
 from ..errors import BadRequest, Conflict
+from ..events import RewindEvent
 from ..queryargs import parse_int
 from ..sessions.session import Session
 from .base import AgClusterHandler
@@ -104,10 +106,42 @@ class UndoHandler(_CheckpointsHandler):
     @authorized
     async def post(self, session_id: str) -> None:
         session, history = self._history(session_id)
+        last = await asyncio.to_thread(history.peek_undo)  # 409 when there is nothing
+        if last["kind"] == "rewind":
+            await self.manager.ensure_running(session)
         async with self._restoring(session):
+            if last["kind"] == "rewind":  # the conversation first: it may refuse
+                await session.rewind_conversation(last.get("conversation"), None)
             restored = await asyncio.to_thread(history.undo)
         self.manager.note_activity(session)
-        self.write_json({"restored": restored})
+        self.write_json({"restored": restored, "undid": last["kind"]})
+
+
+class RewindHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session, history = self._history(session_id)
+        body = self.get_json_object()
+        unknown = sorted(set(body) - {"turn"})
+        if unknown:
+            raise BadRequest(f"unknown field {unknown[0]!r}; a rewind takes turn", field=unknown[0])
+        turn = body.get("turn")
+        if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
+            raise BadRequest("turn must be a turn number (1 or more)", field="turn")
+        point = await asyncio.to_thread(history.rewind_point, turn)  # 404 for no such turn
+        await self.manager.ensure_running(session)
+        async with self._restoring(session):
+            before = session.record.sdk_session_id
+            # the conversation first: if the CLI refuses, no file has changed
+            if point is None:
+                await session.rewind_conversation(None, None)
+            else:
+                await session.rewind_conversation(point["conversation"], point["message"])
+            restored = await asyncio.to_thread(history.rewind_files, turn, before)
+            session.log.append(RewindEvent(turn=turn))
+        self.manager.note_activity(session)
+        self.write_json({"turn": turn, "restored": restored})
 
 
 def _paths(body: dict[str, Any]) -> list[str] | None:
@@ -135,4 +169,5 @@ CHECKPOINT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
     (rf"agents/{_ID}/checkpoints/{_TURN}/diff/?", DiffHandler),
     (rf"agents/{_ID}/checkpoints/{_TURN}/restore/?", RestoreHandler),
     (rf"agents/{_ID}/undo/?", UndoHandler),
+    (rf"agents/{_ID}/rewind/?", RewindHandler),
 ]

@@ -55,6 +55,7 @@ from ..events import (
     EventBase,
     MessageEvent,
     PermissionRequestEvent,
+    ResultEvent,
     StatusEvent,
 )
 from .eventbuffer import RSEQ_FILE, EventBuffer
@@ -391,9 +392,16 @@ class AgentRunner:
             client = await self._ready_client()
             await client.query(message)
             ended = False
+            anchor: str | None = None
             async for msg in client.receive_response():
                 self._track_session(msg)
+                if isinstance(msg, AssistantMessage) and not msg.parent_tool_use_id and msg.uuid:
+                    anchor = msg.uuid
                 for event in self.normalize(msg):
+                    if isinstance(event, ResultEvent):
+                        # where a rewind to the end of this turn resumes the conversation
+                        event.message_uuid = anchor
+                        event.sdk_session_id = event.sdk_session_id or self.sdk_session_id
                     self.emit(event)
                 ended = isinstance(msg, ResultMessage)
             if not ended:
@@ -443,6 +451,55 @@ class AgentRunner:
             session_id = msg.data.get("session_id")
         if isinstance(session_id, str) and session_id:
             self.sdk_session_id = session_id
+
+    async def rewind(self, resume: str | None, at: str | None) -> str | None:
+        """Start the conversation again from an earlier point; the conversation id the CLI
+        now continues (None: a new conversation, its id comes with its first turn).
+
+        ``resume`` and ``at``: a copy of conversation ``resume`` up to and including
+        message ``at`` (the SDK's offline ``fork_session``), resumed: the original stays
+        as it was, so an undo can resume it.  ``resume`` alone: that conversation as it
+        is.  Neither: a new conversation.  Conflict while a turn runs.
+        """
+        if self.busy:
+            raise Conflict("a turn is running; interrupt it or wait for its done, then rewind")
+        if at is not None and not resume:
+            raise BadRequest("a rewind to a message needs its conversation", field="resume")
+        if self._connect_task is not None and not self._connect_task.done():
+            await asyncio.shield(self._connect_task)
+        target = resume
+        if resume and at:
+            try:
+                target = await asyncio.to_thread(self._fork, resume, at)
+            except (ValueError, FileNotFoundError) as exc:
+                raise Conflict(f"the conversation cannot be rewound there: {exc}") from None
+        await self._disconnect()
+        self.status, self.detail = "starting", ""
+        problem = await self._open_client(target)
+        if problem:
+            self._fail(problem)
+            raise Conflict(f"the agent did not start again after the rewind: {problem}")
+        self.sdk_session_id = target
+        self.normalize = Normalizer()  # the task list belonged to the later turns
+        self.status, self.detail = "ok", ""
+        log.info("conversation rewound: %s up to %s -> %s", resume, at, target)
+        return target
+
+    def _fork(self, conversation: str, at: str) -> str:
+        """The SDK's offline fork of the CLI's transcript, in this session's config dir."""
+        from claude_agent_sdk import fork_session
+
+        config_dir = str(self.settings.state_dir / "claude")
+        previous = os.environ.get("CLAUDE_CONFIG_DIR")
+        os.environ["CLAUDE_CONFIG_DIR"] = config_dir  # where the SDK looks; one session here
+        try:
+            forked = fork_session(conversation, up_to_message_id=at)
+        finally:
+            if previous is None:
+                os.environ.pop("CLAUDE_CONFIG_DIR", None)
+            else:
+                os.environ["CLAUDE_CONFIG_DIR"] = previous
+        return str(forked.session_id)
 
     async def interrupt(self) -> bool:
         """Stop the running turn (it then ends with ``done``); False when idle."""

@@ -17,6 +17,9 @@ are the server's alone.  All bodies are JSON.
 ``POST /interrupt``                        ``{interrupted: bool}``
 ``POST /permissions/{request_id}``         ``{decision: "allow"|"deny", message?}``; 404
                                            when no such request waits
+``POST /rewind``     ``{resume?, at?}``    the CLI restarts on conversation ``resume`` up
+                                           to message ``at`` (forked), or on a new one
+                                           (both null); ``{sdk_session_id}``; 409 busy
 ``POST /shutdown``                         the runner closes its client and exits
 =========================================  ==============================================
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ..errors import BadRequest
 from ..queryargs import int_arg
 from ..workspace import AsyncLocalWorkspace, LocalWorkspace
 from .agent import AgentRunner
@@ -55,6 +56,18 @@ class PermissionHandler(RunnerHandler):
         body = self.json_body()
         self.runner.resolve_permission(request_id, body.get("decision"), body.get("message"))
         self.send_json({"request_id": request_id, "decision": body["decision"]})
+
+
+class RewindHandler(RunnerHandler):
+    async def post(self) -> None:
+        body = self.json_body()
+        resume, at = body.get("resume"), body.get("at")
+        for name, value in (("resume", resume), ("at", at)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise BadRequest(
+                    f"{name} must be a conversation or message id, or null", field=name
+                )
+        self.send_json({"sdk_session_id": await self.runner.rewind(resume, at)})
 
 
 class ShutdownHandler(RunnerHandler):
@@ -126,6 +139,7 @@ def make_app(
             (r"/events", EventsHandler, common),
             (r"/interrupt", InterruptHandler, common),
             (r"/permissions/([^/]+)", PermissionHandler, common),
+            (r"/rewind", RewindHandler, common),
             (r"/shutdown", ShutdownHandler, common),
         ],
         default_handler_class=NotFoundHandler,

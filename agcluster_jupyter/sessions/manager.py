@@ -669,8 +669,14 @@ class SessionManager:
             errors.append(storage)
         if session.checkpoints is not None:
             turn = session.record.turns + 1
+            result = session.last_result
+            anchor = (
+                {"conversation": result.sdk_session_id, "message": result.message_uuid}
+                if result is not None and result.sdk_session_id and result.message_uuid
+                else None
+            )
             try:
-                summary = await asyncio.to_thread(session.checkpoints.end_turn, turn)
+                summary = await asyncio.to_thread(session.checkpoints.end_turn, turn, anchor)
             except Exception:
                 log.exception("session %s: the checkpoint of turn %d did not end", session.id, turn)
                 summary = None

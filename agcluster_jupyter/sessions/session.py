@@ -136,6 +136,8 @@ class Session:
         self.before_done: Callable[[Session], Awaitable[list[Event]]] | None = None
         #: the workspace's per-turn checkpoints (None: off, or a remote workspace)
         self.checkpoints: CheckpointHistory | None = None
+        #: the running (or last) turn's result: where its conversation can be resumed
+        self.last_result: ResultEvent | None = None
 
     # -- identity and record ------------------------------------------------------------
 
@@ -372,6 +374,7 @@ class Session:
                 self.log.skip(rseq)
             return
         if isinstance(event, ResultEvent):
+            self.last_result = event
             event.session_usage = self.usage()
             event.cost_usd = self._turn_cost(event)
             if event.cost_usd:
@@ -435,6 +438,7 @@ class Session:
         before = self.log.last_seq
         self.touch()
         self.turn_started = time.time()
+        self.last_result = None
         # a runner still loading the SDK answers 503 for a moment: hold the message
         self._sending = True
         try:
@@ -450,6 +454,23 @@ class Session:
             self.record.first_prompt = message.strip()[:FIRST_PROMPT_CHARS]
         self.save()
         return before
+
+    async def rewind_conversation(self, resume: str | None, at: str | None) -> None:
+        """The runner's CLI goes on from an earlier point of the conversation (see
+        ``AgentRunner.rewind``); the record keeps the conversation it now continues."""
+        handle = self.handle
+        if handle is None or self.state not in {"ready", "idle"}:
+            raise Conflict(f"the session is {self.state}; send it a message first, then rewind")
+        try:
+            async with self.provider.channel(handle, timeout=150.0) as client:
+                response = await client.post("/rewind", json={"resume": resume, "at": at})
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"the agent runner did not answer: {exc}") from None
+        if response.status_code >= 400:
+            raise Conflict(f"the agent could not rewind: {_message(response)}")
+        self.record.sdk_session_id = response.json().get("sdk_session_id")
+        self.record.cost_total_seen = 0.0  # another CLI process: its running total restarts
+        self.save()
 
     @property
     def sending(self) -> bool:

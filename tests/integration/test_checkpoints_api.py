@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..support import chat_sse, expect_error
+from ..support import chat_sse, expect_error, parse_sse
 
 SCENARIOS = [
     {
@@ -138,3 +138,74 @@ async def test_bad_checkpoint_requests_get_clear_4xx(api: Any, launched: Any) ->
         api(f"agents/{sid}/checkpoints/1/restore", method="POST", body={"turn": 1}), 400
     )
     await expect_error(api("agents/nope_1/checkpoints"), 404)
+
+
+def _user_texts(request: Any) -> list[str]:
+    """The real user prompts of one model request (no tool results, no reminders)."""
+    texts = []
+    for message in request.body.get("messages", []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        for block in blocks or []:
+            text = block.get("text", "") if block.get("type") == "text" else ""
+            if text and not text.lstrip().startswith("<"):
+                texts.append(text.strip())
+    return texts
+
+
+@pytest.mark.usefixtures("scenarios")
+async def test_rewind_forgets_the_later_turns_and_undo_brings_them_back(
+    api: Any, launched: Any, scripted_model: Any
+) -> None:
+    sid, workspace = await _session_with_files(launched)
+    await chat_sse(api, sid, "tidy the notes")
+    await chat_sse(api, sid, "write a report")
+    await chat_sse(api, sid, "remember the word PELICAN")
+    assert (workspace / "report.md").exists()
+
+    reply = await api(f"agents/{sid}/rewind", method="POST", body={"turn": 2})
+    assert reply["turn"] == 2 and "report.md" in reply["restored"]
+    assert not (workspace / "report.md").exists() and not (workspace / "old.txt").exists()
+    log = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
+    assert {"type": "rewind", "turn": 2}.items() <= log[-1].items()
+
+    seen = len(scripted_model.message_requests)
+    events = await chat_sse(api, sid, "what happened so far")
+    assert events[-1]["type"] == "done"
+    asked = scripted_model.message_requests[seen:]
+    prompts = _user_texts(asked[-1])
+    # turn 1 is remembered; turns 2 and 3 never happened for the model
+    assert "tidy the notes" in prompts and "what happened so far" in prompts, prompts
+    assert not any("report" in p or "PELICAN" in p for p in prompts), prompts
+    checkpoint = next(e for e in events if e["type"] == "checkpoint")
+    assert checkpoint["turn"] == 4  # turns are never renumbered
+
+    # undo goes back to where the rewind started: the files and the whole conversation
+    undone = await api(f"agents/{sid}/undo", method="POST", body={})
+    assert undone["undid"] == "rewind" and "report.md" in undone["restored"]
+    assert (workspace / "report.md").exists()
+    seen = len(scripted_model.message_requests)
+    await chat_sse(api, sid, "and now")
+    asked = scripted_model.message_requests[seen:]
+    prompts = _user_texts(asked[-1])
+    assert any("PELICAN" in p for p in prompts), prompts
+
+
+@pytest.mark.usefixtures("scenarios")
+async def test_rewind_to_the_first_turn_starts_a_new_conversation(
+    api: Any, launched: Any, scripted_model: Any
+) -> None:
+    sid, workspace = await _session_with_files(launched)
+    await chat_sse(api, sid, "tidy the notes")
+    reply = await api(f"agents/{sid}/rewind", method="POST", body={"turn": 1})
+    assert reply["restored"] == ["log.txt", "old.txt"]
+    assert (workspace / "old.txt").read_text() == "to be removed\n"
+    seen = len(scripted_model.message_requests)
+    await chat_sse(api, sid, "hello again")
+    asked = scripted_model.message_requests[seen:]
+    assert _user_texts(asked[-1]) == ["hello again"]
+    for body in ({}, {"turn": 0}, {"turn": "1"}, {"turn": True}, {"turn": 1, "x": 1}):
+        await expect_error(api(f"agents/{sid}/rewind", method="POST", body=body), 400)
+    await expect_error(api(f"agents/{sid}/rewind", method="POST", body={"turn": 9}), 404)
