@@ -127,6 +127,8 @@ class RewindHandler(_CheckpointsHandler):
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; a rewind takes turn", field=unknown[0])
         turn = body.get("turn")
+        if isinstance(turn, float) and turn.is_integer():
+            turn = int(turn)  # JSON has one number type: 2.0 is the integer 2
         if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
             raise BadRequest("turn must be a turn number (1 or more)", field="turn")
         point = await asyncio.to_thread(history.rewind_point, turn)  # 404 for no such turn

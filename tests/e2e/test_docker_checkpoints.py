@@ -12,6 +12,7 @@ from ..integration.test_checkpoints_api import (  # noqa: F401 - collected here 
     scenarios,
     test_bad_checkpoint_requests_get_clear_4xx,
     test_each_turn_is_a_checkpoint_that_restores_and_undoes,
+    test_rewind_forgets_the_later_turns_and_undo_brings_them_back,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.cli, pytest.mark.usefixtures("require_docker")]
