@@ -78,7 +78,7 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
     first = time.perf_counter() - started
     history.end_turn(1)
 
-    per_turn, growth = [], []
+    per_turn, turn_end, growth = [], [], []
     for turn in range(2, turns + 2):
         target = paths[(turn * 7919) % len(paths)]
         with target.open("r+b") as handle:  # one small change, in place, mid-file
@@ -89,7 +89,9 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
         history.begin_turn(turn, f"turn {turn}")
         per_turn.append(time.perf_counter() - started)
         growth.append(history.store.size_bytes() - before)
-        history.end_turn(turn)
+        started = time.perf_counter()
+        history.end_turn(turn)  # the turn's own snapshot and its summary
+        turn_end.append(time.perf_counter() - started)
 
     result: dict[str, Any] = {
         "files": files,
@@ -98,6 +100,7 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
         "first_checkpoint_s": first,
         "checkpoint_s": statistics.median(per_turn),
         "checkpoint_vs_cp_a": statistics.median(per_turn) / statistics.median(baseline),
+        "turn_end_s": statistics.median(turn_end),
         "growth_per_turn_bytes": statistics.median(growth),
         "store_bytes": history.store.size_bytes(),
     }
@@ -106,6 +109,13 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
         restored = history.restore(1)
         result["restore_s"] = time.perf_counter() - started
         result["restored_paths"] = len(restored)
+        # the agent wiped the workspace: every file comes back
+        for folder in workspace.iterdir():
+            shutil.rmtree(folder)
+        started = time.perf_counter()
+        restored = history.restore(1)
+        result["restore_all_s"] = time.perf_counter() - started
+        result["restore_all_paths"] = len(restored)
     shutil.rmtree(workspace)
     return result
 
@@ -139,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"first checkpoint {result['first_checkpoint_s']:.3f} s; per turn "
                 f"{result['checkpoint_s'] * 1000:.1f} ms ({result['checkpoint_vs_cp_a']:.1%} of "
                 f"cp -a), +{result['growth_per_turn_bytes'] / 1024:.0f} KiB"
-                + (f"; restore {result['restore_s']:.2f} s" if "restore_s" in result else ""),
+                + f"; turn end {result['turn_end_s'] * 1000:.1f} ms"
+                + (
+                    f"; restore {result['restore_s']:.2f} s, of a wiped workspace "
+                    f"{result['restore_all_s']:.2f} s"
+                    if "restore_s" in result
+                    else ""
+                ),
                 flush=True,
             )
     RESULTS.parent.mkdir(exist_ok=True)

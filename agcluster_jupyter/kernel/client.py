@@ -486,6 +486,14 @@ class AgClusterClient:
         restored: list[str] = reply["restored"]
         return restored
 
+    def rewind(self, session_id: str, turn: int) -> list[str]:
+        """Files and conversation as before turn ``turn``; returns the paths changed."""
+        reply = self._json(
+            "POST", f"agents/{session_id}/rewind", json={"turn": int(turn)}, timeout=300.0
+        )
+        restored: list[str] = reply["restored"]
+        return restored
+
     def undo(self, session_id: str) -> list[str]:
         """Reverse the last restore; returns the paths put back."""
         restored: list[str] = self._json(

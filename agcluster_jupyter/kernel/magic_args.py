@@ -42,6 +42,7 @@ LINE_COMMANDS = (
     "checkpoints",
     "diff",
     "restore",
+    "rewind",
     "undo",
 )
 
@@ -198,6 +199,9 @@ def _line_parser() -> _Parser:
     restore.add_argument("name")
     restore.add_argument("turn", type=_turn)
     restore.add_argument("paths", nargs="*")
+    rewind = commands.add_parser("rewind", add_help=False)
+    rewind.add_argument("name")
+    rewind.add_argument("turn", type=_turn)
     undo = commands.add_parser("undo", add_help=False)
     undo.add_argument("name")
     connect = commands.add_parser("connect", add_help=False)

@@ -467,6 +467,13 @@ class AgentMagics(Magics):
                 + (f": {', '.join(done)}" if done else "")
                 + f"; %agent undo {name} puts them back"
             )
+        elif args.command == "rewind":
+            assert args.turn is not None
+            done = self.client.rewind(self._resolve(name), args.turn)
+            print(
+                f"rewound to before turn {args.turn}: the agent forgot the later turns, and "
+                f"{len(done)} path(s) are back; %agent undo {name} reverses it"
+            )
         elif args.command == "undo":
             done = self.client.undo(self._resolve(name))
             print(f"put back {len(done)} path(s)" + (f": {', '.join(done)}" if done else ""))

@@ -274,6 +274,11 @@ async def test_checkpoints_diff_restore_and_undo_from_the_notebook(connected: Sh
     undone = await shell.run("%agent undo work")
     assert undone.ok and "put back" in undone.stdout, undone.stderr
     assert (workspace / "analysis.py").is_file()
+    rewound = await shell.run("%agent rewind work 1")
+    assert rewound.ok and "forgot the later turns" in rewound.stdout, rewound.stderr
+    assert not (workspace / "analysis.py").exists()
+    assert (await shell.run("%agent undo work")).ok
+    assert (workspace / "analysis.py").is_file()
 
     for bad, says in [
         ("%agent diff work x", "a turn is a number"),
