@@ -20,7 +20,7 @@ export default defineConfig([
       '**/*.js',
       '**/*.d.ts',
       // generated from agcluster_jupyter/openapi.yaml (npm run gen:rest)
-      'src/rest.gen.ts'
+      'src/schema.ts'
     ]
   },
   js.configs.recommended,

@@ -1,9 +1,9 @@
 /**
- * src/rest.gen.ts: the TypeScript types of the REST contract, generated from
+ * src/schema.ts: the TypeScript types of the REST contract, generated from
  * agcluster_jupyter/openapi.yaml with openapi-typescript and formatted with the
  * project's Prettier config.
  *
- *   node scripts/rest.mjs           write src/rest.gen.ts       (npm run gen:rest)
+ *   node scripts/rest.mjs           write src/schema.ts       (npm run gen:rest)
  *   node scripts/rest.mjs --check   fail when it is not what a fresh generation gives
  *                                   (npm run check:rest)
  */
@@ -15,7 +15,7 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import * as prettier from 'prettier';
 
 const SPEC = new URL('../../agcluster_jupyter/openapi.yaml', import.meta.url);
-const TARGET = fileURLToPath(new URL('../src/rest.gen.ts', import.meta.url));
+const TARGET = fileURLToPath(new URL('../src/schema.ts', import.meta.url));
 
 const HEADER = `/**
  * The REST contract's types, generated from agcluster_jupyter/openapi.yaml by
@@ -39,13 +39,13 @@ if (process.argv.includes('--check')) {
   const current = await readFile(TARGET, 'utf8').catch(() => '');
   if (current !== fresh) {
     console.error(
-      'src/rest.gen.ts is not what agcluster_jupyter/openapi.yaml generates: ' +
+      'src/schema.ts is not what agcluster_jupyter/openapi.yaml generates: ' +
         'run `npm run gen:rest` and commit the result'
     );
     process.exit(1);
   }
-  console.log('src/rest.gen.ts matches agcluster_jupyter/openapi.yaml');
+  console.log('src/schema.ts matches agcluster_jupyter/openapi.yaml');
 } else {
   await writeFile(TARGET, fresh);
-  console.log('wrote src/rest.gen.ts');
+  console.log('wrote src/schema.ts');
 }

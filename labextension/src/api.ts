@@ -6,7 +6,7 @@
  * behind JupyterHub.  A failed request throws an `ApiError` carrying the server's
  * `{message, reason, field}`.
  *
- * The request and reply bodies are the generated types of the REST contract (rest.gen.ts,
+ * The request and reply bodies are the generated types of the REST contract (schema.ts,
  * from agcluster_jupyter/openapi.yaml); the shapes exported here are what the panel
  * relies on, and each is checked against its schema where the client returns it (a
  * reply that no longer fits the type the panel reads fails to compile).
@@ -16,7 +16,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { JSONObject, SessionState } from './events';
-import type { operations } from './rest.gen';
+import type { operations } from './schema';
 
 type JsonContent<R> = R extends { content: { 'application/json': infer T } }
   ? T

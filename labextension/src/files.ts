@@ -1,11 +1,11 @@
 /**
- * The files of one followed session: its workspace tree, the file previewed in the pane,
- * downloads, and uploads with their progress (asking before one overwrites).  The
- * session (session.ts) owns one as `files`; the Files tab (files.tsx) shows it.
+ * The files of one followed session: its workspace tree (and the rows the Files tab draws
+ * of it), the file previewed in the pane, downloads, and uploads with their progress
+ * (asking before one overwrites; the transport is transfer.ts).  The session
+ * (session.ts) owns one as `files`; the Files tab (filestab.tsx) shows it.
  */
 
-import { ApiError, FilePreview, FileTree, isAbort } from './api';
-import { contentsPathOf } from './filetree';
+import { ApiError, FileNode, FilePreview, FileTree, isAbort } from './api';
 import type { SessionHost } from './host';
 import { buildUpload, sendUpload } from './transfer';
 
@@ -260,4 +260,49 @@ export class WorkspaceFiles {
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+// -- the tree as the Files tab draws it: one row per visible node, depth-first
+
+export interface TreeRow {
+  node: FileNode;
+  depth: number;
+  /** a directory whose children are hidden */
+  collapsed: boolean;
+}
+
+/** Directories first, then files, each by name (case-insensitive). */
+export function sortNodes(nodes: readonly FileNode[]): FileNode[] {
+  return [...nodes].sort((a, b) => {
+    const dirA = a.type === 'directory' ? 0 : 1;
+    const dirB = b.type === 'directory' ? 0 : 1;
+    if (dirA !== dirB) {
+      return dirA - dirB;
+    }
+    return a.name.localeCompare(b.name, undefined, { sensitivity: 'base' });
+  });
+}
+
+/** The rows to draw: children of collapsed directories are left out. */
+export function treeRows(
+  nodes: readonly FileNode[],
+  collapsed: ReadonlySet<string>,
+  depth = 0
+): TreeRow[] {
+  const rows: TreeRow[] = [];
+  for (const node of sortNodes(nodes)) {
+    const isCollapsed = node.type === 'directory' && collapsed.has(node.path);
+    rows.push({ node, depth, collapsed: isCollapsed });
+    if (node.type === 'directory' && !isCollapsed && node.children) {
+      rows.push(...treeRows(node.children, collapsed, depth + 1));
+    }
+  }
+  return rows;
+}
+
+/** Where a workspace file sits in the Jupyter tree (`contents_path` + '/' + path). */
+export function contentsPathOf(contentsPath: string, path: string): string {
+  const root = contentsPath.replace(/\/+$/, '');
+  const file = path.replace(/^\/+/, '');
+  return root ? `${root}/${file}` : file;
 }

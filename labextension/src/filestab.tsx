@@ -33,9 +33,8 @@ import {
 import React, { useRef, useState } from 'react';
 
 import { FilePreview } from './api';
-import { treeRows } from './filetree';
 import { bytes } from './format';
-import { UploadState, WorkspaceFiles } from './filesmodel';
+import { UploadState, WorkspaceFiles, treeRows } from './files';
 
 /** Files of a drop, or none (text or links dragged in). */
 function droppedFiles(event: React.DragEvent): File[] {

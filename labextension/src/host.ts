@@ -1,7 +1,7 @@
 /**
- * What a followed session (session.ts) and its files (filesmodel.ts) ask of the
+ * What a followed session (session.ts) and its files (files.ts) ask of the
  * `AgentsModel` they belong to (model.ts implements it), and what that model asks of its
- * surroundings.  Types only: session.ts and filesmodel.ts depend on these, not on
+ * surroundings.  Types only: session.ts and files.ts depend on these, not on
  * model.ts, which creates the sessions (no import cycle).
  */
 

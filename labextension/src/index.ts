@@ -45,6 +45,9 @@ const TAB_NAMESPACE = 'agcluster-session';
 /** JupyterLab's command opening a path of the Jupyter tree in its editor or viewer. */
 const DOCMANAGER_OPEN = 'docmanager:open';
 
+/** The arguments of a command that takes none (`describedBy`, a JSON schema). */
+const NO_ARGS = { type: 'object', properties: {} } as const;
+
 /** The arguments of the commands about one session (`describedBy`, a JSON schema). */
 const SESSION_ARGS = {
   type: 'object',
@@ -128,7 +131,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Open the Agents Panel',
       caption: 'Show the agcluster Agents side panel',
       icon: agentsIcon,
-      describedBy: { args: null },
+      describedBy: { args: NO_ARGS },
       execute: () => {
         app.shell.activateById(panel.id);
       }
@@ -138,7 +141,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Launch the Default Agent Preset',
       caption:
         "Launch a session of the default preset (the Agents panel's settings)",
-      describedBy: { args: null },
+      describedBy: { args: NO_ARGS },
       execute: async () => {
         app.shell.activateById(panel.id);
         const id = await model.launch(settings.defaultPreset);

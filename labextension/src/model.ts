@@ -20,7 +20,7 @@ import type { ModelHooks, SessionHost } from './host';
 import { SessionModel, SessionModelOptions } from './session';
 import { saveResponse } from './transfer';
 
-export type { UploadState } from './filesmodel';
+export type { UploadState } from './files';
 export type { ModelHooks } from './host';
 export type { SessionTab } from './session';
 export { SessionModel } from './session';

@@ -1,7 +1,7 @@
 /**
  * One session being looked at: its event-folded view, fed by a follower of its event log
  * and by the turns sent from here, its chat's actions, and its files (`files`: the
- * `WorkspaceFiles` of filesmodel.ts, with the tree, preview and uploads).  The side panel
+ * `WorkspaceFiles` of files.ts, with the tree, preview and uploads).  The side panel
  * has one (the session open in it); each session opened in a main-area tab has its own.
  * What is shared (the sessions list, stop and purge, the hooks into JupyterLab) stays in
  * the `AgentsModel` it belongs to, seen here as the `SessionHost` of host.ts.
@@ -11,12 +11,12 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { SessionInfo, isAbort } from './api';
 import { AgentEvent } from './events';
-import { WorkspaceFiles } from './filesmodel';
+import { WorkspaceFiles } from './files';
 import type { SessionHost } from './host';
 import { SessionView, answered, applyEvent, emptyView } from './reducer';
 import { ConnectionState, EventFollower, streamTurn } from './sse';
 
-export type { UploadState } from './filesmodel';
+export type { UploadState } from './files';
 
 export type SessionTab = 'chat' | 'files';
 

@@ -32,7 +32,7 @@ import React from 'react';
 
 import { PanelActions } from './actions';
 import { ChatTab } from './chat';
-import { FilesTab } from './files';
+import { FilesTab } from './filestab';
 import { shortId, tokens, usd } from './format';
 import { totalTokens } from './reducer';
 import { SessionModel } from './session';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { FileNode } from '../src/api';
 import { exportName, exportNotebook, freePath, slug } from '../src/exporter';
-import { contentsPathOf, treeRows } from '../src/filetree';
+import { contentsPathOf, treeRows } from '../src/files';
 import { bytes, cost, resourceParts } from '../src/format';
 import { FakeServer, json } from './fakeserver';
 

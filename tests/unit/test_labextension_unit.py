@@ -274,7 +274,7 @@ def test_eslint_with_the_extension_template_config(node_modules: Path) -> None:
 
 
 def test_rest_types_are_what_the_openapi_spec_generates(node_modules: Path) -> None:
-    """src/rest.gen.ts, which api.ts builds on, is checked in: after a change to
+    """src/schema.ts, which api.ts builds on, is checked in: after a change to
     agcluster_jupyter/openapi.yaml, ``npm run gen:rest`` writes it again."""
     output = _npm("run", "check:rest")
     assert "matches agcluster_jupyter/openapi.yaml" in output, output
