@@ -289,8 +289,27 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Reverse the last restore (the paths it changed, as they were). */
+    /** Reverse the last restore or rewind (the paths it changed; a rewind's conversation too). */
     post: operations['undoRestore'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/agents/{session_id}/rewind': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The files and the conversation as before that turn; undoable. */
+    post: operations['rewind'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1245,6 +1264,8 @@ export interface operations {
         content: {
           'application/json': {
             restored: string[];
+            /** @enum {string} */
+            undid: 'restore' | 'rewind';
           };
         };
       };
@@ -1254,6 +1275,45 @@ export interface operations {
       404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
       413: components['responses']['TooLarge'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  rewind: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          turn: number;
+        };
+      };
+    };
+    responses: {
+      /** @description rewound; the next message continues from before that turn */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            turn: number;
+            restored: string[];
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['TooLarge'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   tree: {
