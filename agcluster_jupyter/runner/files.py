@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -143,19 +144,30 @@ class RawHandler(RunnerHandler):
             self.set_header("Content-Type", raw.mime_type)
             self.set_header("Content-Length", str(raw.size_bytes))
             self.set_header(NAME_HEADER, quote(raw.name, safe=""))
-            remaining = raw.size_bytes
-            while remaining > 0:
-                chunk = await raw.read(min(DEFAULT_CHUNK_BYTES, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                self.write(chunk)
-                await self.flush()
-            await self.finish()
-        except StreamClosedError:
-            return
+            await _send_chunks(self, _raw_chunks(raw))
         finally:
             await raw.aclose()
+
+
+async def _raw_chunks(raw: Any) -> AsyncIterator[bytes]:
+    remaining = raw.size_bytes
+    while remaining > 0:
+        chunk = await raw.read(min(DEFAULT_CHUNK_BYTES, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk
+
+
+async def _send_chunks(handler: RunnerHandler, chunks: AsyncIterator[bytes]) -> None:
+    """Write and flush each chunk, then finish; a client gone mid-way ends it quietly."""
+    try:
+        async for chunk in chunks:
+            handler.write(chunk)
+            await handler.flush()
+        await handler.finish()
+    except StreamClosedError:
+        return
 
 
 class ZipHandler(RunnerHandler):
@@ -163,12 +175,7 @@ class ZipHandler(RunnerHandler):
         self.set_header("Content-Type", "application/zip")
         chunks = self.ctx.workspace.iter_zip(DEFAULT_CHUNK_BYTES)
         try:
-            async for chunk in chunks:
-                self.write(chunk)
-                await self.flush()
-            await self.finish()
-        except StreamClosedError:
-            return
+            await _send_chunks(self, chunks)
         finally:
             await chunks.aclose()
 
