@@ -168,6 +168,19 @@ class CheckpointHistory:
             anchor: dict[str, str] = earlier[-1]["anchor"]
             return dict(anchor)
 
+    def fork_point(
+        self, turn: int | None, conversation: str | None
+    ) -> tuple[bytes, dict[str, str] | None]:
+        """What a fork starts from: a snapshot (before ``turn``, or now) and where its
+        conversation resumes (None: a new one)."""
+        if turn is None:
+            with self._lock:
+                tree = self.store.snapshot()
+            return tree, ({"conversation": conversation, "message": ""} if conversation else None)
+        point = self.rewind_point(turn)
+        with self._lock:
+            return str(self._require(turn)["before"]).encode(), point
+
     def rewind_files(self, turn: int, conversation: str | None) -> list[str]:
         """The whole workspace as before ``turn``, undoable together with the
         conversation it replaces (``conversation``: the id the CLI continued)."""

@@ -7,6 +7,7 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     POST agents/{id}/checkpoints/{turn}/restore     {paths?: [...]}; 409 while a turn runs
     POST agents/{id}/undo                           the last restore or rewind, reversed
     POST agents/{id}/rewind                         {turn}: files and conversation as before it
+    POST agents/{id}/fork                           {turn?, name?}: a new session from here
 
 The work is blocking (a walk of the workspace, object reads), so it runs in a worker
 thread; each session's history serialises its own calls.
@@ -166,10 +167,46 @@ def _paths(body: dict[str, Any]) -> list[str] | None:
     return paths
 
 
+class ForkHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        parent, _ = self._history(session_id)
+        body = self.get_json_object()
+        unknown = sorted(set(body) - {"turn", "name"})
+        if unknown:
+            raise BadRequest(
+                f"unknown field {unknown[0]!r}; a fork takes turn and name", field=unknown[0]
+            )
+        turn = body.get("turn")
+        if isinstance(turn, float) and turn.is_integer():
+            turn = int(turn)
+        if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
+            raise BadRequest("turn must be a turn number (1 or more), or left out", field="turn")
+        name = body.get("name", "")
+        if not isinstance(name, str) or len(name) > 200:
+            raise BadRequest("name must be a string of at most 200 characters", field="name")
+        child = await self.manager.fork(parent, turn=turn, name=name)
+        self.write_json(
+            {
+                "session_id": child.id,
+                "agent_id": child.handle.agent_id if child.handle else None,
+                "config_id": child.record.config_id,
+                "status": child.state,
+                "provider": self.manager.provider.name,
+                "isolated": self.manager.provider.isolated,
+                "workspace": child.record.workspace,
+                "forked_from": child.record.forked_from,
+            },
+            status=201,
+        )
+
+
 CHECKPOINT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
     (rf"agents/{_ID}/checkpoints/?", CheckpointsHandler),
     (rf"agents/{_ID}/checkpoints/{_TURN}/diff/?", DiffHandler),
     (rf"agents/{_ID}/checkpoints/{_TURN}/restore/?", RestoreHandler),
     (rf"agents/{_ID}/undo/?", UndoHandler),
     (rf"agents/{_ID}/rewind/?", RewindHandler),
+    (rf"agents/{_ID}/fork/?", ForkHandler),
 ]

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .._version import __version__
 from ..checkpoints import CheckpointHistory
 from ..config import AgentConfig
-from ..errors import BadRequest, LimitExceeded, NotFound, ServiceUnavailable
+from ..errors import BadRequest, Conflict, LimitExceeded, NotFound, ServiceUnavailable
 from ..events import CheckpointEvent, DoneEvent, ErrorEvent, Event, StatusEvent, now_iso
 from ..gateway import Gateway, GatewaySession, Usage, hash_token
 from ..providers.base import (
@@ -48,6 +48,7 @@ from ..providers.base import (
     RunnerSpec,
     RunnerStatus,
 )
+from .fork import copy_conversation, copy_files
 from .ownership import Ownership
 from .pool import WarmPool
 from .session import Session, SessionRecord
@@ -259,6 +260,51 @@ class SessionManager:
     async def launch(
         self, config: AgentConfig, *, api_key: str | None = None, name: str = ""
     ) -> Session:
+        self._check_launch(api_key)
+        if self.pool is not None and self.pool.matches(config):
+            pooled = self.pool.claim()
+            if pooled is not None:
+                return self._claim(pooled, api_key=api_key, name=name)
+        return await self._create(config, api_key=api_key, name=name)
+
+    async def fork(self, parent: Session, *, turn: int | None, name: str = "") -> Session:
+        """A new session on a copy of ``parent``'s workspace (before ``turn``, or now) whose
+        conversation goes on from a copy of the parent's at that point."""
+        history = parent.checkpoints
+        if history is None:
+            raise Conflict(
+                f"forks need checkpoints, which {parent.provider.name} sessions do not keep yet"
+            )
+        if parent.state == "busy" or parent.sending:
+            raise Conflict("the session is running a turn; wait for its done, then fork")
+        api_key = parent.gateway_session.api_key
+        self._check_launch(api_key)
+        tree, point = await asyncio.to_thread(
+            history.fork_point, turn, parent.record.sdk_session_id
+        )
+        parent_config = self._agent_state_dir(parent.id) / "claude"
+
+        def prepare(child: Session) -> None:
+            copy_files(history.store, tree, Path(child.record.workspace))
+            if point is not None:
+                cwd = self.provider.workspace_mount or child.record.workspace
+                child.record.sdk_session_id = copy_conversation(
+                    parent_config,
+                    point["conversation"],
+                    point["message"] or None,
+                    self._agent_state_dir(child.id) / "claude",
+                    cwd,
+                )
+            child.record.forked_from = {"session_id": parent.id, "turn": turn}
+
+        return await self._create(
+            parent.record.config,
+            api_key=api_key,
+            name=name or f"{parent.record.name} (fork)",
+            prepare=prepare,
+        )
+
+    def _check_launch(self, api_key: str | None) -> None:
         if not (api_key or self.server_key()):
             raise BadRequest(
                 "no Anthropic API key: pass api_key in the launch body, or start Jupyter "
@@ -273,14 +319,15 @@ class SessionManager:
                 f"{active} sessions are running, the limit is {self.settings.max_sessions}; "
                 "stop one (DELETE agents/sessions/{id}) or raise AgClusterApp.max_sessions"
             )
-        if self.pool is not None and self.pool.matches(config):
-            pooled = self.pool.claim()
-            if pooled is not None:
-                return self._claim(pooled, api_key=api_key, name=name)
-        return await self._create(config, api_key=api_key, name=name)
 
     async def _create(
-        self, config: AgentConfig, *, api_key: str | None, name: str, pooled: bool = False
+        self,
+        config: AgentConfig,
+        *,
+        api_key: str | None,
+        name: str,
+        pooled: bool = False,
+        prepare: Callable[[Session], None] | None = None,
     ) -> Session:
         session_id = str(uuid.uuid4())
         workspace = self.settings.workspace_root / session_id
@@ -300,6 +347,13 @@ class SessionManager:
         if not self.provider.remote:  # a remote workspace is the runner's volume
             workspace.mkdir(parents=True, exist_ok=True)
         (self._pooled if pooled else self.sessions)[session_id] = session
+        if prepare is not None:  # a fork's files and conversation, before its runner
+            try:
+                await asyncio.to_thread(prepare, session)
+            except (OSError, ValueError) as exc:
+                del self.sessions[session_id]
+                await asyncio.to_thread(self._purge_files, session)
+                raise Conflict(f"the fork could not be prepared: {exc}") from None
         session.save()
         session.log.append(StatusEvent(state="starting", detail="launching the agent runner"))
         try:

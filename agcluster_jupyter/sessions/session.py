@@ -95,6 +95,8 @@ class SessionRecord(BaseModel):
     metered_cost_usd: float = 0.0
     #: started ahead of time by the warm pool and not claimed by a launch yet
     pooled: bool = False
+    #: a fork's parent: ``{session_id, turn}`` (turn None: forked from the parent's now)
+    forked_from: dict[str, Any] | None = None
 
 
 class Session:
@@ -232,7 +234,7 @@ class Session:
             "metered_cost_usd": round(self.gateway_session.usage.cost_usd, 6),
             "turns": rec.turns,
             "checkpoints": self.checkpoints.count() if self.checkpoints is not None else 0,
-            "forked_from": None,
+            "forked_from": rec.forked_from,
             # a remote workspace is on the runner's volume: where the agent sees it
             "workspace": self.provider.workspace_mount if self.remote else rec.workspace,
             "contents_path": (

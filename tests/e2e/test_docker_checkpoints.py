@@ -10,6 +10,7 @@ import pytest
 
 from ..integration.test_checkpoints_api import (  # noqa: F401 - collected here too
     scenarios,
+    test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone,
     test_bad_checkpoint_requests_get_clear_4xx,
     test_each_turn_is_a_checkpoint_that_restores_and_undoes,
     test_rewind_forgets_the_later_turns_and_undo_brings_them_back,

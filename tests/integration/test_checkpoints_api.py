@@ -209,3 +209,44 @@ async def test_rewind_to_the_first_turn_starts_a_new_conversation(
     for body in ({}, {"turn": 0}, {"turn": "1"}, {"turn": True}, {"turn": 1, "x": 1}):
         await expect_error(api(f"agents/{sid}/rewind", method="POST", body=body), 400)
     await expect_error(api(f"agents/{sid}/rewind", method="POST", body={"turn": 9}), 404)
+
+
+@pytest.mark.usefixtures("scenarios")
+async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
+    api: Any, launched: Any, scripted_model: Any
+) -> None:
+    sid, workspace = await _session_with_files(launched)
+    await chat_sse(api, sid, "tidy the notes")
+    await chat_sse(api, sid, "write a report")
+
+    fork = await api(f"agents/{sid}/fork", method="POST", body={"name": "try B"})
+    child = fork["session_id"]
+    assert fork["forked_from"] == {"session_id": sid, "turn": None}
+    child_ws = Path(fork["workspace"])
+    assert (child_ws / "report.md").read_text() == "# Report\nok\n"
+    assert (child_ws / "log.txt").read_text() == "line one\nline two\nline three\n"
+    details = await api(f"agents/sessions/{child}")
+    assert details["forked_from"] == {"session_id": sid, "turn": None}
+    assert details["name"] == "try B"
+
+    seen = len(scripted_model.message_requests)
+    events = await chat_sse(api, child, "what do you remember")
+    assert events[-1]["type"] == "done"
+    prompts = _user_texts(scripted_model.message_requests[seen:][-1])
+    assert "tidy the notes" in prompts and "write a report" in prompts, prompts
+    (child_ws / "report.md").unlink()  # the fork's own work
+    assert (workspace / "report.md").exists()  # the parent is untouched
+
+    # from before turn 2: turn 1's files and memory only
+    early = await api(f"agents/{sid}/fork", method="POST", body={"turn": 2})
+    early_ws = Path(early["workspace"])
+    assert not (early_ws / "report.md").exists() and not (early_ws / "old.txt").exists()
+    seen = len(scripted_model.message_requests)
+    await chat_sse(api, early["session_id"], "and you")
+    prompts = _user_texts(scripted_model.message_requests[seen:][-1])
+    assert "tidy the notes" in prompts and not any("report" in p for p in prompts), prompts
+    for body in ({"turn": 0}, {"turn": "2"}, {"name": 3}, {"x": 1}):
+        await expect_error(api(f"agents/{sid}/fork", method="POST", body=body), 400)
+    await expect_error(api(f"agents/{sid}/fork", method="POST", body={"turn": 9}), 404)
+    for extra in (child, early["session_id"]):
+        await api(f"agents/sessions/{extra}", method="DELETE", params={"purge": "true"})

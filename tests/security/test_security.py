@@ -153,7 +153,7 @@ def test_cookie_requests_need_the_xsrf_token(
         url = live_server.url
         assert client.get(url + f"agents/sessions/{sid}").status_code == 200  # the cookie works
         unsafe = [(m, p) for m, p in concrete_routes(sid) if m in ("POST", "DELETE", "PUT")]
-        assert {m for m, _ in unsafe} == {"POST", "DELETE"} and len(unsafe) == 10
+        assert {m for m, _ in unsafe} == {"POST", "DELETE"} and len(unsafe) == 11
         for method, path in unsafe:
             response = client.request(method, url + path, **body_for(method, path))
             assert response.status_code == 403, (method, path, response.status_code)
@@ -412,6 +412,7 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
         {"paths": ["../x"]},
         {"turn": 1},
     ],
+    "agents/{sid}/fork": [{"turn": "1"}, {"turn": 0}, {"name": 5}, {"x": 1}],
     "agents/{sid}/rewind": [{"turn": "1"}, {"turn": 0}, {"turn": True}, {}, {"turn": 1, "x": 2}],
 }
 
