@@ -104,8 +104,11 @@ def summarize(store: SnapshotStore, found: list[Change]) -> dict[str, int]:
     }
 
 
-def file_diff(store: SnapshotStore, change: Change) -> dict[str, Any]:
-    """One file's entry of a diff: status, sizes, and its text diff or cell changes."""
+def file_diff(
+    store: SnapshotStore, change: Change, after_store: SnapshotStore | None = None
+) -> dict[str, Any]:
+    """One file's entry of a diff: status, sizes, and its text diff or cell changes.
+    ``after_store``: where the after side lives when it is another session's store."""
     old, new = change.before, change.after
     item: dict[str, Any] = {
         "path": change.path,
@@ -116,7 +119,7 @@ def file_diff(store: SnapshotStore, change: Change) -> dict[str, Any]:
         "sha_after": new.sha.decode() if new else None,
         "link": bool((old and old.is_link) or (new and new.is_link)),
     }
-    old_text, new_text = _text(store, old), _text(store, new)
+    old_text, new_text = _text(store, old), _text(after_store or store, new)
     if old_text is None or new_text is None:
         item["binary"] = True
         return item

@@ -118,6 +118,15 @@ class CheckpointHistory:
                 found = [c for c in found if c.path == wanted or c.path.startswith(wanted + "/")]
             return {"turn": turn, "files": [file_diff(self.store, c) for c in found]}
 
+    def compare(self, other: CheckpointHistory) -> dict[str, Any]:
+        """This workspace now against ``other``'s now (``added``: only in the other)."""
+        with self._lock:
+            mine = self.store.files(self.store.snapshot())
+        with other._lock:
+            theirs = other.store.files(other.store.snapshot())
+            found = changes(mine, theirs)
+            return {"files": [file_diff(self.store, c, other.store) for c in found]}
+
     def count(self) -> int:
         with self._lock:
             return len(self._checkpoints())

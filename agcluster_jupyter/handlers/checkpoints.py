@@ -8,6 +8,7 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     POST agents/{id}/undo                           the last restore or rewind, reversed
     POST agents/{id}/rewind                         {turn}: files and conversation as before it
     POST agents/{id}/fork                           {turn?, name?}: a new session from here
+    GET  agents/{id}/compare/{other_id}             this workspace against the other's
 
 The work is blocking (a walk of the workspace, object reads), so it runs in a worker
 thread; each session's history serialises its own calls.
@@ -202,6 +203,18 @@ class ForkHandler(_CheckpointsHandler):
         )
 
 
+class CompareHandler(_CheckpointsHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str, other_id: str) -> None:
+        _, mine = self._history(session_id)
+        _, theirs = self._history(other_id)
+        if mine is theirs:
+            raise BadRequest("compare a session with another one", field="other_id")
+        reply = await asyncio.to_thread(mine.compare, theirs)
+        self.write_json({"session_id": session_id, "other_id": other_id, **reply})
+
+
 CHECKPOINT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
     (rf"agents/{_ID}/checkpoints/?", CheckpointsHandler),
     (rf"agents/{_ID}/checkpoints/{_TURN}/diff/?", DiffHandler),
@@ -209,4 +222,5 @@ CHECKPOINT_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
     (rf"agents/{_ID}/undo/?", UndoHandler),
     (rf"agents/{_ID}/rewind/?", RewindHandler),
     (rf"agents/{_ID}/fork/?", ForkHandler),
+    (rf"agents/{_ID}/compare/(?P<other_id>[A-Za-z0-9_-]+)/?", CompareHandler),
 ]

@@ -245,6 +245,21 @@ async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
     await chat_sse(api, early["session_id"], "and you")
     prompts = _user_texts(scripted_model.message_requests[seen:][-1])
     assert "tidy the notes" in prompts and not any("report" in p for p in prompts), prompts
+    # two forks that went different ways, side by side
+    (child_ws / "only-b.txt").write_text("b\n")
+    (early_ws / "only-a.txt").write_text("a\n")
+    with (early_ws / "log.txt").open("a") as log_file:
+        log_file.write("line four\n")
+    compared = await api(f"agents/{child}/compare/{early['session_id']}")
+    by_path = {f["path"]: f for f in compared["files"]}
+    assert {p: f["status"] for p, f in by_path.items()} == {
+        "log.txt": "modified",
+        "only-a.txt": "added",  # only in the other
+        "only-b.txt": "deleted",  # only in this one
+    }
+    assert "+line four" in by_path["log.txt"]["diff"]
+    await expect_error(api(f"agents/{child}/compare/{child}"), 400)
+    await expect_error(api(f"agents/{child}/compare/nope_1"), 404)
     for body in ({"turn": 0}, {"turn": "2"}, {"name": 3}, {"x": 1}):
         await expect_error(api(f"agents/{sid}/fork", method="POST", body=body), 400)
     await expect_error(api(f"agents/{sid}/fork", method="POST", body={"turn": 9}), 404)

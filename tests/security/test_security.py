@@ -40,7 +40,13 @@ from .openapi_support import load_spec, routes
 pytestmark = pytest.mark.cli
 
 #: sample values for the routes' path groups (the real session id is filled in per test)
-SAMPLES = {"config_id": "code-assistant", "request_id": "req-1", "path": "hello.txt", "turn": "1"}
+SAMPLES = {
+    "config_id": "code-assistant",
+    "request_id": "req-1",
+    "path": "hello.txt",
+    "turn": "1",
+    "other_id": "no-such-session",
+}
 PASSWD = b"root:x:0:0"
 BOUNDARY = "agc-security-boundary"
 
