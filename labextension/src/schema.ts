@@ -316,6 +316,45 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/agents/{session_id}/fork': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** A new session on a copy of this one's files and conversation (at a checkpoint, or now). */
+    post: operations['fork'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/agents/{session_id}/compare/{other_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        other_id: string;
+      };
+      cookie?: never;
+    };
+    /** This session's workspace against another's (e.g. two forks); added = only in the other. */
+    get: operations['compare'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/files/{session_id}': {
     parameters: {
       query?: never;
@@ -1314,6 +1353,88 @@ export interface operations {
       409: components['responses']['Conflict'];
       413: components['responses']['TooLarge'];
       503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  fork: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': {
+          /** @description fork from before this turn */
+          turn?: number;
+          name?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description the fork, started */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            session_id: string;
+            agent_id?: string | null;
+            config_id: string;
+            status: string;
+            provider?: string;
+            isolated?: boolean;
+            workspace?: string;
+            forked_from: {
+              session_id: string;
+              turn: number | null;
+            };
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['TooLarge'];
+      429: components['responses']['LimitExceeded'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  compare: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+        other_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the differences */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            session_id: string;
+            other_id: string;
+            files: components['schemas']['FileChange'][];
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
     };
   };
   tree: {
