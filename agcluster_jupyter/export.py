@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .events import Event
-from .untrusted import MARKER_KEY, markdown_cell_source
+from .events import CheckpointEvent, Event
+from .untrusted import MARKER_KEY, details_html, markdown_cell_source, text_html
 
-__all__ = ["EXPORT_FORMATS", "to_jsonl", "to_markdown", "to_notebook"]
+__all__ = ["EXPORT_FORMATS", "TurnDiffs", "to_jsonl", "to_markdown", "to_notebook"]
 
 EXPORT_FORMATS = ("jsonl", "md", "ipynb")
 
@@ -31,7 +32,34 @@ def _summary(tool: str, data: dict[str, Any]) -> str:
     return _fence(json.dumps(data, indent=2, ensure_ascii=False), "json")
 
 
-def to_markdown(events: Iterable[Event], title: str) -> str:
+#: a turn's file diffs, by turn number (``CheckpointHistory.diff``'s ``files``)
+TurnDiffs = Mapping[int, list[dict[str, Any]]]
+#: characters of one file's diff an export carries
+_EXPORT_DIFF_CHARS = 20_000
+
+
+def _changes_summary(e: CheckpointEvent) -> str:
+    return (
+        f"{e.files_changed} file{'s' if e.files_changed != 1 else ''} changed "
+        f"(+{e.added} ~{e.modified} -{e.deleted}; lines +{e.lines_added} -{e.lines_removed})"
+    )
+
+
+def _file_text(f: dict[str, Any]) -> str:
+    """One file's change as text: its diff, its cells, or its sizes."""
+    if f.get("binary"):
+        return f"binary: {f.get('size_before')} -> {f.get('size_after')} bytes"
+    if "cells" in f:
+        parts = []
+        for cell in f["cells"]:
+            where = cell.get("index", cell.get("index_before"))
+            parts.append(f"cell {where}: {cell['status']} {', '.join(cell.get('changed', []))}")
+            parts.append(cell.get("diff") or cell.get("source") or "")
+        return "\n".join(parts)
+    return str(f.get("diff") or "")[:_EXPORT_DIFF_CHARS]
+
+
+def to_markdown(events: Iterable[Event], title: str, diffs: TurnDiffs | None = None) -> str:
     out = [f"# {title}", ""]
     for e in events:
         if e.type == "message":
@@ -62,6 +90,13 @@ def to_markdown(events: Iterable[Event], title: str) -> str:
             out += [f"_Turn finished in {e.duration_ms / 1000:.1f} s, cost {cost}._", ""]
         elif e.type == "error":
             out += [f"> **Error ({e.code}):** {e.message}", ""]
+        elif e.type == "checkpoint" and e.files_changed:
+            out += [f"<details><summary>{_changes_summary(e)}</summary>", ""]
+            for f in (diffs or {}).get(e.turn, []):
+                out += [f"`{f['path']}` ({f['status']})", "", _fence(_file_text(f), "diff"), ""]
+            out += ["</details>", ""]
+        elif e.type == "rewind":
+            out += [f"_Rewound to before turn {e.turn}: the later turns were undone._", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -107,6 +142,13 @@ class _NotebookBuilder:
             {"cell_type": "markdown", "id": self._id(), "metadata": {}, "source": _lines(source)}
         )
 
+    def html(self, source: str) -> None:
+        """A Markdown cell of HTML that is sanitized already."""
+        self.flush_tools()
+        self.cells.append(
+            {"cell_type": "markdown", "id": self._id(), "metadata": {}, "source": _lines(source)}
+        )
+
     def flush_tools(self) -> None:
         if self._tools:
             lines, self._tools = self._tools, []
@@ -147,8 +189,11 @@ _RERUN_WARNING = (
 )
 
 
-def to_notebook(events: Iterable[Event], title: str) -> dict[str, Any]:
-    """The conversation as nbformat v4 JSON: Markdown for text, code cells for Bash."""
+def to_notebook(
+    events: Iterable[Event], title: str, diffs: TurnDiffs | None = None
+) -> dict[str, Any]:
+    """The conversation as nbformat v4 JSON: Markdown for text, code cells for Bash, and
+    each turn's file changes as a collapsed diff under it."""
     nb = _NotebookBuilder()
     nb.markdown(f"# {title}\n\n{_RERUN_WARNING}")
     for e in events:
@@ -170,6 +215,15 @@ def to_notebook(events: Iterable[Event], title: str) -> dict[str, Any]:
         elif e.type == "result":
             cost = f"${e.cost_usd:.4f}" if e.cost_usd is not None else "n/a"
             nb.tool(f"\n_Turn finished in {e.duration_ms / 1000:.1f} s, cost {cost}._")
+        elif e.type == "checkpoint" and e.files_changed:
+            body = "".join(
+                f"<p><code>{html.escape(f['path'])}</code> ({html.escape(f['status'])})</p>"
+                + text_html(_file_text(f))
+                for f in (diffs or {}).get(e.turn, [])
+            )
+            nb.html(details_html(_changes_summary(e), body))
+        elif e.type == "rewind":
+            nb.markdown(f"_Rewound to before turn {e.turn}: the later turns were undone._")
     nb.flush_tools()
     return {
         "nbformat": 4,

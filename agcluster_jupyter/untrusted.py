@@ -44,6 +44,7 @@ __all__ = [
     "IMAGE_MIME_TYPES",
     "IMAGE_SUFFIXES",
     "MARKER_KEY",
+    "details_html",
     "html_output",
     "image_html",
     "image_mime_type",
@@ -159,6 +160,14 @@ def markdown_cell_source(text: str) -> str:
     Markdown; blank lines only occur inside ``<pre>``, where ``&#10;`` is the same
     newline."""
     return markdown_html(text).replace("\n\n", "\n&#10;")
+
+
+def details_html(summary: str, body_html: str) -> str:
+    """A collapsed ``<details>`` around ``body_html``, the whole sanitized (the summary is
+    text)."""
+    return _CLEANER.clean(
+        f"<details><summary>{html.escape(summary)}</summary>{body_html}</details>"
+    ).replace("\n\n", "\n&#10;")
 
 
 def text_html(text: str, *, limit: int | None = None, style: str = "") -> str:

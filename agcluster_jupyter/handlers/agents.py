@@ -23,6 +23,8 @@ from .sse import SSE_CONTENT_TYPE, start_sse, write_events
 __all__ = ["AGENT_ROUTES"]
 
 _ID = r"(?P<session_id>[A-Za-z0-9_-]+)"
+#: the latest turns whose diffs an export carries (older ones: their summary line)
+MAX_EXPORTED_DIFFS = 50
 
 
 class HealthHandler(AgClusterHandler):
@@ -238,6 +240,21 @@ class EventsHandler(AgClusterHandler):
             self.finish(set_content_type=SSE_CONTENT_TYPE)
 
 
+async def _turn_diffs(session: Session, events: list[Event]) -> dict[int, list[dict[str, Any]]]:
+    """Each checkpointed turn's file diffs, for an export (the turns still kept)."""
+    history = session.checkpoints
+    if history is None:
+        return {}
+    turns = [e.turn for e in events if e.type == "checkpoint" and e.files_changed]
+    out: dict[int, list[dict[str, Any]]] = {}
+    for turn in turns[-MAX_EXPORTED_DIFFS:]:
+        try:
+            out[turn] = (await asyncio.to_thread(history.diff, turn))["files"]
+        except NotFound:  # pruned: the summary line stays
+            continue
+    return out
+
+
 def _seq_number(raw: str, field: str) -> int:
     """An event seq cursor (``after``, ``Last-Event-ID``): 0 or more, else a 400."""
     return parse_int(raw, field)
@@ -272,15 +289,16 @@ class ExportHandler(AgClusterHandler):
         fmt = self.get_query_argument("format", "md")
         events = session.log.all()
         stem = f"agent-{session.id[:8]}"
+        diffs = await _turn_diffs(session, events) if fmt in ("md", "ipynb") else {}
         if fmt == "jsonl":
             content_type = "application/x-ndjson; charset=utf-8"
             body = to_jsonl(events)
         elif fmt == "md":
             content_type = "text/markdown; charset=utf-8"
-            body = to_markdown(events, title=session.record.name or stem)
+            body = to_markdown(events, title=session.record.name or stem, diffs=diffs)
         elif fmt == "ipynb":
             content_type = "application/x-ipynb+json"
-            notebook = to_notebook(events, title=session.record.name or stem)
+            notebook = to_notebook(events, title=session.record.name or stem, diffs=diffs)
             # nbformat's own layout (indent 1, sorted keys), as Jupyter writes .ipynb files
             body = json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         else:

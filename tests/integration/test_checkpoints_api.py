@@ -3,6 +3,7 @@ and Write tools against the scripted model (local provider)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,22 @@ import pytest
 from ..support import chat_sse, expect_error, parse_sse
 
 SCENARIOS = [
+    {
+        "match": "make a hostile name",
+        "steps": [
+            [
+                {
+                    "tool_use": {
+                        "name": "Bash",
+                        "input": {
+                            "command": "echo '<b>x</b>' > '<img src=x onerror=alert(1)>.txt'"
+                        },
+                    }
+                }
+            ]
+        ],
+        "final": "Made.",
+    },
     {
         "match": "tidy the notes",
         "steps": [
@@ -265,3 +282,21 @@ async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
     await expect_error(api(f"agents/{sid}/fork", method="POST", body={"turn": 9}), 404)
     for extra in (child, early["session_id"]):
         await api(f"agents/sessions/{extra}", method="DELETE", params={"purge": "true"})
+
+
+@pytest.mark.usefixtures("scenarios")
+async def test_exports_mark_each_turns_file_changes(api: Any, launched: Any) -> None:
+    sid, _ = await _session_with_files(launched)
+    await chat_sse(api, sid, "tidy the notes")
+    await chat_sse(api, sid, "make a hostile name")
+    notebook = json.loads(await api(f"agents/{sid}/export", params={"format": "ipynb"}))
+    sources = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown"]
+    changes = [s for s in sources if s.startswith("<details><summary>")]
+    assert len(changes) == 2, sources
+    assert "2 files changed (+0 ~1 -1; lines +1 -1)" in changes[0]
+    assert "<code>log.txt</code> (modified)" in changes[0] and "+line three" in changes[0]
+    # the agent's file name and content are text in the export, never markup
+    assert "&lt;img src=x onerror=alert(1)&gt;.txt" in changes[1]
+    assert "<img" not in changes[1] and "<b>" not in changes[1]
+    markdown = await api(f"agents/{sid}/export", params={"format": "md"})
+    assert "<details><summary>2 files changed" in markdown and "+line three" in markdown
