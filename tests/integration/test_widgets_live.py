@@ -182,3 +182,33 @@ async def test_files_tab_previews_downloads_and_uploads(
     assert not await asyncio.to_thread(browser.put, {"../escape.txt": b"x"})
     assert "jp-error-color1" in browser.status.value
     assert "contains a path separator" in browser.status.value
+
+
+async def test_changes_tab_shows_each_turn_and_restores_rewinds_and_undoes(
+    client: AgClusterClient,
+) -> None:
+    session_id = await _launch(client)
+    widget = AgentWidget(client, session_id)
+    await _turn(widget, "please analyse some data")
+    workspace = Path((await asyncio.to_thread(client.session, session_id))["workspace"])
+    assert (workspace / "analysis.py").is_file()
+    changes = widget.changes
+    await asyncio.to_thread(setattr, widget.tabs, "selected_index", 4)  # opening reads them
+    assert widget.tabs.titles[4] == "Changes"
+    (row,) = changes.turns.children
+    assert "turn 1" in row.children[0].value and "analysis.py" not in row.children[0].value
+    diff, restore, rewind = row.children[1:]
+    await asyncio.to_thread(diff.click)
+    assert "added    analysis.py" in changes.diff.value and "<pre" in changes.diff.value
+    await asyncio.to_thread(restore.click)
+    assert not (workspace / "analysis.py").exists()
+    assert "Undo puts them back" in changes.message.value
+    await asyncio.to_thread(changes.undo_button.click)
+    assert (workspace / "analysis.py").is_file()
+    await asyncio.to_thread(rewind.click)
+    assert "forgot the later turns" in changes.message.value
+    assert not (workspace / "analysis.py").exists()
+    await asyncio.to_thread(changes.undo_button.click)
+    await asyncio.to_thread(changes.undo_button.click)  # nothing left: the server says so
+    assert "no restore or rewind to undo" in changes.message.value
+    assert (workspace / "analysis.py").is_file()

@@ -23,6 +23,7 @@ from ...events import Event
 from ...untrusted import MARKER_KEY, html_output, markdown_html, text_html
 from ..client import AgClusterClient, AgClusterClientError
 from .browser import WorkspaceBrowser
+from .changes import ChangesView
 from .state import ChatEntry, SessionView, ToolCall
 
 __all__ = ["AgentWidget"]
@@ -158,9 +159,10 @@ class AgentWidget(widgets.VBox):
         self.timeline = widgets.VBox()
         self.tasks = widgets.HTML()
         self.files = WorkspaceBrowser(client, session_id)
+        self.changes = ChangesView(client, session_id)
         self.tabs = widgets.Tab(
-            [self.chat, self.timeline, self.tasks, self.files],
-            titles=["Chat", "Tools", "Tasks", "Files"],
+            [self.chat, self.timeline, self.tasks, self.files, self.changes],
+            titles=["Chat", "Tools", "Tasks", "Files", "Changes"],
         )
         self.tabs.observe(self._tab_changed, names="selected_index")
         parts: list[widgets.Widget] = [
@@ -193,6 +195,8 @@ class AgentWidget(widgets.VBox):
             self._render(force=event.type in _RENDER_AT_ONCE)
             if event.type == "done" and self.tabs.selected_index == 3:
                 self.files.refresh()
+            if event.type in ("done", "rewind") and self.tabs.selected_index == 4:
+                self.changes.refresh()
             return True
 
     def extend(self, events: list[Event]) -> int:
@@ -317,6 +321,8 @@ class AgentWidget(widgets.VBox):
     def _tab_changed(self, change: dict[str, Any]) -> None:
         if change.get("new") == 3:
             self.files.refresh()
+        elif change.get("new") == 4:
+            self.changes.refresh()
 
     def _render(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -350,6 +356,7 @@ class AgentWidget(widgets.VBox):
             f"Tools ({len(view.calls)})",
             f"Tasks ({done}/{len(view.todos)})" if view.todos else "Tasks",
             "Files",
+            "Changes",
         )
 
     def _render_timeline(self) -> None:
