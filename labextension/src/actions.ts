@@ -6,4 +6,6 @@ export interface PanelActions {
   exportConversation?: (sessionId: string) => void;
   /** open a session in a main-area tab (none: the shell has no such tabs) */
   openTab?: (sessionId: string) => void;
+  /** open a turn's file changes (its checkpoint's diff) in a main-area tab */
+  openDiff?: (sessionId: string, turn: number) => void;
 }

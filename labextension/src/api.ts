@@ -103,6 +103,10 @@ export interface Usage {
 
 export interface SessionInfo {
   session_id: string;
+  /** checkpoints kept */
+  checkpoints?: number;
+  /** the session and turn it was forked from; null when not a fork */
+  forked_from?: { session_id: string; turn: number | null } | null;
   agent_id: string | null;
   /** the name given at launch ('' when none) */
   name: string;
@@ -398,6 +402,99 @@ export class AgClusterAPI {
     format: ExportFormat = 'md'
   ): Promise<Response> {
     return this.fetch(`agents/${enc(sessionId)}/export`, {}, { format });
+  }
+}
+
+/** One turn's checkpoint, as `agents/{id}/checkpoints` lists it. */
+export type Checkpoint = RestReply<'listCheckpoints'>['checkpoints'][number];
+
+/** One cell change of a notebook's diff. */
+export interface CellChange {
+  status: 'added' | 'modified' | 'deleted' | string;
+  index?: number;
+  index_before?: number;
+  cell_type?: string;
+  changed?: string[];
+  diff?: string;
+  source?: string;
+}
+
+/** One file of a turn's diff (`cells` typed: the schema leaves them open). */
+export type FileChange = Omit<
+  RestReply<'checkpointDiff'>['files'][number],
+  'cells'
+> & { cells?: CellChange[] };
+
+export interface CheckpointDiff {
+  turn: number;
+  files: FileChange[];
+}
+
+export type RestoreReply = RestReply<'restoreCheckpoint'>;
+export type UndoReply = RestReply<'undoRestore'>;
+export type RewindReply = RestReply<'rewind'>;
+export type ForkReply = RestReply<'fork'>;
+
+/** The checkpoint endpoints of a session (`agents/{id}/...`). */
+export class CheckpointAPI {
+  constructor(readonly api: AgClusterAPI) {}
+
+  async list(sessionId: string): Promise<RestReply<'listCheckpoints'>> {
+    return this.api.json<RestReply<'listCheckpoints'>>(
+      `agents/${enc(sessionId)}/checkpoints`
+    );
+  }
+
+  async diff(sessionId: string, turn: number): Promise<CheckpointDiff> {
+    const reply = await this.api.json<RestReply<'checkpointDiff'>>(
+      `agents/${enc(sessionId)}/checkpoints/${turn}/diff`
+    );
+    return reply as unknown as CheckpointDiff;
+  }
+
+  restore(
+    sessionId: string,
+    turn: number,
+    paths?: string[]
+  ): Promise<RestoreReply> {
+    const body: RestBody<'restoreCheckpoint'> = paths ? { paths } : {};
+    return this.api.json<RestoreReply>(
+      `agents/${enc(sessionId)}/checkpoints/${turn}/restore`,
+      'POST',
+      body
+    );
+  }
+
+  undo(sessionId: string): Promise<UndoReply> {
+    return this.api.json<UndoReply>(
+      `agents/${enc(sessionId)}/undo`,
+      'POST',
+      {}
+    );
+  }
+
+  rewind(sessionId: string, turn: number): Promise<RewindReply> {
+    const body: RestBody<'rewind'> = { turn };
+    return this.api.json<RewindReply>(
+      `agents/${enc(sessionId)}/rewind`,
+      'POST',
+      body
+    );
+  }
+
+  fork(sessionId: string, turn?: number, name?: string): Promise<ForkReply> {
+    const body: RestBody<'fork'> = {};
+    if (turn !== undefined) {
+      body.turn = turn;
+    }
+    if (name) {
+      body.name = name;
+    }
+    return this.api.json<ForkReply>(
+      `agents/${enc(sessionId)}/fork`,
+      'POST',
+      body
+    );
   }
 }
 

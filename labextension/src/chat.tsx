@@ -7,11 +7,15 @@
  *   chat                   the conversation
  *   message-user, message-assistant (data-streaming="true" while streamed), message-error
  *   chat-input, chat-send, chat-interrupt, chat-error
+ *   message-note           a note in the transcript (a rewind)
+ *   checkpoint-button      a finished turn's "N files changed (+a −r lines)" (data-turn):
+ *                          opens its diff view (diffview.tsx)
  */
 
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import React, { useState } from 'react';
 
+import { PanelActions } from './actions';
 import { Markdown } from './markdown';
 import { ChatEntry } from './reducer';
 import { SessionModel } from './session';
@@ -19,10 +23,12 @@ import { Permission, TaskList, ToolTimeline } from './tools';
 
 export function ChatTab({
   session,
-  rendermime
+  rendermime,
+  actions = {}
 }: {
   session: SessionModel;
   rendermime: IRenderMimeRegistry | null;
+  actions?: PanelActions;
 }): JSX.Element {
   const view = session.view;
   return (
@@ -33,7 +39,16 @@ export function ChatTab({
             <div className="jp-AgentsPanel-empty">Send a message to start.</div>
           )}
           {view.entries.map((entry, i) => (
-            <Entry key={i} entry={entry} rendermime={rendermime} />
+            <Entry
+              key={i}
+              entry={entry}
+              rendermime={rendermime}
+              openDiff={
+                actions.openDiff
+                  ? turn => actions.openDiff?.(session.sessionId, turn)
+                  : undefined
+              }
+            />
           ))}
         </div>
         {view.permissions.map(p => (
@@ -54,11 +69,34 @@ export function ChatTab({
 
 function Entry({
   entry,
-  rendermime
+  rendermime,
+  openDiff
 }: {
   entry: ChatEntry;
   rendermime: IRenderMimeRegistry | null;
+  openDiff?: (turn: number) => void;
 }): JSX.Element {
+  if (entry.role === 'checkpoint' && entry.checkpoint) {
+    const turn = entry.checkpoint.turn;
+    return (
+      <div className="jp-AgentsPanel-entry jp-AgentsPanel-entry-checkpoint">
+        <button
+          className="jp-AgentsPanel-checkpoint"
+          data-testid="checkpoint-button"
+          data-turn={turn}
+          disabled={!openDiff}
+          title={
+            openDiff
+              ? `See what turn ${turn} changed (restore, rewind, fork)`
+              : 'Diffs open in a main-area tab: not available here'
+          }
+          onClick={() => openDiff?.(turn)}
+        >
+          {entry.text}
+        </button>
+      </div>
+    );
+  }
   const className = `jp-AgentsPanel-entry jp-AgentsPanel-entry-${entry.role}${
     entry.streaming ? ' jp-mod-streaming' : ''
   }`;

@@ -106,6 +106,24 @@ export interface DoneEvent extends EventBase {
   type: 'done';
 }
 
+/** A turn's file changes, logged just before its `done` (a turn that changed nothing too). */
+export interface CheckpointEvent extends EventBase {
+  type: 'checkpoint';
+  turn: number;
+  files_changed: number;
+  added: number;
+  modified: number;
+  deleted: number;
+  lines_added: number;
+  lines_removed: number;
+}
+
+/** The workspace was rewound to before `turn`: that turn and the later ones are forgotten. */
+export interface RewindEvent extends EventBase {
+  type: 'rewind';
+  turn: number;
+}
+
 export type AgentEvent =
   | StatusEvent
   | TextDeltaEvent
@@ -118,7 +136,9 @@ export type AgentEvent =
   | PermissionAnswerEvent
   | ResultEvent
   | ErrorEvent
-  | DoneEvent;
+  | DoneEvent
+  | CheckpointEvent
+  | RewindEvent;
 
 export type EventType = AgentEvent['type'];
 
@@ -134,7 +154,9 @@ export const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'permission_answer',
   'result',
   'error',
-  'done'
+  'done',
+  'checkpoint',
+  'rewind'
 ]);
 
 /**

@@ -28,7 +28,7 @@ import { PanelActions } from './actions';
 import { ConfigSummary } from './api';
 import { AgentsModel, CUSTOM_LAUNCH, FieldError } from './model';
 import { Section } from './section';
-import { SessionRow } from './sessions';
+import { SessionRow, forkOrder } from './sessions';
 import { PanelSettings } from './settings';
 
 /** Presets first (the default one on top), the custom config, then the sessions. */
@@ -81,12 +81,13 @@ export function Home({
           </div>
         )}
         <ul className="jp-AgentsPanel-sessions" data-testid="sessions-list">
-          {model.sessions.map(session => (
+          {forkOrder(model.sessions).map(({ session, depth }) => (
             <SessionRow
               key={session.session_id}
               session={session}
               model={model}
               actions={actions}
+              depth={depth}
             />
           ))}
         </ul>

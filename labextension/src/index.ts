@@ -21,6 +21,7 @@ import { PanelActions } from './actions';
 import { AgentsPanel } from './panel';
 import { SessionModel } from './session';
 import { AgentSessionTab } from './sessiontab';
+import { CheckpointDiffTab, diffTabId } from './diffview';
 import { PanelSettings, DEFAULT_SETTINGS, readSettings } from './settings';
 
 /** The plugin id: also the settings schema's id (`schema/plugin.json`). */
@@ -92,10 +93,38 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openTab: labShell
         ? sessionId =>
             void commands.execute(CommandIDs.openSessionTab, { sessionId })
+        : undefined,
+      openDiff: labShell
+        ? (sessionId, turn) => openDiff(sessionId, turn)
         : undefined
     };
     const panel = new AgentsPanel({ rendermime, settings, actions });
     const model = panel.model;
+    // a turn's file changes in a main-area tab (one per session and turn)
+    const diffTabs = new Map<string, CheckpointDiffTab>();
+    function openDiff(sessionId: string, turn: number): void {
+      if (!labShell) {
+        return;
+      }
+      const id = diffTabId(sessionId, turn);
+      const open = diffTabs.get(id);
+      if (open && !open.isDisposed) {
+        labShell.activateById(open.id);
+        return;
+      }
+      const tab = new CheckpointDiffTab({
+        api: model.api,
+        sessionId,
+        turn,
+        label: model.label(sessionId),
+        onForked: () => void model.refresh(),
+        onChanged: () => void model.refresh()
+      });
+      diffTabs.set(id, tab);
+      tab.disposed.connect(() => diffTabs.delete(id));
+      labShell.add(tab, 'main', { mode: 'tab-after', type: 'Agent changes' });
+      labShell.activateById(tab.id);
+    }
     // workspace files open in JupyterLab's own editor or viewer (looked up when used:
     // the document manager's plugin may start after this one)
     model.hooks.openInLab = async path => {
@@ -225,7 +254,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           agents: model,
           sessionId,
           rendermime,
-          actions: { exportConversation: actions.exportConversation }
+          actions: {
+            exportConversation: actions.exportConversation,
+            openDiff: actions.openDiff
+          }
         });
         tab.session.changed.connect(refreshEnabled);
         void tabs.add(tab);

@@ -11,7 +11,13 @@
  * change nothing.  No I/O, no DOM: the tests drive it with event sequences.
  */
 
-import { AgentEvent, JSONObject, SessionState, TodoItem } from './events';
+import {
+  AgentEvent,
+  CheckpointEvent,
+  JSONObject,
+  SessionState,
+  TodoItem
+} from './events';
 
 /** An error for the chat: the message, with its code when that adds something (the same
  * rule as the Python widget's `error_text`). */
@@ -45,12 +51,34 @@ export interface ToolCall {
   readonly notes: readonly string[];
 }
 
-/** One bubble of the chat: the user's prompt, an assistant text block, or an error. */
+/** What a finished turn changed in the workspace (its `checkpoint` event). */
+export interface TurnCheckpoint {
+  readonly turn: number;
+  readonly files_changed: number;
+  readonly added: number;
+  readonly modified: number;
+  readonly deleted: number;
+  readonly lines_added: number;
+  readonly lines_removed: number;
+}
+
+/**
+ * One bubble of the chat: the user's prompt, an assistant text block, an error, a turn's
+ * file changes (`checkpoint`, after the turn's replies) or a note (a rewind).
+ */
 export interface ChatEntry {
-  readonly role: 'user' | 'assistant' | 'error';
+  readonly role: 'user' | 'assistant' | 'error' | 'checkpoint' | 'note';
   readonly text: string;
   /** still receiving `text_delta` pieces */
   readonly streaming: boolean;
+  /** the turn's checkpoint (role `checkpoint`) */
+  readonly checkpoint?: TurnCheckpoint;
+}
+
+/** "N files changed (+a −r lines)" for a checkpoint. */
+export function checkpointLabel(c: TurnCheckpoint): string {
+  const files = `${c.files_changed} ${c.files_changed === 1 ? 'file' : 'files'} changed`;
+  return `${files} (+${c.lines_added} \u2212${c.lines_removed} lines)`;
 }
 
 export interface PendingPermission {
@@ -78,6 +106,8 @@ export interface SessionView {
   readonly outputTokens: number;
   /** index in `entries` of the assistant block being streamed, or -1 */
   readonly openEntry: number;
+  /** each turn's checkpoint, by turn number */
+  readonly checkpoints: { readonly [turn: number]: TurnCheckpoint };
 }
 
 export function emptyView(sessionId = ''): SessionView {
@@ -96,7 +126,8 @@ export function emptyView(sessionId = ''): SessionView {
     costUsd: 0,
     inputTokens: 0,
     outputTokens: 0,
-    openEntry: -1
+    openEntry: -1,
+    checkpoints: {}
   };
 }
 
@@ -227,6 +258,8 @@ export function markdown(view: SessionView): string {
       parts.push('> ' + entry.text.split('\n').join('\n> '));
     } else if (entry.role === 'error') {
       parts.push(`**Error:** ${entry.text}`);
+    } else if (entry.role === 'checkpoint' || entry.role === 'note') {
+      parts.push(`_${entry.text}_`);
     } else if (entry.text.trim()) {
       parts.push(entry.text);
     }
@@ -490,9 +523,59 @@ function fold(view: SessionView, event: AgentEvent): SessionView {
     }
     case 'done':
       return endTurn(view, 'interrupted');
+    case 'checkpoint': {
+      const checkpoint = checkpointOf(event);
+      const next = closeBlock(view);
+      const checkpoints = {
+        ...next.checkpoints,
+        [checkpoint.turn]: checkpoint
+      };
+      if (checkpoint.files_changed <= 0) {
+        return { ...next, checkpoints };
+      }
+      return {
+        ...next,
+        checkpoints,
+        entries: [
+          ...next.entries,
+          {
+            role: 'checkpoint',
+            text: checkpointLabel(checkpoint),
+            streaming: false,
+            checkpoint
+          }
+        ]
+      };
+    }
+    case 'rewind': {
+      const next = closeBlock(view);
+      return {
+        ...next,
+        entries: [
+          ...next.entries,
+          {
+            role: 'note',
+            text: `Rewound to before turn ${event.turn}: the workspace went back, and the agent forgets turn ${event.turn} and the turns after it.`,
+            streaming: false
+          }
+        ]
+      };
+    }
     default:
       return view; // thinking, and types a newer server may add
   }
+}
+
+function checkpointOf(event: CheckpointEvent): TurnCheckpoint {
+  return {
+    turn: toInt(event.turn),
+    files_changed: toInt(event.files_changed),
+    added: toInt(event.added),
+    modified: toInt(event.modified),
+    deleted: toInt(event.deleted),
+    lines_added: toInt(event.lines_added),
+    lines_removed: toInt(event.lines_removed)
+  };
 }
 
 function toInt(value: unknown): number {

@@ -182,7 +182,7 @@ export function SessionPane({
         </button>
       </div>
       {tab === 'chat' ? (
-        <ChatTab session={session} rendermime={rendermime} />
+        <ChatTab session={session} rendermime={rendermime} actions={actions} />
       ) : (
         <FilesTab files={session.files} />
       )}

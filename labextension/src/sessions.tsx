@@ -18,6 +18,8 @@
  *                          Notebook 7)
  *   session-stop           Stop (live sessions)
  *   session-purge          Purge (asks first, in a JupyterLab dialog)
+ *   session-fork-of        a fork's "fork of <name>" (data-parent-id); the fork's row
+ *                          sits under its parent's, indented (data-depth)
  */
 
 import {
@@ -47,16 +49,56 @@ export function StateBadge({ state }: { state: string }): JSX.Element {
   );
 }
 
+/**
+ * The sessions in list order with each fork right under its parent (depth: how deep a
+ * fork it is); a fork whose parent is not in the list stays where it is, at depth 0.
+ */
+export function forkOrder(
+  sessions: readonly SessionInfo[]
+): { session: SessionInfo; depth: number }[] {
+  const ids = new Set(sessions.map(s => s.session_id));
+  const children = new Map<string, SessionInfo[]>();
+  const roots: SessionInfo[] = [];
+  for (const s of sessions) {
+    const parent = s.forked_from?.session_id;
+    if (parent && parent !== s.session_id && ids.has(parent)) {
+      children.set(parent, [...(children.get(parent) ?? []), s]);
+    } else {
+      roots.push(s);
+    }
+  }
+  const out: { session: SessionInfo; depth: number }[] = [];
+  const seen = new Set<string>();
+  const visit = (s: SessionInfo, depth: number): void => {
+    if (seen.has(s.session_id)) {
+      return;
+    }
+    seen.add(s.session_id);
+    out.push({ session: s, depth });
+    for (const child of children.get(s.session_id) ?? []) {
+      visit(child, depth + 1);
+    }
+  };
+  roots.forEach(s => visit(s, 0));
+  // a cycle of forks (never from the server): still listed
+  sessions.forEach(s => visit(s, 0));
+  return out;
+}
+
 /** One session of the list: click opens it in the side panel. */
 export function SessionRow({
   session,
   model,
-  actions
+  actions,
+  depth = 0
 }: {
   session: SessionInfo;
   model: AgentsModel;
   actions: PanelActions;
+  depth?: number;
 }): JSX.Element {
+  const parent = session.forked_from?.session_id ?? '';
+  const parentTurn = session.forked_from?.turn;
   const id = session.session_id;
   const used = session.usage?.total_tokens ?? 0;
   const busy = model.stopping.has(id);
@@ -70,6 +112,8 @@ export function SessionRow({
       data-testid="session-row"
       data-session-id={id}
       data-state={session.state}
+      data-depth={depth}
+      style={depth ? { marginLeft: `${Math.min(depth, 4) * 16}px` } : undefined}
       onClick={() => model.select(id)}
       title="Open the chat of this session"
     >
@@ -83,6 +127,20 @@ export function SessionRow({
             {model.label(id)}
           </span>
         </div>
+        {parent && (
+          <div
+            className="jp-AgentsPanel-sessionForkOf"
+            data-testid="session-fork-of"
+            data-parent-id={parent}
+            title={`Forked from ${parent}${
+              parentTurn ? ` before turn ${parentTurn}` : ''
+            }`}
+          >
+            {`fork of ${model.label(parent)}${
+              parentTurn ? ` (turn ${parentTurn})` : ''
+            }`}
+          </div>
+        )}
         {prompt && (
           <div
             className="jp-AgentsPanel-sessionPrompt"
