@@ -2,7 +2,8 @@
  * The Agents side panel: a header (health, demo mode, errors), then either its home
  * (home.tsx: launch, presets, custom config, sessions) or the session open in it
  * (sessionpane.tsx, shared with a session's main-area tab in sessiontab.tsx: chat.tsx,
- * tools.tsx, filestab.tsx).
+ * tools.tsx, filestab.tsx); a turn's file changes open in a main-area tab of their own
+ * (diffview.tsx).
  *
  * data-testid contract (browser tests rely on these names; keep them stable; each
  * module lists those of what it shows):
