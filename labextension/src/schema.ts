@@ -1213,7 +1213,7 @@ export interface operations {
   checkpointDiff: {
     parameters: {
       query?: {
-        /** @description one file or folder of the workspace */
+        /** @description one file or folder of the workspace (``..``, absolute paths and NUL bytes are a 400) */
         path?: string;
       };
       header?: never;
@@ -1259,6 +1259,7 @@ export interface operations {
     requestBody?: {
       content: {
         'application/json': {
+          /** @description workspace-relative files or folders (``..``, absolute paths and NUL bytes are a 400) */
           paths?: string[];
         };
       };

@@ -247,6 +247,7 @@ def test_a_successful_result() -> None:
             "sdk_session_id": "sess-1",
             "is_error": False,
             "session_usage": {},
+            "message_uuid": None,
         }
     ]
 
