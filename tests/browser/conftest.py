@@ -36,6 +36,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -117,6 +118,13 @@ def lab_model() -> Iterator[ScriptedModelServer]:
 @pytest.fixture(scope="session")
 def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]:
     """One JupyterLab server for the browser tests; each test uses its own Lab workspace."""
+    with lab_server_process(lab_model) as started:
+        yield started
+
+
+@contextmanager
+def lab_server_process(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]:
+    """A started JupyterLab server as the browser tests use it (stopped on exit)."""
     server = JupyterServerProcess(lab_model.url, TEST_KEY, token=secrets.token_hex(16))
     # session workspaces in the Jupyter tree, as by default, so files open in Lab
     workspaces = server.base / "root" / "agent-workspaces"

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 import pytest
 
+from agcluster_jupyter.testing.jupyter import JupyterServerProcess
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
 from .agents_panel import PANEL_ID, READY, expect
-from .conftest import ARTIFACTS, Lab
+from .conftest import ARTIFACTS, Lab, lab_server_process
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Locator, Page
@@ -46,6 +47,17 @@ def scenarios(lab_model: ScriptedModelServer) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]:
+    """A server of this module's own.  jupyter_server's static file handler caches where it
+    found a file by its name alone, across handlers (``FileFindHandler._static_paths``):
+    once Notebook 7 has served its fonts from /static/notebook/, the same hashed names under
+    /static/lab/ resolve to Notebook 7's folder and get a 403 from JupyterLab's handler.
+    So Notebook 7 must not share a server with the Lab page tests."""
+    with lab_server_process(lab_model) as started:
+        yield started
+
+
 @pytest.fixture
 def notebook7(lab: Lab) -> Iterator[Any]:
     """A second page of the test's browser context (logged in by the Lab page's cookie),
@@ -54,7 +66,7 @@ def notebook7(lab: Lab) -> Iterator[Any]:
 
     def on_console(msg: ConsoleMessage) -> None:
         if msg.type == "error":
-            lab.errors.append(f"notebook 7 console: {msg.text}")
+            lab.errors.append(f"notebook 7 console: {msg.text} ({msg.location})")
 
     page.on("pageerror", lambda exc: lab.errors.append(f"notebook 7 pageerror: {exc}"))
     page.on("console", on_console)
@@ -65,6 +77,9 @@ def notebook7(lab: Lab) -> Iterator[Any]:
     lab.take_errors(
         r"^notebook 7 pageerror: Cannot read properties of undefined \(reading 'schema'\)$"
     )
+    # and its own console error at start-up, the same with this extension blocked
+    # (checked with a route that aborts labextensions/agcluster-jupyter/)
+    lab.take_errors(r"^notebook 7 console: Cannot convert undefined or null to object \(")
 
 
 def menu(page: Page, *path: str) -> None:
