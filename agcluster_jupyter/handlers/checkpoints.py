@@ -128,10 +128,8 @@ class RewindHandler(_CheckpointsHandler):
         unknown = sorted(set(body) - {"turn"})
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; a rewind takes turn", field=unknown[0])
-        turn = body.get("turn")
-        if isinstance(turn, float) and turn.is_integer():
-            turn = int(turn)  # JSON has one number type: 2.0 is the integer 2
-        if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
+        turn = _turn_field(body.get("turn"))
+        if turn is None:
             raise BadRequest("turn must be a turn number (1 or more)", field="turn")
         point = await asyncio.to_thread(history.rewind_point, turn)  # 404 for no such turn
         await self.manager.ensure_running(session)
@@ -146,6 +144,17 @@ class RewindHandler(_CheckpointsHandler):
             session.log.append(RewindEvent(turn=turn))
         self.manager.note_activity(session)
         self.write_json({"turn": turn, "restored": restored})
+
+
+def _turn_field(value: Any) -> int | None:
+    """A body's ``turn``: a turn number (JSON's 2.0 is 2), None when absent, else a 400."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("turn must be a turn number (1 or more)", field="turn")
+    return value
 
 
 def _paths(body: dict[str, Any]) -> list[str] | None:
@@ -179,11 +188,7 @@ class ForkHandler(_CheckpointsHandler):
             raise BadRequest(
                 f"unknown field {unknown[0]!r}; a fork takes turn and name", field=unknown[0]
             )
-        turn = body.get("turn")
-        if isinstance(turn, float) and turn.is_integer():
-            turn = int(turn)
-        if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
-            raise BadRequest("turn must be a turn number (1 or more), or left out", field="turn")
+        turn = _turn_field(body.get("turn"))
         name = body.get("name", "")
         if not isinstance(name, str) or len(name) > 200:
             raise BadRequest("name must be a string of at most 200 characters", field="name")
