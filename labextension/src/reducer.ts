@@ -3,12 +3,15 @@
  *
  * `applyEvent(view, event)` folds one event into a new `SessionView` (the old one is left
  * untouched) with the same semantics as the notebook widgets' Python `SessionView`
- * (`agcluster_jupyter/widgets/state.py`): chat entries (streamed `text_delta` pieces, then
+ * (`agcluster_jupyter/kernel/widgets/state.py`): chat entries (streamed `text_delta` pieces, then
  * the authoritative `message` replacing them), the tool timeline with sub-agent calls
  * nested under their Task/Agent call, the task list, waiting permission requests, tokens
  * and cost.  An event already seen (`seq` at or below the last one applied) returns the
  * same view: a replayed log, an overlapping reconnect or the same event from two streams
  * change nothing.  No I/O, no DOM: the tests drive it with event sequences.
+ *
+ * Size: one fold over every event type, kept in one place so it reads next to its Python
+ * twin (`kernel/widgets/state.py`) case by case.
  */
 
 import {

@@ -7,6 +7,9 @@
  *   with `Last-Event-ID` after a drop, so no event is lost or delivered twice.
  * - `streamTurn` sends a message (`POST agents/{id}/chat`, `Accept: text/event-stream`) and
  *   delivers the turn's events up to `done`, resuming from the event log after a drop.
+ *
+ * Size: the parser and the two readers share the reconnect and cursor rules; apart, each
+ * would restate them.
  */
 
 import { AgClusterAPI, ApiError, abortError } from './api';
