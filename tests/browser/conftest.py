@@ -264,9 +264,14 @@ class Lab:
     def has_command(self, command: str) -> bool:
         return bool(self.page.evaluate("id => window.jupyterapp.commands.hasCommand(id)", command))
 
-    def execute(self, command: str, args: dict[str, Any] | None = None) -> None:
-        """Run a JupyterLab command the way a menu or shortcut would (what it returns, a
-        widget for some, stays in the page: it is no JSON to bring back)."""
+    def execute(self, command: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a JupyterLab command the way a menu or shortcut would."""
+        return self.page.evaluate(
+            "([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}]
+        )
+
+    def execute_for_widget(self, command: str, args: dict[str, Any] | None = None) -> None:
+        """``execute`` for a command that answers with a widget (no JSON to bring back)."""
         self.page.evaluate(
             "async ([id, args]) => { await window.jupyterapp.commands.execute(id, args); }",
             [command, args or {}],

@@ -148,7 +148,7 @@ def test_rows_tell_sessions_apart_and_a_session_opens_in_a_tab(
     )
 
     # opening alpha again focuses its tab, no second one
-    lab.execute(OPEN_TAB, {"sessionId": alpha})
+    lab.execute_for_widget(OPEN_TAB, {"sessionId": alpha})
     expect(dock_tab(lab, title)).to_have_class(re.compile(r"\blm-mod-current\b"))
     expect(dock_tab(lab, title)).to_have_count(1)
     expect(lab.page.locator("#jp-main-dock-panel [id^=agcluster-session-]")).to_have_count(2)
