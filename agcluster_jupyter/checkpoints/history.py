@@ -131,6 +131,15 @@ class CheckpointHistory:
         with self._lock:
             return len(self._checkpoints())
 
+    def snapshot_now(self) -> bytes:
+        """The workspace as it is now, recorded; its tree id."""
+        with self._lock:
+            return self.store.snapshot()
+
+    def locked(self) -> threading.Lock:
+        """This history's lock, for work on its store from outside (a fork's seeding)."""
+        return self._lock
+
     # -- restore and undo ----------------------------------------------------------------
 
     def restore(self, turn: int, paths: list[str] | None = None) -> list[str]:
@@ -153,11 +162,13 @@ class CheckpointHistory:
             stack = self._manifest.setdefault("undo", [])
             if not stack:
                 raise Conflict("there is no restore or rewind to undo")
-            last = stack.pop()
+            last = stack[-1]
             current_tree = self.store.snapshot()
             current = self.store.files(current_tree)
             target = self._files(last["tree"])
+            self.store.check(target[p] for p in last["paths"] if p in target)
             changed = apply_files(self.store, self.workspace, target, current, last["paths"])
+            stack.pop()
             self._save()
             return changed
 
@@ -185,7 +196,7 @@ class CheckpointHistory:
         if turn is None:
             with self._lock:
                 tree = self.store.snapshot()
-            return tree, ({"conversation": conversation, "message": ""} if conversation else None)
+            return tree, ({"conversation": conversation} if conversation else None)
         point = self.rewind_point(turn)
         with self._lock:
             return str(self._require(turn)["before"]).encode(), point
@@ -226,6 +237,7 @@ class CheckpointHistory:
                     "workspace; name a file or folder of either",
                 )
         changed = [p for p in sorted(wanted) if target.get(p) != current.get(p)]
+        self.store.check(target[p] for p in changed if p in target)
         stack = self._manifest.setdefault("undo", [])
         stack.append(
             {
@@ -269,9 +281,8 @@ class CheckpointHistory:
             return
         items = self._checkpoints()
         while len(items) > 1 and self.store.size_bytes() > self.max_bytes:
-            dropped = items.pop(0)
+            items.pop(0)
             self._manifest["pruned_before"] = items[0]["turn"]
-            del dropped
             self.store.collect_garbage(self._trees())
 
     def _trees(self) -> list[bytes]:

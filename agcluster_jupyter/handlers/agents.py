@@ -12,7 +12,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from .._version import __version__
-from ..errors import BadRequest, LimitExceeded, NotFound
+from ..errors import BadRequest, Conflict, LimitExceeded, NotFound
 from ..events import Event, format_sse, turn_reply
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
 from ..queryargs import flag, parse_int
@@ -249,8 +249,8 @@ async def _turn_diffs(session: Session, events: list[Event]) -> dict[int, list[d
     out: dict[int, list[dict[str, Any]]] = {}
     for turn in turns[-MAX_EXPORTED_DIFFS:]:
         try:
-            out[turn] = (await asyncio.to_thread(history.diff, turn))["files"]
-        except NotFound:  # pruned: the summary line stays
+            out[turn] = (await history.diff(turn, None))["files"]
+        except (NotFound, Conflict):  # pruned, or a stopped remote runner: the summary stays
             continue
     return out
 

@@ -10,13 +10,12 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     POST agents/{id}/fork                           {turn?, name?}: a new session from here
     GET  agents/{id}/compare/{other_id}             this workspace against the other's
 
-The work is blocking (a walk of the workspace, object reads), so it runs in a worker
-thread; each session's history serialises its own calls.
+The work runs where the checkpoints are kept (``checkpoints/protocol.py``): in a worker
+thread here for docker and local, on the runner for kubernetes and fly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +23,8 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..checkpoints import CheckpointHistory
+from ..checkpoints.compare import compare
+from ..checkpoints.protocol import Checkpoints
 from ..errors import BadRequest, Conflict
 from ..events import RewindEvent
 from ..queryargs import parse_int
@@ -40,15 +40,9 @@ MAX_RESTORE_PATHS = 1000
 
 
 class _CheckpointsHandler(AgClusterHandler):
-    def _history(self, session_id: str) -> tuple[Session, CheckpointHistory]:
+    def _history(self, session_id: str) -> tuple[Session, Checkpoints]:
         session = self.manager.get_session(session_id)  # NotFound for unknown ids
         if session.checkpoints is None:
-            if session.remote:
-                raise Conflict(
-                    f"checkpoints are not kept for {session.provider.name} sessions yet "
-                    "(their workspace lives on the runner's volume); docker and local "
-                    "sessions have them"
-                )
             raise Conflict(
                 "checkpoints are off on this server (AgClusterApp.checkpoint_max_bytes = 0)"
             )
@@ -77,7 +71,7 @@ class CheckpointsHandler(_CheckpointsHandler):
     @authorized
     async def get(self, session_id: str) -> None:
         _, history = self._history(session_id)
-        self.write_json(await asyncio.to_thread(history.listing))
+        self.write_json(await history.listing())
 
 
 class DiffHandler(_CheckpointsHandler):
@@ -87,7 +81,7 @@ class DiffHandler(_CheckpointsHandler):
         _, history = self._history(session_id)
         number = parse_int(turn, "turn", minimum=1)
         path = self.get_query_argument("path", None)
-        self.write_json(await asyncio.to_thread(history.diff, number, path))
+        self.write_json(await history.diff(number, path))
 
 
 class RestoreHandler(_CheckpointsHandler):
@@ -98,7 +92,7 @@ class RestoreHandler(_CheckpointsHandler):
         number = parse_int(turn, "turn", minimum=1)
         paths = _paths(self.get_json_object())
         async with self._restoring(session):
-            restored = await asyncio.to_thread(history.restore, number, paths)
+            restored = await history.restore(number, paths)
         self.manager.note_activity(session)
         self.write_json({"turn": number, "restored": restored})
 
@@ -108,13 +102,13 @@ class UndoHandler(_CheckpointsHandler):
     @authorized
     async def post(self, session_id: str) -> None:
         session, history = self._history(session_id)
-        last = await asyncio.to_thread(history.peek_undo)  # 409 when there is nothing
+        last = await history.peek_undo()  # 409 when there is nothing
         if last["kind"] == "rewind":
             await self.manager.ensure_running(session)
         async with self._restoring(session):
             if last["kind"] == "rewind":  # the conversation first: it may refuse
                 await session.rewind_conversation(last.get("conversation"), None)
-            restored = await asyncio.to_thread(history.undo)
+            restored = await history.undo()
         self.manager.note_activity(session)
         self.write_json({"restored": restored, "undid": last["kind"]})
 
@@ -131,7 +125,7 @@ class RewindHandler(_CheckpointsHandler):
         turn = _turn_field(body.get("turn"))
         if turn is None:
             raise BadRequest("turn must be a turn number (1 or more)", field="turn")
-        point = await asyncio.to_thread(history.rewind_point, turn)  # 404 for no such turn
+        point = await history.rewind_point(turn)  # 404 for no such turn
         await self.manager.ensure_running(session)
         async with self._restoring(session):
             before = session.record.sdk_session_id
@@ -139,8 +133,8 @@ class RewindHandler(_CheckpointsHandler):
             if point is None:
                 await session.rewind_conversation(None, None)
             else:
-                await session.rewind_conversation(point["conversation"], point["message"])
-            restored = await asyncio.to_thread(history.rewind_files, turn, before)
+                await session.rewind_conversation(point["conversation"], point.get("message"))
+            restored = await history.rewind_files(turn, before)
             session.log.append(RewindEvent(turn=turn))
         self.manager.note_activity(session)
         self.write_json({"turn": turn, "restored": restored})
@@ -216,7 +210,7 @@ class CompareHandler(_CheckpointsHandler):
         _, theirs = self._history(other_id)
         if mine is theirs:
             raise BadRequest("compare a session with another one", field="other_id")
-        reply = await asyncio.to_thread(mine.compare, theirs)
+        reply = await compare(mine, theirs)
         self.write_json({"session_id": session_id, "other_id": other_id, **reply})
 
 

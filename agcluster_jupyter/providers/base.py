@@ -112,6 +112,9 @@ class RunnerSpec:
     #: the token the server presents on every runner request; the runner is given only
     #: its digest (``runner.protocol.token_digest``)
     control_token: str = ""
+    #: for a workspace on the session's volume (``remote``): the runner keeps its
+    #: checkpoints, bounded to this (0: none)
+    checkpoint_max_bytes: int = 0
 
 
 @dataclass

@@ -66,6 +66,9 @@ WORKSPACE_PATH = "/data/workspace"
 #: the CLI's config dir and transcripts (for ``resume``): on the volume, so they outlive
 #: the machine (a Fly machine's root filesystem is reset at every start)
 STATE_PATH = "/data/agent-state"
+#: the runner's checkpoint store: root's (0700) in the volume's root-owned top folder,
+#: out of the agent user's reach
+CHECKPOINT_PATH = "/data/checkpoints"
 CONTAINER_HOME = "/home/agent"
 RUNNER_PORT = 8765
 #: the image's non-root user (docker/Dockerfile.agent)
@@ -111,7 +114,9 @@ def guest(cpu: float, memory_bytes: int, cpu_kind: str = "shared") -> dict[str, 
     return {"cpu_kind": cpu_kind, "cpus": max(1, math.ceil(cpu)), "memory_mb": memory_mb}
 
 
-def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]:
+def runner_command(
+    gateway_url: str, port: int, resume: str | None, checkpoint_max_bytes: int = 0
+) -> list[str]:
     cmd = [
         "python",
         "-m",
@@ -133,6 +138,13 @@ def runner_command(gateway_url: str, port: int, resume: str | None) -> list[str]
     ]
     if resume:
         cmd += ["--resume", resume]
+    if checkpoint_max_bytes > 0:
+        cmd += [
+            "--checkpoint-dir",
+            CHECKPOINT_PATH,
+            "--checkpoint-max-bytes",
+            str(checkpoint_max_bytes),
+        ]
     return cmd
 
 
@@ -173,7 +185,10 @@ def machine_config(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> d
         },
         "init": {
             "cmd": runner_command(
-                gateway or settings.gateway_url, settings.runner_port, spec.resume
+                gateway or settings.gateway_url,
+                settings.runner_port,
+                spec.resume,
+                spec.checkpoint_max_bytes,
             )
         },
         "mounts": [{"volume": volume_id, "path": VOLUME_MOUNT}],

@@ -75,6 +75,9 @@ _METADATA_ADDRESS = "169.254.169.254/32"
 #: the session PVC's folders: the workspace, and the CLI state (transcripts for resume)
 WORKSPACE_SUBPATH = "workspace"
 STATE_SUBPATH = "agent-state"
+#: the runner's checkpoint store, on the PVC next to the CLI state (the pod has one uid:
+#: the objects are content-addressed, and the runner checks every one it reads)
+CHECKPOINT_DIR = f"{STATE_MOUNT}/checkpoints"
 #: where the init container sees the whole PVC
 VOLUME_MOUNT = "/volume"
 INIT_RESOURCES = {"cpu": "100m", "memory": "64Mi"}
@@ -193,7 +196,9 @@ def metrics_summary(pod_metrics: dict[str, Any], memory_limit: int) -> dict[str,
     }
 
 
-def runner_command(port: int, gateway_url: str, resume: str | None) -> list[str]:
+def runner_command(
+    port: int, gateway_url: str, resume: str | None, checkpoint_max_bytes: int = 0
+) -> list[str]:
     cmd = [
         "python",
         "-m",
@@ -209,6 +214,13 @@ def runner_command(port: int, gateway_url: str, resume: str | None) -> list[str]
     ]
     if resume:
         cmd += ["--resume", resume]
+    if checkpoint_max_bytes > 0:
+        cmd += [
+            "--checkpoint-dir",
+            CHECKPOINT_DIR,
+            "--checkpoint-max-bytes",
+            str(checkpoint_max_bytes),
+        ]
     return cmd
 
 
@@ -321,7 +333,10 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                     "image": settings.image,
                     "imagePullPolicy": settings.image_pull_policy,
                     "command": runner_command(
-                        settings.port, runner_gateway(spec, settings), spec.resume
+                        settings.port,
+                        runner_gateway(spec, settings),
+                        spec.resume,
+                        spec.checkpoint_max_bytes,
                     ),
                     "workingDir": WORKSPACE_MOUNT,
                     "ports": [{"name": "runner", "containerPort": settings.port}],

@@ -47,6 +47,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import PermissionResult
 
 from .._version import __version__
+from ..checkpoints.conversation import fork_transcript
 from ..config import AgentConfig
 from ..errors import BadRequest, Conflict, NotFound
 from ..events import (
@@ -487,19 +488,7 @@ class AgentRunner:
 
     def _fork(self, conversation: str, at: str) -> str:
         """The SDK's offline fork of the CLI's transcript, in this session's config dir."""
-        from claude_agent_sdk import fork_session
-
-        config_dir = str(self.settings.state_dir / "claude")
-        previous = os.environ.get("CLAUDE_CONFIG_DIR")
-        os.environ["CLAUDE_CONFIG_DIR"] = config_dir  # where the SDK looks; one session here
-        try:
-            forked = fork_session(conversation, up_to_message_id=at)
-        finally:
-            if previous is None:
-                os.environ.pop("CLAUDE_CONFIG_DIR", None)
-            else:
-                os.environ["CLAUDE_CONFIG_DIR"] = previous
-        return str(forked.session_id)
+        return fork_transcript(self.settings.state_dir / "claude", conversation, at)
 
     async def interrupt(self) -> bool:
         """Stop the running turn (it then ends with ``done``); False when idle."""

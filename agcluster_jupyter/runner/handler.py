@@ -15,6 +15,7 @@ from typing import Any
 
 from tornado import web
 
+from ..checkpoints import CheckpointHistory
 from ..errors import AgClusterError, BadRequest
 from ..workspace import AsyncLocalWorkspace
 from .agent import AgentRunner
@@ -35,6 +36,8 @@ class RunnerContext:
     workspace: AsyncLocalWorkspace
     on_shutdown: Callable[[], None]
     heartbeat: float = HEARTBEAT_SECONDS
+    #: the workspace's checkpoints (``--checkpoint-dir``); None: the server keeps them
+    checkpoints: CheckpointHistory | None = None
 
 
 class RunnerHandler(web.RequestHandler):

@@ -90,6 +90,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="create the workspace folder if missing and give it to --agent-user when it "
         "is root's (a fresh volume, as Fly mounts one)",
     )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        type=Path,
+        help="keep the workspace's per-turn checkpoints here (outside the workspace, "
+        "where the agent's uid cannot write): the server then asks the runner for them",
+    )
+    parser.add_argument(
+        "--checkpoint-max-bytes",
+        default=2 * 1024**3,
+        type=int,
+        help="the checkpoint store's bound; past it the oldest checkpoints are pruned",
+    )
     parser.add_argument("--log-level", default="INFO", help="runner log level (stderr)")
     return parser.parse_args(argv)
 
@@ -266,7 +279,18 @@ async def serve(args: argparse.Namespace) -> int:
             network=network,
         )
     )
-    switch.app = server_mod.make_app(runner, digest=digest, on_shutdown=stop.set)
+    checkpoints = None
+    if args.checkpoint_dir is not None:
+        history_mod: Any = importlib.import_module("..checkpoints", __package__)
+        checkpoints = await asyncio.to_thread(
+            history_mod.CheckpointHistory,
+            _private_dir(args.checkpoint_dir),
+            args.workspace.resolve(),
+            args.checkpoint_max_bytes,
+        )
+    switch.app = server_mod.make_app(
+        runner, digest=digest, on_shutdown=stop.set, checkpoints=checkpoints
+    )
     log.info("runner listening on %s (config %s, gateway %s)", args.listen, config.id, base_url)
     runner.start()
     try:
@@ -285,6 +309,14 @@ async def serve(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(unix_path)
     return 0
+
+
+def _private_dir(path: Path) -> Path:
+    """The checkpoint store's folder, the runner's alone (0700; made if missing)."""
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

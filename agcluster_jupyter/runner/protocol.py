@@ -79,6 +79,7 @@ __all__ = [
     "ENV_SESSION_TOKEN",
     "HEARTBEAT_SECONDS",
     "MAX_BODY_BYTES",
+    "CONVERSATION_HEADER",
     "NAME_HEADER",
     "denial_message",
     "token_digest",
@@ -98,6 +99,8 @@ ENV_ISOLATED = "AGCLUSTER_ISOLATED"
 ENV_NETWORK = "AGCLUSTER_NETWORK"
 #: a served file's own name (URL-quoted UTF-8), for the server's Content-Disposition
 NAME_HEADER = "X-Agcluster-Name"
+#: a copied conversation's id, on ``POST /conversation/export`` (runner/checkpoints.py)
+CONVERSATION_HEADER = "X-Agcluster-Conversation"
 #: seconds between heartbeats on an idle ``/events`` stream
 HEARTBEAT_SECONDS = 10.0
 #: the largest request body the runner reads (a chat message, a permission answer)

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ..checkpoints import CheckpointHistory
 from ..errors import BadRequest
 from ..queryargs import int_arg
 from ..workspace import AsyncLocalWorkspace, LocalWorkspace
 from .agent import AgentRunner
+from .checkpoints import checkpoint_routes
 from .files import file_routes
 from .handler import RunnerContext, RunnerHandler
 from .protocol import HEARTBEAT_SECONDS, MAX_BODY_BYTES
@@ -116,6 +118,7 @@ def make_app(
     digest: str,
     on_shutdown: Callable[[], None],
     heartbeat: float = HEARTBEAT_SECONDS,
+    checkpoints: CheckpointHistory | None = None,
 ) -> web.Application:
     root = runner.settings.workspace
     state_dir = runner.settings.state_dir.resolve()
@@ -129,11 +132,13 @@ def make_app(
         workspace=AsyncLocalWorkspace(local, usage_paths=extra),
         on_shutdown=on_shutdown,
         heartbeat=heartbeat,
+        checkpoints=checkpoints,
     )
     common = {"ctx": ctx}
     return web.Application(
         [
             *file_routes(ctx),
+            *checkpoint_routes(ctx),
             (r"/health", HealthHandler, common),
             (r"/turns", TurnsHandler, common),
             (r"/events", EventsHandler, common),

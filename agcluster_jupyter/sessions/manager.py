@@ -21,6 +21,7 @@ import contextlib
 import logging
 import secrets
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from pydantic import ValidationError
 
 from .._version import __version__
 from ..checkpoints import CheckpointHistory
+from ..checkpoints.async_local import AsyncLocalCheckpoints
+from ..checkpoints.protocol import Checkpoints
+from ..checkpoints.remote import RemoteCheckpoints
 from ..config import AgentConfig
 from ..errors import BadRequest, Conflict, LimitExceeded, NotFound, ServiceUnavailable
 from ..events import CheckpointEvent, DoneEvent, ErrorEvent, Event, StatusEvent, now_iso
@@ -48,7 +52,7 @@ from ..providers.base import (
     RunnerSpec,
     RunnerStatus,
 )
-from .fork import copy_conversation, copy_files
+from .fork import copy_conversation, copy_files, export_conversation, import_conversation
 from .ownership import Ownership
 from .pool import WarmPool
 from .session import Session, SessionRecord
@@ -273,12 +277,28 @@ class SessionManager:
         history = parent.checkpoints
         if history is None:
             raise Conflict(
-                f"forks need checkpoints, which {parent.provider.name} sessions do not keep yet"
+                "forks need checkpoints, which are off on this server "
+                "(AgClusterApp.checkpoint_max_bytes = 0)"
             )
         if parent.state == "busy" or parent.sending:
             raise Conflict("the session is running a turn; wait for its done, then fork")
         api_key = parent.gateway_session.api_key
         self._check_launch(api_key)
+        label = name or f"{parent.record.name} (fork)"
+        if isinstance(history, AsyncLocalCheckpoints):
+            return await self._fork_here(parent, history.history, turn, api_key, label)
+        return await self._fork_remote(parent, history, turn, api_key, label)
+
+    async def _fork_here(
+        self,
+        parent: Session,
+        history: CheckpointHistory,
+        turn: int | None,
+        api_key: str | None,
+        name: str,
+    ) -> Session:
+        """Both workspaces and both CLI states are folders here: copied before the child's
+        runner starts."""
         tree, point = await asyncio.to_thread(
             history.fork_point, turn, parent.record.sdk_session_id
         )
@@ -291,18 +311,55 @@ class SessionManager:
                 child.record.sdk_session_id = copy_conversation(
                     parent_config,
                     point["conversation"],
-                    point["message"] or None,
+                    point.get("message"),
                     self._agent_state_dir(child.id) / "claude",
                     cwd,
                 )
             child.record.forked_from = {"session_id": parent.id, "turn": turn}
 
-        return await self._create(
-            parent.record.config,
-            api_key=api_key,
-            name=name or f"{parent.record.name} (fork)",
-            prepare=prepare,
-        )
+        return await self._create(parent.record.config, api_key=api_key, name=name, prepare=prepare)
+
+    async def _fork_remote(
+        self,
+        parent: Session,
+        history: Checkpoints,
+        turn: int | None,
+        api_key: str | None,
+        name: str,
+    ) -> Session:
+        """The workspaces are on two volumes: the parent's runner exports the snapshot and
+        a copy of the conversation, the child's runner (started first) takes them in."""
+        if turn is None:
+            conversation = parent.record.sdk_session_id
+            point = {"conversation": conversation} if conversation else None
+        else:
+            point = await history.rewind_point(turn)
+        with tempfile.TemporaryFile(prefix="agcluster-fork-") as spool:
+            await history.export(turn, spool)
+            transcript = None
+            if point is not None:
+                transcript = await export_conversation(
+                    parent, point["conversation"], point.get("message")
+                )
+
+            def prepare(child: Session) -> None:
+                child.record.forked_from = {"session_id": parent.id, "turn": turn}
+
+            child = await self._create(
+                parent.record.config, api_key=api_key, name=name, prepare=prepare
+            )
+            try:
+                assert child.checkpoints is not None  # the parent's server keeps them
+                spool.seek(0)
+                await child.checkpoints.seed(spool)
+                if transcript is not None:
+                    await import_conversation(child, *transcript)
+                    await child.rewind_conversation(transcript[0], None)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.stop(child.id, purge=True, reason="the fork could not be prepared")
+                raise
+        return child
 
     def _check_launch(self, api_key: str | None) -> None:
         if not (api_key or self.server_key()):
@@ -414,12 +471,17 @@ class SessionManager:
             )
 
         gateway_session.on_refused = refused
-        if self.settings.checkpoint_max_bytes > 0 and not self.provider.remote:
-            session.checkpoints = CheckpointHistory(
-                self._record_dir(record.session_id) / "checkpoints",
-                Path(record.workspace),
-                self.settings.checkpoint_max_bytes,
-            )
+        if self.settings.checkpoint_max_bytes > 0:
+            if self.provider.remote:  # the runner keeps them on the session's volume
+                session.checkpoints = RemoteCheckpoints(session.runner_channel)
+            else:
+                session.checkpoints = AsyncLocalCheckpoints(
+                    CheckpointHistory(
+                        self._record_dir(record.session_id) / "checkpoints",
+                        Path(record.workspace),
+                        self.settings.checkpoint_max_bytes,
+                    )
+                )
         session.before_turn = self._before_turn
         session.before_done = self._before_done
         return session
@@ -440,6 +502,8 @@ class SessionManager:
             resume=session.record.sdk_session_id,
             # a fresh one each start: the runner is given only its digest
             control_token=secrets.token_urlsafe(32),
+            # remote workspaces: the runner keeps the checkpoints on the session's volume
+            checkpoint_max_bytes=self.settings.checkpoint_max_bytes,
             labels={
                 LABEL_SESSION: session.id,
                 LABEL_CONFIG: session.record.config_id,
@@ -695,7 +759,7 @@ class SessionManager:
         if session.checkpoints is not None:
             turn = session.record.turns + 1
             try:
-                await asyncio.to_thread(session.checkpoints.begin_turn, turn, message)
+                await session.checkpoints.begin_turn(turn, message)
             except Exception:  # a turn must not fail for its checkpoint: said in the log
                 log.exception("session %s: no checkpoint of turn %d", session.id, turn)
 
@@ -730,7 +794,7 @@ class SessionManager:
                 else None
             )
             try:
-                summary = await asyncio.to_thread(session.checkpoints.end_turn, turn, anchor)
+                summary = await session.checkpoints.end_turn(turn, anchor)
             except Exception:
                 log.exception("session %s: the checkpoint of turn %d did not end", session.id, turn)
                 summary = None

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from ..checkpoints import CheckpointHistory
+from ..checkpoints.protocol import Checkpoints
 from ..config import AgentConfig
 from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ..events import (
@@ -136,8 +136,8 @@ class Session:
         #: set by the manager: events to log before a turn's ``done`` (OOM kills,
         #: storage, the turn's ``checkpoint``)
         self.before_done: Callable[[Session], Awaitable[list[Event]]] | None = None
-        #: the workspace's per-turn checkpoints (None: off, or a remote workspace)
-        self.checkpoints: CheckpointHistory | None = None
+        #: the workspace's per-turn checkpoints (None: off on this server)
+        self.checkpoints: Checkpoints | None = None
         #: the running (or last) turn's result: where its conversation can be resumed
         self.last_result: ResultEvent | None = None
 
@@ -161,7 +161,7 @@ class Session:
         """The session's files: through the runner (remote), else the folder here; the
         agent state folder counts against the storage limit too."""
         if self.remote:
-            return RemoteWorkspace(self._file_channel, describe=f"{self.provider.name}:{self.id}")
+            return RemoteWorkspace(self.runner_channel, describe=f"{self.provider.name}:{self.id}")
         root = Path(self.record.workspace)
         mount = self.provider.workspace_mount
         if mount is None:
@@ -171,7 +171,9 @@ class Session:
         extra = (self.agent_state_dir,) if self.agent_state_dir is not None else ()
         return AsyncLocalWorkspace(local, usage_paths=extra)
 
-    def _file_channel(self, timeout: float) -> httpx.AsyncClient:
+    def runner_channel(self, timeout: float) -> httpx.AsyncClient:
+        """The runner channel for the workspace's files and checkpoints (a remote one's
+        live with its runner: a 409 saying so while it is not running)."""
         handle = self.handle
         if self.state == "starting":
             raise Conflict("the session's agent is starting; its files are here in a moment")
@@ -233,7 +235,7 @@ class Session:
             "cost_budget_usd": self.gateway_session.cost_budget_usd,
             "metered_cost_usd": round(self.gateway_session.usage.cost_usd, 6),
             "turns": rec.turns,
-            "checkpoints": self.checkpoints.count() if self.checkpoints is not None else 0,
+            "checkpoints": self.checkpoints.known_count if self.checkpoints is not None else 0,
             "forked_from": rec.forked_from,
             # a remote workspace is on the runner's volume: where the agent sees it
             "workspace": self.provider.workspace_mount if self.remote else rec.workspace,

@@ -24,7 +24,13 @@ from ..errors import AgClusterError, BadRequest, Conflict, NotFound, ServiceUnav
 from ..runner.protocol import NAME_HEADER
 from .local import DEFAULT_CHUNK_BYTES, DEFAULT_PREVIEW_BYTES, DEFAULT_TREE_ENTRIES
 
-__all__ = ["RemoteRawFile", "RemoteUpload", "RemoteWorkspace"]
+__all__ = [
+    "RemoteRawFile",
+    "RemoteUpload",
+    "RemoteWorkspace",
+    "raise_for_runner",
+    "runner_not_running",
+]
 
 #: uploads stay in memory up to this size, then spill to the server's temp folder
 SPOOL_BYTES = 1024 * 1024
@@ -40,7 +46,7 @@ _ERRORS: dict[int, type[AgClusterError]] = {
 ChannelFactory = Callable[[float], httpx.AsyncClient]
 
 
-def _not_running(detail: str) -> Conflict:
+def runner_not_running(detail: str) -> Conflict:
     return Conflict(
         "the session's agent is not running, and its workspace lives with it on the "
         "provider's volume (kept); send the session a message to start it again "
@@ -48,7 +54,7 @@ def _not_running(detail: str) -> Conflict:
     )
 
 
-async def _raise_for(response: httpx.Response) -> None:
+async def raise_for_runner(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     await response.aread()
@@ -153,10 +159,10 @@ class RemoteUpload:
                     content=body(),
                     headers={"Content-Length": str(self._size)},
                 )
-                await _raise_for(response)
+                await raise_for_runner(response)
                 return str(response.json()["path"])
         except httpx.HTTPError as exc:
-            raise _not_running(f"{type(exc).__name__}: {exc}") from None
+            raise runner_not_running(f"{type(exc).__name__}: {exc}") from None
         finally:
             self._drop()
 
@@ -187,10 +193,10 @@ class RemoteWorkspace:
         try:
             async with self.channel() as client:
                 response = await client.get(path, params=params)
-                await _raise_for(response)
+                await raise_for_runner(response)
                 return response.json()
         except httpx.HTTPError as exc:
-            raise _not_running(f"{type(exc).__name__}: {exc}") from None
+            raise runner_not_running(f"{type(exc).__name__}: {exc}") from None
 
     async def tree(self, max_entries: int = DEFAULT_TREE_ENTRIES) -> dict[str, Any]:
         result: dict[str, Any] = await self._get_json(
@@ -217,10 +223,10 @@ class RemoteWorkspace:
         try:
             request = client.build_request("GET", path, params=params)
             response = await client.send(request, stream=True)
-            await _raise_for(response)
+            await raise_for_runner(response)
         except httpx.HTTPError as exc:
             await client.aclose()
-            raise _not_running(f"{type(exc).__name__}: {exc}") from None
+            raise runner_not_running(f"{type(exc).__name__}: {exc}") from None
         except BaseException:
             await client.aclose()
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,23 @@ def scenarios(scripted_model: Any) -> None:
     scripted_model.add_scenarios(SCENARIOS)
 
 
-async def _session_with_files(launched: Any) -> tuple[str, Path]:
+HostWorkspace = Callable[[dict[str, Any]], Awaitable[Path]]
+
+
+@pytest.fixture
+def host_workspace() -> HostWorkspace:
+    """Where a launched session's workspace is on this host (here: the folder it names;
+    the remote tests look it up on the fake node)."""
+
+    async def find(session: dict[str, Any]) -> Path:
+        return Path(session["workspace"])
+
+    return find
+
+
+async def _session_with_files(launched: Any, host_workspace: HostWorkspace) -> tuple[str, Path]:
     session = await launched("code-assistant")
-    workspace = Path(session["workspace"])
+    workspace = await host_workspace(session)
     (workspace / "old.txt").write_text("to be removed\n")
     (workspace / "log.txt").write_text("line one\nline two\n")
     owner = os.stat(workspace)
@@ -77,8 +92,10 @@ async def _session_with_files(launched: Any) -> tuple[str, Path]:
 
 
 @pytest.mark.usefixtures("scenarios")
-async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(api: Any, launched: Any) -> None:
-    sid, workspace = await _session_with_files(launched)
+async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(
+    api: Any, launched: Any, host_workspace: Any
+) -> None:
+    sid, workspace = await _session_with_files(launched, host_workspace)
 
     events = await chat_sse(api, sid, "tidy the notes")
     checkpoint = next(e for e in events if e["type"] == "checkpoint")
@@ -132,8 +149,10 @@ async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(api: Any, laun
 
 
 @pytest.mark.usefixtures("scenarios")
-async def test_bad_checkpoint_requests_get_clear_4xx(api: Any, launched: Any) -> None:
-    sid, workspace = await _session_with_files(launched)
+async def test_bad_checkpoint_requests_get_clear_4xx(
+    api: Any, launched: Any, host_workspace: Any
+) -> None:
+    sid, workspace = await _session_with_files(launched, host_workspace)
     await chat_sse(api, sid, "tidy the notes")
     for bad in ["../etc/passwd", "/etc/passwd", "a/../../b"]:
         reply = await expect_error(
@@ -174,9 +193,9 @@ def _user_texts(request: Any) -> list[str]:
 
 @pytest.mark.usefixtures("scenarios")
 async def test_rewind_forgets_the_later_turns_and_undo_brings_them_back(
-    api: Any, launched: Any, scripted_model: Any
+    api: Any, launched: Any, scripted_model: Any, host_workspace: Any
 ) -> None:
-    sid, workspace = await _session_with_files(launched)
+    sid, workspace = await _session_with_files(launched, host_workspace)
     await chat_sse(api, sid, "tidy the notes")
     await chat_sse(api, sid, "write a report")
     await chat_sse(api, sid, "remember the word PELICAN")
@@ -212,9 +231,9 @@ async def test_rewind_forgets_the_later_turns_and_undo_brings_them_back(
 
 @pytest.mark.usefixtures("scenarios")
 async def test_rewind_to_the_first_turn_starts_a_new_conversation(
-    api: Any, launched: Any, scripted_model: Any
+    api: Any, launched: Any, scripted_model: Any, host_workspace: Any
 ) -> None:
-    sid, workspace = await _session_with_files(launched)
+    sid, workspace = await _session_with_files(launched, host_workspace)
     await chat_sse(api, sid, "tidy the notes")
     reply = await api(f"agents/{sid}/rewind", method="POST", body={"turn": 1})
     assert reply["restored"] == ["log.txt", "old.txt"]
@@ -230,16 +249,16 @@ async def test_rewind_to_the_first_turn_starts_a_new_conversation(
 
 @pytest.mark.usefixtures("scenarios")
 async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
-    api: Any, launched: Any, scripted_model: Any
+    api: Any, launched: Any, scripted_model: Any, host_workspace: Any
 ) -> None:
-    sid, workspace = await _session_with_files(launched)
+    sid, workspace = await _session_with_files(launched, host_workspace)
     await chat_sse(api, sid, "tidy the notes")
     await chat_sse(api, sid, "write a report")
 
     fork = await api(f"agents/{sid}/fork", method="POST", body={"name": "try B"})
     child = fork["session_id"]
     assert fork["forked_from"] == {"session_id": sid, "turn": None}
-    child_ws = Path(fork["workspace"])
+    child_ws = await host_workspace(fork)
     assert (child_ws / "report.md").read_text() == "# Report\nok\n"
     assert (child_ws / "log.txt").read_text() == "line one\nline two\nline three\n"
     details = await api(f"agents/sessions/{child}")
@@ -256,7 +275,7 @@ async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
 
     # from before turn 2: turn 1's files and memory only
     early = await api(f"agents/{sid}/fork", method="POST", body={"turn": 2})
-    early_ws = Path(early["workspace"])
+    early_ws = await host_workspace(early)
     assert not (early_ws / "report.md").exists() and not (early_ws / "old.txt").exists()
     seen = len(scripted_model.message_requests)
     await chat_sse(api, early["session_id"], "and you")
@@ -285,8 +304,10 @@ async def test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone(
 
 
 @pytest.mark.usefixtures("scenarios")
-async def test_exports_mark_each_turns_file_changes(api: Any, launched: Any) -> None:
-    sid, _ = await _session_with_files(launched)
+async def test_exports_mark_each_turns_file_changes(
+    api: Any, launched: Any, host_workspace: Any
+) -> None:
+    sid, _ = await _session_with_files(launched, host_workspace)
     await chat_sse(api, sid, "tidy the notes")
     await chat_sse(api, sid, "make a hostile name")
     notebook = json.loads(await api(f"agents/{sid}/export", params={"format": "ipynb"}))

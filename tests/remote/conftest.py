@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ..support import wait_until
 from ..support.fake_fly import FakeFly
 from ..support.fake_kubernetes import FakeKubernetes
 from ..support.fake_node import LocalNode
@@ -51,6 +52,20 @@ class Remote:
 
     def running_processes(self) -> list[str]:
         return sorted(self.node.workloads)
+
+    async def host_workspace(self, agent_id: str) -> Path:
+        """The host folder behind the ``/workspace`` of pod or machine ``agent_id``, once
+        the agent user owns it (a Fly runner adopts its fresh volume's folder as it boots)."""
+        mounts = self.node.workloads[agent_id].mounts
+        if "/workspace" in mounts:  # a pod: the PVC's workspace subPath
+            return mounts["/workspace"]
+        folder = mounts["/data"] / "workspace"  # a machine: the volume's workspace folder
+
+        async def adopted() -> bool:
+            return folder.is_dir() and folder.stat().st_uid != 0
+
+        await wait_until(adopted, timeout=60.0, what=f"the runner of {agent_id} adopting {folder}")
+        return folder
 
 
 def write_kubeconfig(path: Path, server: str, namespace: str = "default") -> Path:

@@ -174,3 +174,19 @@ def test_runner_endpoint_is_on_the_private_network() -> None:
     )
     assert runner_endpoint("agents", "e7", 8765, "fdaa:0:1::3") == "http://[fdaa:0:1::3]:8765"
     assert runner_endpoint("agents", "e7", 9000, "10.0.0.7") == "http://10.0.0.7:9000"
+
+
+def test_the_runner_keeps_the_checkpoints_in_the_volumes_root_owned_top(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    spec.checkpoint_max_bytes = 5 * 1024**3
+    cmd = machine_config(spec, SETTINGS, "vol_1")["init"]["cmd"]
+    assert cmd[-4:] == [
+        "--checkpoint-dir",
+        "/data/checkpoints",
+        "--checkpoint-max-bytes",
+        "5368709120",
+    ]
+    # not in the workspace nor in the agent user's state folder
+    assert not cmd[cmd.index("--checkpoint-dir") + 1].startswith(
+        ("/data/workspace", "/data/agent-state")
+    )

@@ -484,3 +484,23 @@ def test_metrics_summary_adds_up_the_containers() -> None:
         "memory_bytes": 0,
         "memory_limit_bytes": 1,
     }
+
+
+def test_the_runner_keeps_the_checkpoints_on_the_pvc_out_of_the_workspace() -> None:
+    spec = dataclasses.replace(make_spec(), checkpoint_max_bytes=2 * 1024**3)
+    pod = pod_spec(spec, SETTINGS)
+    (container,) = pod["spec"]["containers"]
+    cmd = container["command"]
+    assert cmd[-4:] == [
+        "--checkpoint-dir",
+        "/var/lib/agcluster/state/checkpoints",
+        "--checkpoint-max-bytes",
+        "2147483648",
+    ]
+    # the state mount is the PVC's agent-state subPath: the store outlives the pod
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/var/lib/agcluster/state"]["subPath"] == "agent-state"
+    assert (
+        "--checkpoint-dir"
+        not in pod_spec(make_spec(), SETTINGS)["spec"]["containers"][0]["command"]
+    )

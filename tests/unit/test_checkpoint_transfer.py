@@ -1,0 +1,118 @@
+"""Snapshot streams between checkpoint stores (a remote fork, a remote compare): what
+arrives is exactly the snapshot its tree id names, or a 400 and nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from agcluster_jupyter.checkpoints import CheckpointHistory
+from agcluster_jupyter.checkpoints.async_local import seed_workspace
+from agcluster_jupyter.checkpoints.store import CHUNKED_FILE_BYTES, SnapshotStore
+from agcluster_jupyter.checkpoints.transfer import read_objects, write_objects
+from agcluster_jupyter.errors import BadRequest, Conflict
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> tuple[SnapshotStore, bytes]:
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "app.py").write_text("print('hi')\n")
+    (ws / "run.sh").write_text("#!/bin/sh\n")
+    (ws / "run.sh").chmod(0o755)
+    (ws / "big.bin").write_bytes(os.urandom(CHUNKED_FILE_BYTES + 12345))
+    os.symlink("/etc/passwd", ws / "leak")
+    store = SnapshotStore(tmp_path / "a", ws)
+    return store, store.snapshot()
+
+
+def _stream(store: SnapshotStore, tree: bytes) -> io.BytesIO:
+    out = io.BytesIO()
+    write_objects(store, tree, out)
+    out.seek(0)
+    return out
+
+
+def test_a_snapshot_arrives_whole_and_seeds_a_workspace(
+    source: tuple[SnapshotStore, bytes], tmp_path: Path
+) -> None:
+    store, tree = source
+    target = tmp_path / "child"
+    target.mkdir()
+    history = CheckpointHistory(tmp_path / "b", target, max_bytes=1 << 30)
+    assert seed_workspace(history, _stream(store, tree)) == 4
+    assert (target / "src" / "app.py").read_text() == "print('hi')\n"
+    assert os.access(target / "run.sh", os.X_OK)
+    assert os.readlink(target / "leak") == "/etc/passwd"  # a link, never followed
+    assert (target / "big.bin").read_bytes() == (store.workspace / "big.bin").read_bytes()
+    assert history.store.files(tree) == store.files(tree)
+
+
+def test_a_changed_object_is_refused(source: tuple[SnapshotStore, bytes], tmp_path: Path) -> None:
+    store, tree = source
+    tampered = io.BytesIO()
+    with (
+        tarfile.open(fileobj=_stream(store, tree), mode="r|") as original,
+        tarfile.open(fileobj=tampered, mode="w|") as out,
+    ):
+        for member in original:
+            handle = original.extractfile(member)
+            assert handle is not None
+            data = handle.read()
+            if member.name != "TREE" and b"print('hi')" in data:
+                data = data.replace(b"print('hi')", b"print('EV')")
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    tampered.seek(0)
+    with pytest.raises(BadRequest, match="does not match its id"):
+        read_objects(SnapshotStore(tmp_path / "c", tmp_path / "none"), tampered)
+
+
+def test_a_stream_missing_an_object_or_not_a_tar_is_refused(
+    source: tuple[SnapshotStore, bytes], tmp_path: Path
+) -> None:
+    store, tree = source
+    short = io.BytesIO()
+    with (
+        tarfile.open(fileobj=_stream(store, tree), mode="r|") as original,
+        tarfile.open(fileobj=short, mode="w|") as out,
+    ):
+        for n, member in enumerate(original):
+            handle = original.extractfile(member)
+            assert handle is not None
+            if n != 2:
+                out.addfile(member, io.BytesIO(handle.read()))
+    short.seek(0)
+    with pytest.raises(BadRequest, match="lacks objects"):
+        read_objects(SnapshotStore(tmp_path / "d", tmp_path / "none"), short)
+    with pytest.raises(BadRequest, match="not a tar stream"):
+        read_objects(SnapshotStore(tmp_path / "e", tmp_path / "none"), io.BytesIO(b"junk" * 200))
+
+
+def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("first\n")
+    (ws / "b.txt").write_text("precious\n")
+    history = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30)
+    history.begin_turn(1, "go")
+    (ws / "a.txt").write_text("changed\n")
+    (ws / "b.txt").unlink()
+    history.end_turn(1)
+    sha = history.store.files(history.store.snapshot())["a.txt"].sha  # unrelated
+    before = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30)
+    entry = before._files(before._require(1)["before"])["b.txt"]
+    path = tmp_path / "st" / "objects" / entry.sha.decode()[:2] / entry.sha.decode()[2:]
+    path.chmod(0o600)
+    path.write_bytes(zlib.compress(b"blob 9\0evil!!!\n\n"))
+    with pytest.raises(Conflict, match="damaged"):
+        before.restore(1)
+    assert (ws / "a.txt").read_text() == "changed\n"  # a.txt (fine) was not written either
+    assert not (ws / "b.txt").exists() and sha
+    with pytest.raises(Conflict, match="nothing to undo|no restore"):
+        before.undo()
