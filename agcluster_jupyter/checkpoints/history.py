@@ -41,8 +41,10 @@ PROMPT_CHARS = 200
 class CheckpointHistory:
     """Blocking; callers run it in an executor.  One lock serialises its calls."""
 
-    def __init__(self, store_dir: Path, workspace: Path, max_bytes: int) -> None:
-        self.store = SnapshotStore(store_dir, workspace)
+    def __init__(
+        self, store_dir: Path, workspace: Path, max_bytes: int, pool: Path | None = None
+    ) -> None:
+        self.store = SnapshotStore(store_dir, workspace, pool)
         self.workspace = workspace
         self.max_bytes = max_bytes
         self._manifest_path = store_dir / "manifest.json"

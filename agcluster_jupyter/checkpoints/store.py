@@ -18,6 +18,16 @@ index does; a file changed within :data:`RACY_NS` of the snapshot is re-read any
 (its mtime cannot tell a second write in the same tick).  Files from
 :data:`CHUNKED_FILE_BYTES` up are stored as :data:`CHUNK_BYTES` chunks under a manifest
 blob, so a small change to a 1 GiB file stores one chunk, not the file again.
+
+Deduplicated across sessions too: with a ``pool`` (one folder per server state, next to
+the sessions), every object a store writes is hard-linked into the pool by its id, and
+an object the pool already holds is linked from there instead of written again.  A fork
+of a session with a 1 GiB dataset, or two sessions given the same data, hold it once on
+disk.  The link count is the reference count: a store drops its own link when it prunes
+an object (or the session is purged, :meth:`SnapshotStore.destroy`), and a pool entry
+whose last store link is gone is removed with it.  Each store still counts its objects'
+bytes as its own for ``checkpoint_max_bytes`` (what the session would use alone).  A
+pool on another filesystem (no hard links) costs only the sharing.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import stat
 import time
 import zlib
@@ -87,9 +98,12 @@ class SnapshotStore:
     Blocking (the caller runs it in an executor); not safe for two threads at once.
     """
 
-    def __init__(self, store_dir: Path, workspace: Path) -> None:
+    def __init__(self, store_dir: Path, workspace: Path, pool: Path | None = None) -> None:
         self.store_dir = store_dir
         self.workspace = workspace
+        self.pool = pool
+        if pool is not None:  # the objects of every session: the server's alone
+            pool.mkdir(parents=True, exist_ok=True, mode=0o700)
         objects = store_dir / "objects"
         if not objects.is_dir():
             store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -243,10 +257,62 @@ class SnapshotStore:
         return sha
 
     def _add(self, obj: Blob | Tree, sha: bytes) -> None:
-        self.objects.add_object(obj)
+        name = sha.decode()
+        path = os.path.join(self._objects_dir, name[:2], name[2:])
+        if not self._link_from_pool(name, path):
+            self.objects.add_object(obj)
+            self._link_to_pool(name, path)
         if self._bytes is not None:
-            name = sha.decode()
-            self._bytes += os.stat(os.path.join(self._objects_dir, name[:2], name[2:])).st_size
+            self._bytes += os.stat(path).st_size
+
+    def _pool_path(self, name: str) -> str | None:
+        return None if self.pool is None else os.path.join(self.pool, name[:2], name[2:])
+
+    def _link_from_pool(self, name: str, path: str) -> bool:
+        """The pool's copy of object ``name`` linked in as ours; False: write it."""
+        shared = self._pool_path(name)
+        if shared is None:
+            return False
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link(shared, path)
+        except FileExistsError:
+            return True
+        except OSError:  # not pooled (yet), or gone meanwhile, or another filesystem
+            return False
+        return True
+
+    def _link_to_pool(self, name: str, path: str) -> None:
+        shared = self._pool_path(name)
+        if shared is None:
+            return
+        with contextlib.suppress(OSError):  # pooled already, or no hard links there
+            os.makedirs(os.path.dirname(shared), mode=0o700, exist_ok=True)
+            os.link(path, shared)
+
+    def _unlink(self, path: Path, name: str) -> int:
+        """Drop our link to an object (and the pool's, when ours was its last); bytes."""
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        shared = self._pool_path(name)
+        if shared is not None:
+            with contextlib.suppress(OSError):
+                if os.stat(shared).st_nlink <= 1:
+                    os.unlink(shared)
+        return size
+
+    def destroy(self) -> None:
+        """Every object released (the pool keeps what other stores still link), then the
+        store's folder removed: a purged session's part of the pool goes with it."""
+        for dirpath, _, filenames in os.walk(self._objects_dir):
+            fan = os.path.basename(dirpath)
+            for filename in filenames:
+                if len(fan) == 2 and len(filename) == 38:
+                    self._unlink(Path(dirpath) / filename, fan + filename)
+        shutil.rmtree(self.store_dir, ignore_errors=True)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -368,11 +434,7 @@ class SnapshotStore:
         for sha in list(self.objects._iter_loose_objects()):
             if sha in keep:
                 continue
-            path = Path(self.objects._get_shafile_path(sha))
-            with contextlib.suppress(FileNotFoundError):
-                size = path.stat().st_size
-                path.unlink()
-                freed += size
+            freed += self._unlink(Path(self.objects._get_shafile_path(sha)), sha.decode())
         if self._bytes is not None:
             self._bytes -= freed
         # the index may name blobs that are gone now: it only speeds up, so drop those

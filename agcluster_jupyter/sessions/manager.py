@@ -5,6 +5,9 @@ Layout on disk (``state_root`` is under the Jupyter data dir by default)::
     {state_root}/sessions/{id}/session.json    the record (0600; never the API key)
     {state_root}/sessions/{id}/events.jsonl    the event log
     {state_root}/sessions/{id}/runner.log      the runner's own output
+    {state_root}/sessions/{id}/checkpoints/    the workspace's checkpoints (objects, manifest)
+    {state_root}/checkpoint-pool/              every checkpoint object once, hard-linked
+                                               from the stores that hold it
     {agent_state_root}/{id}/                   the CLI's config dir, tmp and home
     {socket_root}/{id[:16]}/                   runner.sock and gateway.sock
     {workspace_root}/{id}/                     the workspace (outlives the session)
@@ -480,6 +483,8 @@ class SessionManager:
                         self._record_dir(record.session_id) / "checkpoints",
                         Path(record.workspace),
                         self.settings.checkpoint_max_bytes,
+                        # one copy of what several sessions hold (forks, shared data)
+                        pool=self.settings.state_root / "checkpoint-pool",
                     )
                 )
         session.before_turn = self._before_turn
@@ -595,6 +600,9 @@ class SessionManager:
                 await asyncio.to_thread(self._purge_files, session)
 
     def _purge_files(self, session: Session) -> None:
+        if isinstance(session.checkpoints, AsyncLocalCheckpoints):
+            # its pool links first: what only it held leaves the pool with it
+            session.checkpoints.history.store.destroy()
         for folder in (
             Path(session.record.workspace),
             self._record_dir(session.id),

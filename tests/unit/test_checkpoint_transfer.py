@@ -116,3 +116,37 @@ def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) ->
     assert not (ws / "b.txt").exists() and sha
     with pytest.raises(Conflict, match="nothing to undo|no restore"):
         before.undo()
+
+
+def _inodes(folder: Path) -> set[int]:
+    return {p.stat().st_ino for p in folder.rglob("*") if p.is_file()}
+
+
+def test_sessions_sharing_data_hold_it_once(tmp_path: Path) -> None:
+    data = os.urandom(CHUNKED_FILE_BYTES * 2)
+    pool = tmp_path / "pool"
+    histories = []
+    for name in ("a", "b"):
+        ws = tmp_path / f"ws-{name}"
+        ws.mkdir()
+        (ws / "dataset.bin").write_bytes(data)
+        (ws / f"{name}.txt").write_text(f"only in {name}\n")
+        history = CheckpointHistory(tmp_path / name, ws, max_bytes=1 << 30, pool=pool)
+        history.begin_turn(1, "go")
+        histories.append(history)
+    a, b = histories
+    a_objects, b_objects = tmp_path / "a" / "objects", tmp_path / "b" / "objects"
+    shared = _inodes(a_objects) & _inodes(b_objects)
+    # the dataset's chunks and manifest are one inode each, in both stores and the pool
+    assert len(shared) >= 2 * CHUNKED_FILE_BYTES // (512 * 1024)
+    assert _inodes(pool) == _inodes(a_objects) | _inodes(b_objects)
+    assert oct(pool.stat().st_mode & 0o777) == "0o700"
+
+    a.store.destroy()  # a purged session: its own objects leave the pool, shared ones stay
+    assert not (tmp_path / "a").exists()
+    assert _inodes(pool) == _inodes(b_objects)
+    (b.workspace / "dataset.bin").unlink()
+    assert b.restore(1) == ["dataset.bin"]
+    assert (b.workspace / "dataset.bin").read_bytes() == data
+    b.store.destroy()
+    assert _inodes(pool) == set()
