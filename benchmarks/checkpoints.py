@@ -7,7 +7,10 @@ For each workspace shape, in one process and on one disk:
 - per turn: ``--turns`` times, one small change (a line appended to one file), then a
   checkpoint; the median time and the store's growth per turn are reported;
 - restore (the many-files shape): the workspace put back to the first checkpoint after
-  ``--turns`` changes, whole.
+  ``--turns`` changes, whole;
+- shared (the one-big-file shape): a second session given the same data (a fork, or the
+  same dataset uploaded twice) takes its first checkpoint into the same object pool: the
+  disk it adds (distinct inodes of both stores and the pool) against the data's size.
 
 Shapes: ``small`` (100 files, 10 MB), ``many`` (10k files, 1 GiB; ``--many-mb`` to
 scale it down), ``big`` (one 1 GiB file; ``--big-mb``).  File contents are random
@@ -70,7 +73,8 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
     workspace = scratch / f"ws-{name}"
     paths = make_workspace(workspace, files, total_bytes)
     os.sync()
-    history = CheckpointHistory(scratch / f"store-{name}", workspace, max_bytes=1 << 62)
+    pool = scratch / f"pool-{name}"
+    history = CheckpointHistory(scratch / f"store-{name}", workspace, max_bytes=1 << 62, pool=pool)
     baseline = [cp_a(workspace, scratch) for _ in range(3)]
 
     started = time.perf_counter()
@@ -116,8 +120,36 @@ def measure(name: str, files: int, total_bytes: int, turns: int, scratch: Path) 
         restored = history.restore(1)
         result["restore_all_s"] = time.perf_counter() - started
         result["restore_all_paths"] = len(restored)
+    if name == "big":
+        result.update(shared_session(workspace, scratch, pool, name))
     shutil.rmtree(workspace)
     return result
+
+
+def disk_bytes(*folders: Path) -> int:
+    """Bytes on disk of the files under ``folders``, each inode counted once."""
+    seen: dict[int, int] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            st = path.lstat()
+            if path.is_file():
+                seen[st.st_ino] = st.st_blocks * 512
+    return sum(seen.values())
+
+
+def shared_session(workspace: Path, scratch: Path, pool: Path, name: str) -> dict[str, Any]:
+    """A second session on a copy of the same data, into the same pool."""
+    twin = scratch / f"ws-{name}-twin"
+    subprocess.run(["cp", "-a", str(workspace), str(twin)], check=True)
+    stores = [scratch / f"store-{name}", pool]
+    before = disk_bytes(*stores)
+    history = CheckpointHistory(scratch / f"store-{name}-twin", twin, max_bytes=1 << 62, pool=pool)
+    started = time.perf_counter()
+    history.begin_turn(1, "first")
+    elapsed = time.perf_counter() - started
+    added = disk_bytes(*stores, scratch / f"store-{name}-twin") - before
+    shutil.rmtree(twin)
+    return {"shared_first_checkpoint_s": elapsed, "shared_added_disk_bytes": added}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['checkpoint_s'] * 1000:.1f} ms ({result['checkpoint_vs_cp_a']:.1%} of "
                 f"cp -a), +{result['growth_per_turn_bytes'] / 1024:.0f} KiB"
                 + f"; turn end {result['turn_end_s'] * 1000:.1f} ms"
+                + (
+                    f"; a second session on the same data: first checkpoint "
+                    f"{result['shared_first_checkpoint_s']:.2f} s, "
+                    f"+{result['shared_added_disk_bytes'] / 1024:.0f} KiB on disk"
+                    if "shared_added_disk_bytes" in result
+                    else ""
+                )
                 + (
                     f"; restore {result['restore_s']:.2f} s, of a wiped workspace "
                     f"{result['restore_all_s']:.2f} s"

@@ -42,9 +42,17 @@ class CheckpointHistory:
     """Blocking; callers run it in an executor.  One lock serialises its calls."""
 
     def __init__(
-        self, store_dir: Path, workspace: Path, max_bytes: int, pool: Path | None = None
+        self,
+        store_dir: Path,
+        workspace: Path,
+        max_bytes: int,
+        pool: Path | None = None,
+        *,
+        reachable_by_agent: bool = False,
     ) -> None:
-        self.store = SnapshotStore(store_dir, workspace, pool)
+        self.store = SnapshotStore(
+            store_dir, workspace, pool, reachable_by_agent=reachable_by_agent
+        )
         self.workspace = workspace
         self.max_bytes = max_bytes
         self._manifest_path = store_dir / "manifest.json"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -283,10 +284,15 @@ async def serve(args: argparse.Namespace) -> int:
     if args.checkpoint_dir is not None:
         history_mod: Any = importlib.import_module("..checkpoints", __package__)
         checkpoints = await asyncio.to_thread(
-            history_mod.CheckpointHistory,
-            _private_dir(args.checkpoint_dir),
-            args.workspace.resolve(),
-            args.checkpoint_max_bytes,
+            functools.partial(
+                history_mod.CheckpointHistory,
+                _private_dir(args.checkpoint_dir),
+                args.workspace.resolve(),
+                args.checkpoint_max_bytes,
+                # no --agent-user: the CLI's tools run as the runner's own uid (a pod),
+                # so they could write the store: every restore reads it checked first
+                reachable_by_agent=agent_user is None,
+            )
         )
     switch.app = server_mod.make_app(
         runner, digest=digest, on_shutdown=stop.set, checkpoints=checkpoints

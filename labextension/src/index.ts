@@ -118,7 +118,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         turn,
         label: model.label(sessionId),
         onForked: () => void model.refresh(),
-        onChanged: () => void model.refresh()
+        onChanged: () => {
+          void model.refresh();
+          // the workspace changed under the open Files tabs: show it as it is now
+          if (model.current?.sessionId === sessionId) {
+            model.current.files.refreshSoon();
+          }
+          tabOf(sessionId)?.session.files.refreshSoon();
+        }
       });
       diffTabs.set(id, tab);
       tab.disposed.connect(() => diffTabs.delete(id));

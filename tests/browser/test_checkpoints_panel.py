@@ -120,16 +120,23 @@ def test_restore_undo_and_rewind_a_turn(lab: Lab, panel: AgentsPanel) -> None:
     expect(text).to_contain_text("+# Report")
     expect(text.locator("[data-kind=add]")).to_have_count(2)
 
+    # the side panel's Files tab stays open next to the view, and follows what it does
+    panel.tid("tab-files").click()
+    expect(panel.file_entry("report.md")).to_have_count(1)
+
     # Restore these files: the file the turn added is gone from the workspace
     view.get_by_test_id("diff-restore").click()
     expect(view.get_by_test_id("diff-message")).to_contain_text("Restored 1 file")
     lab.wait_until(lambda: not report.exists(), "report.md removed by the restore")
+    expect(panel.file_entry("report.md")).to_have_count(0)
 
     # Undo brings it back
     view.get_by_test_id("diff-undo").click()
     expect(view.get_by_test_id("diff-message")).to_contain_text("Undid the restore")
     lab.wait_until(report.exists, "report.md back after the undo")
     assert report.read_text() == "# Report\nall good\n"
+    expect(panel.file_entry("report.md")).to_have_count(1)
+    panel.tid("tab-chat").click()
     expect(view.get_by_test_id("diff-undo")).to_have_count(0)
 
     # Rewind: asked first, the dialog says what is undone; Cancel changes nothing

@@ -105,7 +105,8 @@ def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) ->
     (ws / "b.txt").unlink()
     history.end_turn(1)
     sha = history.store.files(history.store.snapshot())["a.txt"].sha  # unrelated
-    before = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30)
+    # a store the agent's uid can write (a pod): every object is read, checked, first
+    before = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30, reachable_by_agent=True)
     entry = before._files(before._require(1)["before"])["b.txt"]
     path = tmp_path / "st" / "objects" / entry.sha.decode()[:2] / entry.sha.decode()[2:]
     path.chmod(0o600)
@@ -150,3 +151,20 @@ def test_sessions_sharing_data_hold_it_once(tmp_path: Path) -> None:
     assert (b.workspace / "dataset.bin").read_bytes() == data
     b.store.destroy()
     assert _inodes(pool) == set()
+
+
+def test_a_lost_object_is_a_409_before_anything_is_restored(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("first\n")
+    (ws / "b.txt").write_text("precious\n")
+    history = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30)
+    history.begin_turn(1, "go")
+    (ws / "a.txt").write_text("changed\n")
+    (ws / "b.txt").unlink()
+    history.end_turn(1)
+    entry = history._files(history._require(1)["before"])["b.txt"]
+    (tmp_path / "st" / "objects" / entry.sha.decode()[:2] / entry.sha.decode()[2:]).unlink()
+    with pytest.raises(Conflict, match="lost object"):
+        history.restore(1)
+    assert (ws / "a.txt").read_text() == "changed\n"
