@@ -193,7 +193,7 @@ class _BootHandler(web.RequestHandler):
         self.set_header("Retry-After", "1")
         self.finish('{"message": "the runner is starting; retry shortly"}')
 
-    get = post = _reply
+    get = post = put = delete = _reply
 
 
 class _Switch(httputil.HTTPServerConnectionDelegate):

@@ -866,6 +866,19 @@ async def test_tcp_needs_the_bearer_token(base: Path, model: ScriptedModelServer
             for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": token}):
                 assert (await client.get("/health", headers=headers)).status_code == 401
             assert (await client.post("/turns", json={"message": "hi"})).status_code == 401
+            # the checkpoint and fork hand-over routes too, streamed bodies included
+            for method, path in [
+                ("GET", "/checkpoints"),
+                ("POST", "/checkpoints/1/begin"),
+                ("POST", "/checkpoints/1/restore"),
+                ("POST", "/checkpoints/undo"),
+                ("GET", "/checkpoints/export"),
+                ("PUT", "/checkpoints/seed"),
+                ("POST", "/conversation/export"),
+                ("PUT", "/conversation/import?id=x"),
+            ]:
+                refused = await client.request(method, path, content=b"{}")
+                assert refused.status_code == 401, (method, path)
             ok = await client.get("/health", headers={"Authorization": f"Bearer {token}"})
             assert ok.status_code == 200 and ok.json()["status"] in {"starting", "ok"}
             shutdown = await client.post("/shutdown", headers={"Authorization": f"Bearer {token}"})
