@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ..integration.test_checkpoints_api import (  # noqa: F401 - collected here too
+    host_workspace,
     scenarios,
     test_a_fork_has_the_files_and_the_memory_and_leaves_its_parent_alone,
     test_bad_checkpoint_requests_get_clear_4xx,
