@@ -16,6 +16,7 @@ from ..errors import BadRequest, Conflict, LimitExceeded, NotFound
 from ..events import Event, format_sse, turn_reply
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
 from ..queryargs import flag, parse_int
+from ..sessions.folders import resolve_folder
 from ..sessions.session import Session
 from .base import AgClusterHandler
 from .sse import SSE_CONTENT_TYPE, start_sse, write_events
@@ -83,7 +84,16 @@ def _relative_to(path: str, root: str | None) -> str:
 
 #: what a launch body may hold; anything else is a 400 naming it (a typo would otherwise
 #: be dropped without a word)
-LAUNCH_KEYS = ("config_id", "config", "api_key", "name", "notebook")
+LAUNCH_KEYS = (
+    "config_id",
+    "config",
+    "api_key",
+    "name",
+    "notebook",
+    "workspace",
+    "workspace_readonly",
+    "share_workspace",
+)
 
 
 class LaunchHandler(AgClusterHandler):
@@ -110,7 +120,8 @@ class LaunchHandler(AgClusterHandler):
                 "notebook must be the path of the notebook that starts the session",
                 field="notebook",
             )
-        session = await self.manager.launch(config, api_key=api_key, name=name)
+        folder = resolve_folder(self.settings.get("server_root_dir"), body)
+        session = await self.manager.launch(config, api_key=api_key, name=name, folder=folder)
         if notebook:
             session.record.notebook = self._tree_path(notebook)
             session.save()
@@ -122,6 +133,8 @@ class LaunchHandler(AgClusterHandler):
             "provider": self.manager.provider.name,
             "isolated": self.manager.provider.isolated,
             "workspace": session.record.workspace,
+            "folder": session.record.folder,
+            "workspace_readonly": session.record.workspace_readonly,
         }
         if not self.manager.provider.isolated:
             reply["warning"] = "no isolation: the local provider runs the agent on this machine"

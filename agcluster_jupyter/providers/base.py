@@ -115,6 +115,10 @@ class RunnerSpec:
     #: for a workspace on the session's volume (``remote``): the runner keeps its
     #: checkpoints, bounded to this (0: none)
     checkpoint_max_bytes: int = 0
+    #: the workspace is a folder of the user's tree: never chowned, never deleted
+    folder_workspace: bool = False
+    #: mounted read-only (an isolating provider enforces it)
+    workspace_readonly: bool = False
 
 
 @dataclass
@@ -203,6 +207,11 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def health(self) -> ProviderHealth:
         """Can this provider start runners right now?"""
+
+    def check_folder(self, folder: Path) -> None:
+        """Can an agent of this provider work in ``folder`` (a folder of the user's
+        tree)?  A ``BadRequest`` that says why not."""
+        return None
 
     @abc.abstractmethod
     async def create(self, spec: RunnerSpec) -> RunnerHandle:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .._version import __version__
+from ..errors import BadRequest
 from .base import (
     LABEL_SESSION,
     Provider,
@@ -150,13 +152,32 @@ class DockerProvider(Provider):
 
     # -- create ---------------------------------------------------------------------------
 
+    def check_folder(self, folder: Path) -> None:
+        if os.geteuid() == 0 and folder.stat().st_uid == 0:
+            raise BadRequest(
+                "the folder belongs to root, and an agent never runs as root: give the "
+                "folder to the user whose work it is (the agent then writes as that user)",
+                field="workspace",
+            )
+
+    def agent_ids(self, spec: RunnerSpec) -> tuple[int, int]:
+        """The uid:gid the agent's tools run as: the Jupyter user's (an unprivileged one
+        when Jupyter runs as root); in a folder workspace of a root server, the folder
+        owner's, so what the agent writes there is the user's."""
+        if spec.folder_workspace and os.geteuid() == 0:
+            st = spec.workspace.stat()
+            return st.st_uid, st.st_gid
+        return self.settings.uid, self.settings.gid
+
     def _prepare_folders(self, spec: RunnerSpec) -> None:
-        uid, gid = self.settings.uid, self.settings.gid
+        uid, gid = self.agent_ids(spec)
         if not spec.workspace.is_dir():
             raise RunnerStartError(f"the workspace {spec.workspace} is not a folder")
         # the agent writes as uid:gid, so its files belong to the Jupyter user (or to an
-        # unprivileged user when Jupyter runs as root)
-        _fix_ownership(spec.workspace, uid, gid)
+        # unprivileged user when Jupyter runs as root); a folder of the user's tree is
+        # never chowned
+        if not spec.folder_workspace:
+            _fix_ownership(spec.workspace, uid, gid)
         _fix_ownership(spec.state_dir, uid, gid, mode=0o700)
         # the server's own (0700): the gateway's socket (0666) is in it, and the root
         # runner makes its own folder in it for its socket (RUNNER_SOCKET), left as it is
@@ -172,7 +193,8 @@ class DockerProvider(Provider):
         await asyncio.to_thread(self._prepare_folders, spec)
         name = container_name(spec.session_id)
         await self._remove_stale(name, spec.session_id)
-        kwargs = container_kwargs(spec, self.settings)
+        uid, gid = self.agent_ids(spec)
+        kwargs = container_kwargs(spec, dataclasses.replace(self.settings, uid=uid, gid=gid))
         try:
             container_id: str = await self._call(
                 lambda c: c.containers.create(**kwargs).id, retry=False

@@ -131,7 +131,9 @@ def container_name(session_id: str) -> str:
     return "agcluster-" + session_id.replace("-", "")[:12]
 
 
-def runner_command(resume: str | None, agent_user: str = "") -> list[str]:
+def runner_command(
+    resume: str | None, agent_user: str = "", workspace_readonly: bool = False
+) -> list[str]:
     cmd = [
         "python",
         "-m",
@@ -149,16 +151,18 @@ def runner_command(resume: str | None, agent_user: str = "") -> list[str]:
         cmd += ["--resume", resume]
     if agent_user:
         cmd += ["--agent-user", agent_user]
+    if workspace_readonly:
+        cmd.append("--workspace-readonly")
     return cmd
 
 
-def _bind(source: str, target: str) -> dict[str, Any]:
+def _bind(source: str, target: str, read_only: bool = False) -> dict[str, Any]:
     # the Engine API's own form: a missing source is an error (never created as root)
     return {
         "Type": "bind",
         "Source": source,
         "Target": target,
-        "ReadOnly": False,
+        "ReadOnly": read_only,
         "BindOptions": {"Propagation": "rprivate"},
     }
 
@@ -175,7 +179,9 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
     name = container_name(spec.session_id)
     return {
         "image": settings.image,
-        "command": runner_command(spec.resume, f"{settings.uid}:{settings.gid}"),
+        "command": runner_command(
+            spec.resume, f"{settings.uid}:{settings.gid}", spec.workspace_readonly
+        ),
         "name": name,
         "hostname": name,
         # the runner is root (with RUNNER_CAPABILITIES only) and starts the CLI as
@@ -214,7 +220,8 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
         "ipc_mode": "private",
         "tmpfs": {"/tmp": _tmpfs(settings.tmp_size), CONTAINER_HOME: _tmpfs(settings.home_size)},
         "mounts": [
-            _bind(str(spec.workspace), WORKSPACE_MOUNT),
+            # a folder workspace given read-only: the engine refuses every write to it
+            _bind(str(spec.workspace), WORKSPACE_MOUNT, read_only=spec.workspace_readonly),
             _bind(str(spec.socket_dir), SOCKET_MOUNT),
             _bind(str(spec.state_dir), STATE_MOUNT),
         ],

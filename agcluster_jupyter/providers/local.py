@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import BadRequest
 from ..runner.protocol import (
     ENV_CONFIG,
     ENV_ISOLATED,
@@ -114,6 +115,20 @@ class LocalProvider(Provider):
             return ProviderHealth(ok=False, isolated=False, detail=self.refusal)
         return ProviderHealth(ok=True, isolated=False, detail=NO_ISOLATION)
 
+    def check_folder(self, folder: Path) -> None:
+        user = self.agent_user
+        if user is None:
+            return  # the agent runs as the Jupyter user, whose tree it is
+        if folder.stat().st_uid != user.pw_uid or unreachable_parent(
+            folder, user.pw_uid, user.pw_gid
+        ):
+            raise BadRequest(
+                f"Jupyter runs as root, so the local provider runs the agent as "
+                f"{user.pw_name!r}, who does not own this folder (or cannot reach it); "
+                "use the docker provider, or a folder of that user's",
+                field="workspace",
+            )
+
     def prepare_workspace(self, workspace: Path) -> None:
         """Make the workspace the agent user's (only needed when the server is root)."""
         if self.agent_user is None:
@@ -170,7 +185,8 @@ class LocalProvider(Provider):
     async def create(self, spec: RunnerSpec) -> RunnerHandle:
         if self.refusal is not None:
             raise RunnerStartError(self.refusal)
-        await asyncio.to_thread(self.prepare_workspace, spec.workspace)
+        if not spec.folder_workspace:  # a folder of the user's tree keeps its owner
+            await asyncio.to_thread(self.prepare_workspace, spec.workspace)
         spec.state_dir.mkdir(parents=True, exist_ok=True)
         if self.agent_user is not None:
             user = self.agent_user

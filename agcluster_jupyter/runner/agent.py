@@ -120,6 +120,8 @@ class RunnerSettings:
     agent_user: AgentUser | None = None
     #: a root-owned workspace folder is given to ``agent_user`` (a fresh Fly volume)
     adopt_workspace: bool = False
+    #: mounted read-only: the agent reads it, nothing probes it for writing
+    workspace_readonly: bool = False
     #: what the provider says (``AGCLUSTER_ISOLATED``, ``AGCLUSTER_NETWORK``): is the agent
     #: isolated from the machine, do its tools reach the network; the agent is told
     isolated: bool = False
@@ -286,6 +288,8 @@ class AgentRunner:
             s.workspace.mkdir(parents=True, exist_ok=True)  # a fresh volume: not yet there
         if not s.workspace.is_dir():
             return f"the workspace {s.workspace} does not exist or is not a directory"
+        if s.workspace_readonly:
+            return None
         if s.agent_user is None:
             if not os.access(s.workspace, os.W_OK | os.X_OK):
                 return f"the workspace {s.workspace} is not writable by the runner"

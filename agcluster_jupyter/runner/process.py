@@ -92,6 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "is root's (a fresh volume, as Fly mounts one)",
     )
     parser.add_argument(
+        "--workspace-readonly",
+        action="store_true",
+        help="the workspace is mounted read-only (a folder given to read): not probed for writing",
+    )
+    parser.add_argument(
         "--checkpoint-dir",
         default=None,
         type=Path,
@@ -276,6 +281,7 @@ async def serve(args: argparse.Namespace) -> int:
             resume=args.resume,
             agent_user=agent_user,
             adopt_workspace=args.adopt_workspace,
+            workspace_readonly=args.workspace_readonly,
             isolated=isolated,
             network=network,
         )

@@ -55,6 +55,7 @@ from ..providers.base import (
     RunnerSpec,
     RunnerStatus,
 )
+from .folders import FolderWorkspace, overlaps
 from .fork import copy_conversation, copy_files, export_conversation, import_conversation
 from .ownership import Ownership
 from .pool import WarmPool
@@ -265,9 +266,17 @@ class SessionManager:
     # -- launch ---------------------------------------------------------------------------------
 
     async def launch(
-        self, config: AgentConfig, *, api_key: str | None = None, name: str = ""
+        self,
+        config: AgentConfig,
+        *,
+        api_key: str | None = None,
+        name: str = "",
+        folder: FolderWorkspace | None = None,
     ) -> Session:
         self._check_launch(api_key)
+        if folder is not None:
+            self._check_folder(folder)
+            return await self._create(config, api_key=api_key, name=name, folder=folder)
         if self.pool is not None and self.pool.matches(config):
             pooled = self.pool.claim()
             if pooled is not None:
@@ -364,6 +373,37 @@ class SessionManager:
                 raise
         return child
 
+    def _check_folder(self, folder: FolderWorkspace) -> None:
+        """A folder workspace this provider can give, that no live session works in."""
+        if self.provider.remote:
+            raise BadRequest(
+                f"{self.provider.name} sessions work on a volume of their own, not in a "
+                "folder of this server's tree; launch without workspace (or use docker)",
+                field="workspace",
+            )
+        if folder.readonly and not self.provider.isolated:
+            raise BadRequest(
+                "workspace_readonly needs an isolating provider (docker): the local "
+                "provider runs the agent as a user of this machine, nothing mounts it "
+                "read-only",
+                field="workspace_readonly",
+            )
+        if not folder.shared:
+            self._check_overlap(folder)
+        self.provider.check_folder(folder.path)
+
+    def _check_overlap(self, folder: FolderWorkspace) -> None:
+        for other in self.sessions.values():
+            if other.record.folder is None or other.state not in ACTIVE_STATES:
+                continue
+            if overlaps(folder.path, Path(other.record.workspace)):
+                shown = other.record.folder or "the Jupyter root"
+                raise Conflict(
+                    f"session {other.record.name!r} ({other.id}) works in {shown!r}, which "
+                    f"overlaps {folder.relpath or 'the Jupyter root'!r}; stop it, or launch "
+                    "with share_workspace: true to let both work there"
+                )
+
     def _check_launch(self, api_key: str | None) -> None:
         if not (api_key or self.server_key()):
             raise BadRequest(
@@ -388,9 +428,10 @@ class SessionManager:
         name: str,
         pooled: bool = False,
         prepare: Callable[[Session], None] | None = None,
+        folder: FolderWorkspace | None = None,
     ) -> Session:
         session_id = str(uuid.uuid4())
-        workspace = self.settings.workspace_root / session_id
+        workspace = folder.path if folder else self.settings.workspace_root / session_id
         token = secrets.token_urlsafe(32)
         record = SessionRecord(
             session_id=session_id,
@@ -402,9 +443,13 @@ class SessionManager:
             token_hash=hash_token(token),
             pooled=pooled,
             server_id=self.ownership.server_id,
+            folder=folder.relpath if folder else None,
+            workspace_readonly=folder.readonly if folder else False,
         )
         session = self._new_session(record, api_key)
-        if not self.provider.remote:  # a remote workspace is the runner's volume
+        if folder is not None:  # the storage limit counts what the agent adds to it
+            record.workspace_baseline_bytes = await session.workspace.usage()
+        elif not self.provider.remote:  # a remote workspace is the runner's volume
             workspace.mkdir(parents=True, exist_ok=True)
         (self._pooled if pooled else self.sessions)[session_id] = session
         if prepare is not None:  # a fork's files and conversation, before its runner
@@ -509,6 +554,8 @@ class SessionManager:
             control_token=secrets.token_urlsafe(32),
             # remote workspaces: the runner keeps the checkpoints on the session's volume
             checkpoint_max_bytes=self.settings.checkpoint_max_bytes,
+            folder_workspace=session.record.folder is not None,
+            workspace_readonly=session.record.workspace_readonly,
             labels={
                 LABEL_SESSION: session.id,
                 LABEL_CONFIG: session.record.config_id,
@@ -603,8 +650,10 @@ class SessionManager:
         if isinstance(session.checkpoints, AsyncLocalCheckpoints):
             # its pool links first: what only it held leaves the pool with it
             session.checkpoints.history.store.destroy()
+        # a folder workspace is the user's: never deleted, only the session's own state
+        own = [] if session.record.folder is not None else [Path(session.record.workspace)]
         for folder in (
-            Path(session.record.workspace),
+            *own,
             self._record_dir(session.id),
             self._agent_state_dir(session.id),
             self._socket_dir(session.id),

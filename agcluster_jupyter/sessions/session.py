@@ -97,6 +97,12 @@ class SessionRecord(BaseModel):
     pooled: bool = False
     #: a fork's parent: ``{session_id, turn}`` (turn None: forked from the parent's now)
     forked_from: dict[str, Any] | None = None
+    #: a folder workspace (``folders.py``): the folder as the file browser shows it
+    #: (``workspace`` is then its real path); None: the session's own folder
+    folder: str | None = None
+    workspace_readonly: bool = False
+    #: what the folder held at launch: the storage limit counts what the agent adds
+    workspace_baseline_bytes: int = 0
 
 
 class Session:
@@ -237,6 +243,8 @@ class Session:
             "turns": rec.turns,
             "checkpoints": self.checkpoints.known_count if self.checkpoints is not None else 0,
             "forked_from": rec.forked_from,
+            "folder": rec.folder,
+            "workspace_readonly": rec.workspace_readonly,
             # a remote workspace is on the runner's volume: where the agent sees it
             "workspace": self.provider.workspace_mount if self.remote else rec.workspace,
             "contents_path": (

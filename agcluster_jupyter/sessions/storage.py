@@ -12,6 +12,9 @@ on the host, its workspace plus its agent state folder (the CLI's transcripts an
 - when a turn ends: over the limit → the same ``error`` before its ``done``;
 - on upload: a body that would take the workspace over the limit → 413.
 
+In a folder workspace (a folder of the user's tree) the limit counts what the session
+adds to what the folder held at launch.
+
 Usage is counted as ``du`` does: allocated blocks, hard links once, symlinks not
 followed.  An agent can overshoot by what it writes within one interval.
 """
@@ -44,9 +47,11 @@ class StorageGuard:
 
     async def used(self, session: Session) -> int:
         """The workspace and the agent state (measured by the runner on its volume for a
-        remote session, which also caps it physically)."""
+        remote session, which also caps it physically); in a folder workspace, what it
+        holds beyond what it held at launch (the user's own data is not the agent's)."""
         try:
-            return await session.workspace.usage()
+            usage = await session.workspace.usage()
+            return max(0, usage - session.record.workspace_baseline_bytes)
         except AgClusterError as exc:
             log.info("session %s: no storage measurement: %s", session.id, exc.message)
             return 0
