@@ -588,6 +588,18 @@ export interface components {
       name?: string;
       /** @description the notebook (a path of the Jupyter tree) whose cell starts the session */
       notebook?: string;
+      /**
+       * @description a folder of the Jupyter tree (relative to root_dir, as the file browser shows
+       *     it) the agent works in instead of a folder of its own: existing, and inside
+       *     the tree with symlinks resolved.  A live session in the same or a nested
+       *     folder is a 409 unless share_workspace; a purge never deletes it; kubernetes
+       *     and fly answer 400 (their workspaces are volumes)
+       */
+      workspace?: string;
+      /** @description mount the folder read-only (docker; the local provider answers 400) */
+      workspace_readonly?: boolean;
+      /** @description work in the folder even if another live session works there */
+      share_workspace?: boolean;
     } & (unknown | unknown);
     Launched: {
       session_id: string;
@@ -597,6 +609,9 @@ export interface components {
       provider: string;
       isolated: boolean;
       workspace: string;
+      /** @description the folder workspace as the file browser shows it; null for a folder of its own */
+      folder?: string | null;
+      workspace_readonly?: boolean;
       warning?: string;
     };
     Usage: {
@@ -621,8 +636,11 @@ export interface components {
       /** @description what the gateway's meter priced every model call of the session at */
       metered_cost_usd?: number;
       turns: number;
-      /** @description checkpoints kept (docker and local) */
+      /** @description checkpoints kept */
       checkpoints?: number;
+      /** @description the folder workspace as the file browser shows it; null for a folder of its own */
+      folder?: string | null;
+      workspace_readonly?: boolean;
       forked_from?: null | {
         session_id: string;
         turn: number | null;

@@ -181,3 +181,13 @@ async def test_the_runner_gets_a_session_token_never_the_key(
     events = await chat_sse(api, sid, "hello")
     assert events[-1]["type"] == "done"
     assert not [e for e in events if e["type"] == "error"], events
+
+
+async def test_a_folder_workspace_is_a_400_saying_the_workspace_is_a_volume(
+    api: Any, remote: Remote, jp_root_dir: Any
+) -> None:
+    (jp_root_dir / "project").mkdir()
+    body = {"config_id": "code-assistant", "workspace": "project"}
+    reply = await expect_error(api("agents/launch", method="POST", body=body), 400)
+    assert reply["field"] == "workspace" and "volume" in reply["message"], reply
+    assert remote.runners() == []  # nothing was started
