@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pwd
 from pathlib import Path
@@ -277,3 +278,19 @@ def test_stats_summary() -> None:
         "memory_limit_bytes": 0,
         "pids": 0,
     }
+
+
+def test_a_read_only_folder_workspace_is_a_read_only_bind(tmp_path: Path) -> None:
+    spec = dataclasses.replace(make_spec(tmp_path), folder_workspace=True, workspace_readonly=True)
+    kwargs = container_kwargs(spec, SETTINGS)
+    (workspace,) = [m for m in kwargs["mounts"] if m["Target"] == "/workspace"]
+    assert workspace["ReadOnly"] is True and workspace["Source"] == str(spec.workspace)
+    assert kwargs["command"][-1] == "--workspace-readonly"
+    # the other mounts stay writable for the runner (sockets, the CLI's state)
+    assert [m["ReadOnly"] for m in kwargs["mounts"] if m["Target"] != "/workspace"] == [
+        False,
+        False,
+    ]
+    plain = container_kwargs(make_spec(tmp_path), SETTINGS)
+    assert "--workspace-readonly" not in plain["command"]
+    assert all(m["ReadOnly"] is False for m in plain["mounts"])

@@ -1,0 +1,87 @@
+"""Folder workspaces on the docker provider: the user's folder bind-mounted at
+/workspace, written as the folder's owner (never chowned), read-only when asked (the
+engine refuses the writes), kept by a purge."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..support import bash_scenario, chat_sse, expect_error
+from .docker_support import containers_of, inspect
+
+pytestmark = [pytest.mark.docker, pytest.mark.cli]
+
+#: the user whose work the folder is (the tests run as root; an agent never does)
+OWNER = (1000, 1000)
+
+
+@pytest.fixture
+def agcluster_config(docker_config: dict[str, Any]) -> dict[str, Any]:
+    return docker_config
+
+
+@pytest.fixture
+def project(jp_root_dir: Path) -> Path:
+    folder = jp_root_dir / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's notes\n")
+    for path in (folder, folder / "notes.txt"):
+        os.chown(path, *OWNER)
+    return folder
+
+
+def _bash_output(events: list[dict[str, Any]]) -> str:
+    return "\n".join(str(e["output"]) for e in events if e["type"] == "tool_result")
+
+
+async def test_the_users_folder_is_mounted_and_written_as_its_owner(
+    api: Any, launched: Any, require_docker: Any, scripted_model: Any, project: Path
+) -> None:
+    scripted_model.add_scenarios(
+        [bash_scenario("add a result", "id -u && cat notes.txt && echo 42 > result.txt")]
+    )
+    session = await launched("code-assistant", workspace="project")
+    sid = session["session_id"]
+    (container,) = containers_of(require_docker, sid)
+    mounts = {m["Destination"]: m for m in inspect(require_docker, container.id)["Mounts"]}
+    assert mounts["/workspace"]["Source"] == str(project.resolve())
+    assert mounts["/workspace"]["RW"] is True
+    events = await chat_sse(api, sid, "add a result")
+    output = _bash_output(events)
+    assert "1000" in output and "the user's notes" in output, output
+    result = project / "result.txt"
+    assert result.read_text() == "42\n"
+    assert (result.stat().st_uid, result.stat().st_gid) == OWNER
+    assert (project.stat().st_uid, (project / "notes.txt").stat().st_uid) == (1000, 1000)
+
+    await api(f"agents/sessions/{sid}", method="DELETE", params={"purge": "true"})
+    assert result.read_text() == "42\n" and (project / "notes.txt").exists()
+
+
+async def test_a_read_only_folder_is_enforced_by_the_engine(
+    api: Any, launched: Any, require_docker: Any, scripted_model: Any, project: Path
+) -> None:
+    scripted_model.add_scenarios(
+        [bash_scenario("try to write", "cat notes.txt; echo evil > notes.txt; touch new.txt")]
+    )
+    session = await launched("code-assistant", workspace="project", workspace_readonly=True)
+    sid = session["session_id"]
+    assert session["workspace_readonly"] is True
+    (container,) = containers_of(require_docker, sid)
+    mounts = {m["Destination"]: m for m in inspect(require_docker, container.id)["Mounts"]}
+    assert mounts["/workspace"]["RW"] is False
+    events = await chat_sse(api, sid, "try to write")
+    assert "Read-only file system" in _bash_output(events), events
+    assert (project / "notes.txt").read_text() == "the user's notes\n"
+    assert not (project / "new.txt").exists()
+
+
+async def test_a_root_owned_folder_is_refused(api: Any, jp_root_dir: Path) -> None:
+    (jp_root_dir / "roots").mkdir()
+    body = {"config_id": "code-assistant", "workspace": "roots"}
+    reply = await expect_error(api("agents/launch", method="POST", body=body), 400)
+    assert reply["field"] == "workspace" and "never runs as root" in reply["message"]
