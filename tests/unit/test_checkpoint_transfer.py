@@ -94,7 +94,8 @@ def test_a_stream_missing_an_object_or_not_a_tar_is_refused(
         read_objects(SnapshotStore(tmp_path / "e", tmp_path / "none"), io.BytesIO(b"junk" * 200))
 
 
-def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) -> None:
+def _turn_that_deleted_a_file(tmp_path: Path) -> tuple[Path, CheckpointHistory]:
+    """Turn 1 changed a.txt and deleted b.txt."""
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "a.txt").write_text("first\n")
@@ -104,6 +105,11 @@ def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) ->
     (ws / "a.txt").write_text("changed\n")
     (ws / "b.txt").unlink()
     history.end_turn(1)
+    return ws, history
+
+
+def test_a_damaged_store_is_a_409_before_anything_is_restored(tmp_path: Path) -> None:
+    ws, history = _turn_that_deleted_a_file(tmp_path)
     sha = history.store.files(history.store.snapshot())["a.txt"].sha  # unrelated
     # a store the agent's uid can write (a pod): every object is read, checked, first
     before = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30, reachable_by_agent=True)
@@ -154,15 +160,7 @@ def test_sessions_sharing_data_hold_it_once(tmp_path: Path) -> None:
 
 
 def test_a_lost_object_is_a_409_before_anything_is_restored(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "a.txt").write_text("first\n")
-    (ws / "b.txt").write_text("precious\n")
-    history = CheckpointHistory(tmp_path / "st", ws, max_bytes=1 << 30)
-    history.begin_turn(1, "go")
-    (ws / "a.txt").write_text("changed\n")
-    (ws / "b.txt").unlink()
-    history.end_turn(1)
+    ws, history = _turn_that_deleted_a_file(tmp_path)
     entry = history._files(history._require(1)["before"])["b.txt"]
     (tmp_path / "st" / "objects" / entry.sha.decode()[:2] / entry.sha.decode()[2:]).unlink()
     with pytest.raises(Conflict, match="lost object"):
