@@ -41,11 +41,13 @@ from .gateway import Gateway, GatewayPolicy
 from .gateway.pricing import ModelPrice, Pricing
 from .gateway.routes import DEFAULT_ROUTES, RoutePolicy, parse_route
 from .handlers import HandlerContext, route_table
+from .notebooks import NotebookTools
 from .presets import PresetRegistry
 from .providers.base import Provider
 from .providers.factory import ProviderSettings, build_provider, local_workspace_root
 from .providers.local import LocalProvider
 from .sessions.manager import ManagerSettings, SessionManager
+from .sessions.notebook_access import NotebookAccess
 from .signing import never_sign_agent_output
 
 __all__ = ["AgClusterApp"]
@@ -263,6 +265,16 @@ class AgClusterApp(ExtensionApp):
         is denied; 0 (the default): it waits until someone answers (the panel, a
         widget, REST) or the turn ends.  A timeout shows in the session's log as a
         permission_answer by "timeout" and as an error in the chat.""",
+    ).tag(config=True)
+
+    notebook_tools = Bool(
+        True,
+        help="""Offer each session the `jupyter` MCP server (list_notebooks, read_notebook,
+        edit_notebook, create_notebook), run by this server through the runner channel:
+        the agent reads and edits the user's notebooks it was granted (its workspace
+        folder's, the launch's `notebooks`, the one whose %%agent cell started it), each
+        call checked here against real paths; edits are checkpointed.  False: the tools
+        are not offered.""",
     ).tag(config=True)
 
     runner_start_timeout = Float(
@@ -484,6 +496,11 @@ class AgClusterApp(ExtensionApp):
         contents_manager = getattr(self.serverapp, "contents_manager", None)
         if contents_manager is not None:
             never_sign_agent_output(contents_manager)
+        tree_root = getattr(self.serverapp, "root_dir", None)
+        if self.notebook_tools and contents_manager is not None and tree_root:
+            self.manager.notebook_access = NotebookAccess(
+                NotebookTools(contents_manager), Path(tree_root).expanduser()
+            )
         self._stop_on_sigint()
 
     def _stop_on_sigint(self) -> None:

@@ -362,6 +362,12 @@ class AgentConfig(_Strict):
                     f"MCP server name {name!r} may hold only letters, digits, '-' and '_'",
                     field=name,
                 )
+            if name == "jupyter":
+                raise ConfigError(
+                    "MCP server name 'jupyter' is reserved: the Jupyter server offers its "
+                    "notebook tools under it; name yours differently",
+                    field=name,
+                )
         return servers
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ __all__ = [
     "PermissionAnswerEvent",
     "PermissionRequestEvent",
     "ResultEvent",
+    "NotebookEditEvent",
     "RewindEvent",
     "SessionState",
     "StatusEvent",
@@ -191,6 +192,19 @@ class RewindEvent(EventBase):
     turn: int
 
 
+class NotebookEditEvent(EventBase):
+    """The agent changed one of the user's notebooks through the ``jupyter`` tools: an
+    open notebook shows it (``version`` is the content's hash after the edit)."""
+
+    type: Literal["notebook_edit"] = "notebook_edit"
+    path: str
+    version: str
+    created: bool = False
+    inserted: list[str] = Field(default_factory=list)
+    replaced: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+
+
 Event = Annotated[
     (
         StatusEvent
@@ -207,6 +221,7 @@ Event = Annotated[
         | DoneEvent
         | CheckpointEvent
         | RewindEvent
+        | NotebookEditEvent
     ),
     Field(discriminator="type"),
 ]

@@ -5,7 +5,7 @@ kernels, and a signed notebook opens *trusted*: its HTML outputs and Markdown re
 unsanitized and its JavaScript runs.  Agent output is rendered safe where it is made
 (:mod:`agcluster_jupyter.untrusted`), but a signature over it would vouch for bytes that
 anyone who edits the file later could swap.  So the server extension wraps its contents
-manager's ``check_and_sign``: a notebook that holds agent content (an output marked with
+manager's ``check_and_sign``: a notebook that holds agent content (an output or a cell marked with
 :data:`~agcluster_jupyter.untrusted.MARKER_KEY`, a ``%%agent`` cell with outputs, or an
 exported conversation) is saved unsigned and reopens untrusted.  The user's other outputs
 in that notebook then need a re-run to be trusted again, which is the point.
@@ -36,6 +36,8 @@ def holds_agent_output(nb: Mapping[str, Any]) -> bool:
     if MARKER_KEY in (nb.get("metadata") or {}):
         return True  # an exported conversation
     for cell in nb.get("cells") or []:
+        if MARKER_KEY in (cell.get("metadata") or {}):
+            return True  # a cell the agent wrote or rewrote (the jupyter tools)
         if cell.get("cell_type") != "code":
             continue
         outputs = cell.get("outputs") or []

@@ -15,6 +15,7 @@ from .._version import __version__
 from ..errors import BadRequest, Conflict, LimitExceeded, NotFound
 from ..events import Event, format_sse, turn_reply
 from ..export import EXPORT_FORMATS, to_jsonl, to_markdown, to_notebook
+from ..notebooks.grants import resolve_notebook_list
 from ..queryargs import flag, parse_int
 from ..sessions.folders import resolve_folder
 from ..sessions.session import Session
@@ -93,6 +94,7 @@ LAUNCH_KEYS = (
     "workspace",
     "workspace_readonly",
     "share_workspace",
+    "notebooks",
 )
 
 
@@ -120,10 +122,14 @@ class LaunchHandler(AgClusterHandler):
                 "notebook must be the path of the notebook that starts the session",
                 field="notebook",
             )
-        folder = resolve_folder(self.settings.get("server_root_dir"), body)
+        root_dir = self.settings.get("server_root_dir")
+        folder = resolve_folder(root_dir, body)
+        notebooks = resolve_notebook_list(root_dir, body.get("notebooks"))
         session = await self.manager.launch(config, api_key=api_key, name=name, folder=folder)
-        if notebook:
-            session.record.notebook = self._tree_path(notebook)
+        if notebook or notebooks:
+            # what the jupyter tools may edit besides the workspace (checked per call)
+            session.record.notebook = self._tree_path(notebook) if notebook else ""
+            session.record.notebooks = notebooks
             session.save()
         reply: dict[str, Any] = {
             "session_id": session.id,
@@ -135,6 +141,7 @@ class LaunchHandler(AgClusterHandler):
             "workspace": session.record.workspace,
             "folder": session.record.folder,
             "workspace_readonly": session.record.workspace_readonly,
+            "notebooks": session.record.notebooks,
         }
         if not self.manager.provider.isolated:
             reply["warning"] = "no isolation: the local provider runs the agent on this machine"

@@ -119,6 +119,8 @@ class RunnerSpec:
     folder_workspace: bool = False
     #: mounted read-only (an isolating provider enforces it)
     workspace_readonly: bool = False
+    #: the runner offers the ``jupyter`` MCP tools, brokered by this server
+    jupyter_tools: bool = False
 
 
 @dataclass

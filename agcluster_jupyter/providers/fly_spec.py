@@ -35,6 +35,7 @@ from typing import Any
 from ..runner.protocol import (
     ENV_CONFIG,
     ENV_ISOLATED,
+    ENV_JUPYTER_TOOLS,
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
@@ -177,6 +178,7 @@ def machine_config(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> d
             # (Fly gives every Machine one; config.network changes nothing here)
             ENV_ISOLATED: "1",
             ENV_NETWORK: "1",
+            ENV_JUPYTER_TOOLS: "1" if spec.jupyter_tools else "0",
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from ..runner.protocol import (
     ENV_CONFIG,
     ENV_ISOLATED,
+    ENV_JUPYTER_TOOLS,
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
@@ -348,6 +349,7 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                         # lets it out only with config.network
                         {"name": ENV_ISOLATED, "value": "1"},
                         {"name": ENV_NETWORK, "value": "1" if spec.config.network else "0"},
+                        {"name": ENV_JUPYTER_TOOLS, "value": "1" if spec.jupyter_tools else "0"},
                         {"name": "HOME", "value": CONTAINER_HOME},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},

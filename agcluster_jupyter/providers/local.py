@@ -26,6 +26,7 @@ from ..errors import BadRequest
 from ..runner.protocol import (
     ENV_CONFIG,
     ENV_ISOLATED,
+    ENV_JUPYTER_TOOLS,
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
@@ -177,6 +178,7 @@ class LocalProvider(Provider):
             # what the agent is told: no isolation, and the machine's network
             ENV_ISOLATED: "0",
             ENV_NETWORK: "1",
+            ENV_JUPYTER_TOOLS: "1" if spec.jupyter_tools else "0",
         }
         if "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]

@@ -60,6 +60,7 @@ from ..events import (
     StatusEvent,
 )
 from .eventbuffer import RSEQ_FILE, EventBuffer
+from .jupyter_tools import JUPYTER_SERVER, READ_ONLY_TOOLS, ToolBroker, jupyter_mcp_server
 from .normalize import Normalizer
 from .options import build_sdk_options, environment_note
 from .protocol import denial_message
@@ -126,6 +127,9 @@ class RunnerSettings:
     #: isolated from the machine, do its tools reach the network; the agent is told
     isolated: bool = False
     network: bool = True
+    #: offer the ``jupyter`` MCP server (``AGCLUSTER_JUPYTER_TOOLS``): the user's notebooks,
+    #: through the Jupyter server
+    jupyter_tools: bool = False
 
 
 ClientFactory = Callable[..., ClaudeSDKClient]
@@ -152,6 +156,8 @@ class AgentRunner:
         self._connect_task: asyncio.Task[None] | None = None
         self._turn_task: asyncio.Task[None] | None = None
         self._permissions: dict[str, asyncio.Future[PermissionResult]] = {}
+        #: the ``jupyter`` tools' calls waiting for the server
+        self.tools = ToolBroker(self.buffer.append_line)
         self._cancel_reason = ""
         self._closing = False
         #: requests refused for want of the control token
@@ -177,6 +183,7 @@ class AgentRunner:
             "last_rseq": self.buffer.last_rseq,
             "sdk_session_id": self.sdk_session_id,
             "pending_permissions": sorted(self._permissions),
+            "pending_tool_calls": self.tools.pending,
             "version": __version__,
             "pid": os.getpid(),
         }
@@ -261,6 +268,7 @@ class AgentRunner:
             # the uid, not a name: the image need not have a passwd entry for the host's uid
             user=s.agent_user.uid if s.agent_user else None,
             environment=environment_note(str(s.workspace), isolated=s.isolated, network=s.network),
+            jupyter=jupyter_mcp_server(self.tools) if s.jupyter_tools else None,
         )
         client = self._client_factory(options)
         try:
@@ -530,6 +538,9 @@ class AgentRunner:
             return PermissionResultDeny(
                 message=denial_message(tool_name, "the agent is shutting down")
             )
+        if tool_name.startswith(f"mcp__{JUPYTER_SERVER}__"):
+            if tool_name.rpartition("__")[2] in READ_ONLY_TOOLS:
+                return PermissionResultAllow()  # reading asks no one, as Read does not
         request_id = context.tool_use_id or ""
         if not request_id or request_id in self._permissions:
             request_id = f"perm_{secrets.token_hex(8)}"
@@ -566,6 +577,7 @@ class AgentRunner:
             future.set_result(PermissionResultDeny(message=message or ""))
 
     def _deny_all(self, why: str) -> None:
+        self.tools.cancel_all(why)
         for future in list(self._permissions.values()):
             if not future.done():
                 future.set_result(PermissionResultDeny(message=why))

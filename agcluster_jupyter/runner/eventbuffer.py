@@ -63,6 +63,10 @@ class EventBuffer:
         self._counter_fd = fd
 
     def append(self, event: EventBase) -> int:
+        return self.append_line({"event": event.model_dump(mode="json")})
+
+    def append_line(self, payload: dict[str, Any]) -> int:
+        """A line for the server that is no event (a ``tool_call``): numbered like one."""
         self.last_rseq += 1
         if self._counter_fd is not None:
             # one fixed-width pwrite per event: a killed runner leaves a whole number
@@ -72,7 +76,7 @@ class EventBuffer:
                 log.warning("rseq counter not written (%s); no longer persisted", exc)
                 os.close(self._counter_fd)
                 self._counter_fd = None
-        line = {"rseq": self.last_rseq, "event": event.model_dump(mode="json")}
+        line = {"rseq": self.last_rseq, **payload}
         self._lines.append((self.last_rseq, _ndjson(line)))
         self._wake()
         return self.last_rseq

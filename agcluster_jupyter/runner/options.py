@@ -99,6 +99,7 @@ from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from claude_agent_sdk.types import CanUseTool, SystemPromptPreset
 
 from ..config import MAIN_AGENT_NAME, AgentConfig, PresetSystemPrompt, cli_tool_names
+from .jupyter_tools import JUPYTER_SERVER, READ_ONLY_TOOLS, tool_names
 
 __all__ = [
     "BUILTIN_AGENTS",
@@ -242,14 +243,19 @@ def build_sdk_options(
     resume: str | None = None,
     user: str | int | None = None,
     environment: str | None = None,
+    jupyter: Any | None = None,
 ) -> ClaudeAgentOptions:
     """The SDK options for one session of ``config`` working in ``cwd``.
 
     ``can_use_tool`` is passed on in ``default`` permission mode only; ``user`` runs the
     CLI as that (non-root) user; ``environment`` (:func:`environment_note`) is appended to
-    the system prompt and to each sub-agent's prompt.
+    the system prompt and to each sub-agent's prompt.  ``jupyter`` (an SDK MCP server,
+    ``runner/jupyter_tools.py``) adds the notebook tools: listed in ``tools=`` so the model
+    gets them directly (not deferred behind ToolSearch), auto-approved where every tool
+    is, and in plan mode the read-only ones.
     """
     plan = plan_tools(config)
+    notebook_tools = tool_names() if jupyter is not None else []
     system_prompt = _system_prompt(config, environment)
 
     agents: dict[str, AgentDefinition] = {
@@ -271,6 +277,7 @@ def build_sdk_options(
     extra_args: dict[str, str | None] = {}
     if plan.lead:
         lead_tools = plan.main + (plan.mcp or [f"mcp__{name}" for name in config.mcp_servers])
+        lead_tools += notebook_tools
         agents[MAIN_AGENT_NAME] = AgentDefinition(
             description="The main agent of this session (not a sub-agent).",
             # a text system prompt wins over this one; None means no prompt either way
@@ -284,12 +291,17 @@ def build_sdk_options(
         allowed = plan.session + plan.mcp
         for tools in plan.agents.values():
             allowed += [t for t in tools or [] if t.startswith("mcp__") and t not in allowed]
+        allowed += notebook_tools
+    elif config.permission_mode == "plan":
+        allowed = [f"mcp__{JUPYTER_SERVER}__{t}" for t in sorted(READ_ONLY_TOOLS) if jupyter]
     else:
-        allowed = []
+        allowed = []  # can_use_tool answers (the notebook reads without asking)
 
     mcp: dict[str, Any] = {name: server.model_dump() for name, server in config.mcp_servers.items()}
+    if jupyter is not None:
+        mcp[JUPYTER_SERVER] = jupyter
     return ClaudeAgentOptions(
-        tools=plan.session,
+        tools=plan.session + notebook_tools,
         allowed_tools=allowed,
         disallowed_tools=disallowed,
         system_prompt=system_prompt,

@@ -51,6 +51,7 @@ from .forwarder import Forwarder
 from .protocol import (
     ENV_CONFIG,
     ENV_ISOLATED,
+    ENV_JUPYTER_TOOLS,
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
@@ -224,6 +225,7 @@ async def serve(args: argparse.Namespace) -> int:
     # unknown means the cautious story: not isolated, and maybe a network
     isolated = os.environ.pop(ENV_ISOLATED, "0").strip() == "1"
     network = os.environ.pop(ENV_NETWORK, "1").strip() != "0"
+    jupyter_tools = os.environ.pop(ENV_JUPYTER_TOOLS, "0").strip() == "1"
     if not config_json:
         raise UsageError(f"{ENV_CONFIG} must hold the AgentConfig JSON")
     try:
@@ -284,6 +286,7 @@ async def serve(args: argparse.Namespace) -> int:
             workspace_readonly=args.workspace_readonly,
             isolated=isolated,
             network=network,
+            jupyter_tools=jupyter_tools,
         )
     )
     checkpoints = None

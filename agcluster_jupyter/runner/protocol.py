@@ -17,6 +17,9 @@ are the server's alone.  All bodies are JSON.
 ``POST /interrupt``                        ``{interrupted: bool}``
 ``POST /permissions/{request_id}``         ``{decision: "allow"|"deny", message?}``; 404
                                            when no such request waits
+``POST /tool-calls/{call_id}``            the server's answer to a ``tool_call`` line:
+                     ``{result}|{error}``  ``{result: <JSON>}`` or ``{error: "text"}``;
+                                           404 when no such call waits
 ``POST /rewind``     ``{resume?, at?}``    the CLI restarts on conversation ``resume`` up
                                            to message ``at`` (forked), or on a new one
                                            (both null); ``{sdk_session_id}``; 409 busy
@@ -60,6 +63,11 @@ Clarifications (what ``agcluster_jupyter.runner`` does):
   ``after`` is beyond the runner's last rseq (a cursor from another state dir, or a lost
   counter file): the stream goes on from this runner's oldest buffered event, N+1.  On
   shutdown the streams end after the last event.
+- ``{"rseq": N, "tool_call": {call_id, tool, args}}`` on ``/events`` (numbered like an
+  event, no event of the session log): the agent called a tool of the ``jupyter`` MCP
+  server (``runner/jupyter_tools.py``; offered when ``AGCLUSTER_JUPYTER_TOOLS`` is "1").
+  The server runs it against the session's grants and answers ``POST /tool-calls/{id}``;
+  unanswered within 300 s, or at an interrupt or the turn's end, the agent reads an error.
 - If the CLI dies, the running turn ends (``error`` ``cli_exited``, ``done``) and the
   runner reconnects with ``resume`` (``status`` ``starting`` → ``ok``).
 """
@@ -74,6 +82,7 @@ __all__ = [
     "DENIAL_RE",
     "ENV_CONFIG",
     "ENV_ISOLATED",
+    "ENV_JUPYTER_TOOLS",
     "ENV_NETWORK",
     "ENV_RUNNER_TOKEN_SHA256",
     "ENV_SESSION_TOKEN",
@@ -95,6 +104,8 @@ ENV_RUNNER_TOKEN_SHA256 = "AGCLUSTER_RUNNER_TOKEN_SHA256"
 #: "1" when the provider isolates the agent from the machine (a container, a pod, a VM),
 #: "0" for the local provider; the runner tells the agent (``options.environment_note``)
 ENV_ISOLATED = "AGCLUSTER_ISOLATED"
+#: "1" when the server brokers the ``jupyter`` MCP tools (the user's notebooks) for it
+ENV_JUPYTER_TOOLS = "AGCLUSTER_JUPYTER_TOOLS"
 #: "1" when the agent's tools can reach the network, "0" when they cannot
 ENV_NETWORK = "AGCLUSTER_NETWORK"
 #: a served file's own name (URL-quoted UTF-8), for the server's Content-Disposition

@@ -60,6 +60,12 @@ class PermissionHandler(RunnerHandler):
         self.send_json({"request_id": request_id, "decision": body["decision"]})
 
 
+class ToolCallHandler(RunnerHandler):
+    def post(self, call_id: str) -> None:
+        self.runner.tools.resolve(call_id, self.json_body())
+        self.send_json({"call_id": call_id})
+
+
 class RewindHandler(RunnerHandler):
     async def post(self) -> None:
         body = self.json_body()
@@ -144,6 +150,7 @@ def make_app(
             (r"/events", EventsHandler, common),
             (r"/interrupt", InterruptHandler, common),
             (r"/permissions/([^/]+)", PermissionHandler, common),
+            (r"/tool-calls/([^/]+)", ToolCallHandler, common),
             (r"/rewind", RewindHandler, common),
             (r"/shutdown", ShutdownHandler, common),
         ],

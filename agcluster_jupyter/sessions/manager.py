@@ -57,6 +57,7 @@ from ..providers.base import (
 )
 from .folders import FolderWorkspace, overlaps
 from .fork import copy_conversation, copy_files, export_conversation, import_conversation
+from .notebook_access import NotebookAccess
 from .ownership import Ownership
 from .pool import WarmPool
 from .session import Session, SessionRecord
@@ -146,6 +147,8 @@ class SessionManager:
         self._shut_down = False
         #: pooled sessions, started but owned by no launch yet (invisible to the API)
         self._pooled: dict[str, Session] = {}
+        #: the ``jupyter`` MCP tools' server side (set by the app; None: not offered)
+        self.notebook_access: NotebookAccess | None = None
         self.pool: WarmPool | None = None
         if settings.warm_pool_size > 0 and settings.warm_pool_config is not None:
             self.pool = WarmPool(
@@ -534,7 +537,13 @@ class SessionManager:
                 )
         session.before_turn = self._before_turn
         session.before_done = self._before_done
+        session.tool_handler = self._tool_call
         return session
+
+    async def _tool_call(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
+        if self.notebook_access is None:
+            return {"error": "error: this Jupyter server offers no notebook tools"}
+        return await self.notebook_access(session, tool, args)
 
     async def _start_runner(self, session: Session, token: str) -> None:
         """Serve the session's gateway and start its runner (resuming any conversation)."""
@@ -556,6 +565,7 @@ class SessionManager:
             checkpoint_max_bytes=self.settings.checkpoint_max_bytes,
             folder_workspace=session.record.folder is not None,
             workspace_readonly=session.record.workspace_readonly,
+            jupyter_tools=self.notebook_access is not None,
             labels={
                 LABEL_SESSION: session.id,
                 LABEL_CONFIG: session.record.config_id,

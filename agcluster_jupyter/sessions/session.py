@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from ..events import (
     parse_event,
 )
 from ..gateway import GatewaySession
+from ..notebooks.journal import NotebookJournal
 from ..providers.base import Provider, RunnerHandle, RunnerStatus
 from ..workspace import LocalWorkspace
 from ..workspace.async_local import AsyncLocalWorkspace
@@ -103,6 +105,8 @@ class SessionRecord(BaseModel):
     workspace_readonly: bool = False
     #: what the folder held at launch: the storage limit counts what the agent adds
     workspace_baseline_bytes: int = 0
+    #: notebooks of the Jupyter tree the launch granted the ``jupyter`` tools
+    notebooks: list[str] = Field(default_factory=list)
 
 
 class Session:
@@ -146,12 +150,20 @@ class Session:
         self.checkpoints: Checkpoints | None = None
         #: the running (or last) turn's result: where its conversation can be resumed
         self.last_result: ResultEvent | None = None
+        #: set by the manager: runs one ``jupyter`` tool call (tool, args) and returns the
+        #: runner's answer, ``{result}`` or ``{error}``
+        self.tool_handler: Callable[[Session, str, Any], Awaitable[dict[str, Any]]] | None = None
 
     # -- identity and record ------------------------------------------------------------
 
     @property
     def id(self) -> str:
         return self.record.session_id
+
+    @functools.cached_property
+    def notebook_journal(self) -> NotebookJournal:
+        """Earlier contents of the notebooks outside the workspace the agent edited."""
+        return NotebookJournal(self.record_dir / "notebook-journal.json")
 
     @property
     def state(self) -> SessionState:
@@ -363,6 +375,11 @@ class Session:
         try:
             data = json.loads(line)
             rseq = int(data["rseq"])
+            if "tool_call" in data:
+                if rseq > self.log.last_rseq:  # not one a reconnect repeats
+                    self.log.skip(rseq)
+                    self._spawn(self._tool_call(data["tool_call"]))
+                return
             if "event" not in data:
                 self._marker(data, rseq)
                 return
@@ -403,6 +420,36 @@ class Session:
             if self.state == "busy":
                 self.record.state = "idle"
             self.save()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _tool_call(self, call: Any) -> None:
+        """Run a ``jupyter`` tool call the runner forwarded and send it the answer."""
+        if not isinstance(call, dict) or not isinstance(call.get("call_id"), str):
+            log.warning("session %s: unreadable tool call dropped", self.id)
+            return
+        call_id, tool = call["call_id"], call.get("tool")
+        if self.tool_handler is None or not isinstance(tool, str):
+            answer: dict[str, Any] = {"error": "error: this server offers no such tool"}
+        else:
+            try:
+                answer = await self.tool_handler(self, tool, call.get("args"))
+            except Exception as exc:  # the agent gets an answer whatever happened
+                log.exception("session %s: tool call %s failed", self.id, tool)
+                answer = {"error": f"error: the Jupyter server failed to run {tool}: {exc}"}
+        handle = self.handle
+        if handle is None:
+            return
+        try:
+            response = await self._post(handle, f"/tool-calls/{call_id}", answer)
+        except ServiceUnavailable as exc:
+            log.warning("session %s: tool call answer not delivered: %s", self.id, exc)
+            return
+        if response.status_code >= 400:
+            log.info("session %s: tool call %s no longer waits", self.id, call_id)
 
     def _marker(self, data: dict[str, Any], rseq: int) -> None:
         """A runner stream marker (see runner/protocol.py): continue after ``rseq``."""

@@ -124,6 +124,17 @@ export interface RewindEvent extends EventBase {
   turn: number;
 }
 
+/** The agent changed one of the user's notebooks (`path`, relative to the Jupyter tree). */
+export interface NotebookEditEvent extends EventBase {
+  type: 'notebook_edit';
+  path: string;
+  version: string;
+  created: boolean;
+  inserted: string[];
+  replaced: string[];
+  deleted: string[];
+}
+
 export type AgentEvent =
   | StatusEvent
   | TextDeltaEvent
@@ -138,7 +149,8 @@ export type AgentEvent =
   | ErrorEvent
   | DoneEvent
   | CheckpointEvent
-  | RewindEvent;
+  | RewindEvent
+  | NotebookEditEvent;
 
 export type EventType = AgentEvent['type'];
 
@@ -156,7 +168,8 @@ export const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'error',
   'done',
   'checkpoint',
-  'rewind'
+  'rewind',
+  'notebook_edit'
 ]);
 
 /**

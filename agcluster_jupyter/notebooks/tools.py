@@ -1,0 +1,203 @@
+"""The ``jupyter`` MCP server's notebook tools, run by the Jupyter server for one call.
+
+The agent's runner forwards each call over the runner channel (``runner/jupyter_tools.py``);
+the session relay hands it here with the session's grants (``grants.py``), built afresh
+for every call.  Everything the agent sends is hostile input: arguments are checked
+field by field, paths against the grants on real paths, and edits all or nothing
+(``cells.py``).  Notebooks are read and written through Jupyter's ContentsManager, as the
+file browser would; an edit outside the workspace folder first keeps the notebook's
+previous content in the session's journal (``journal.py``), so restore and rewind undo it.
+
+A :class:`~.grants.ToolError` is what the agent reads as the tool's (error) result; its
+text starts with why: ``invalid``, ``not granted``, ``not found``, ``stale``, ``exists``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from tornado.web import HTTPError
+
+from .cells import EditError, apply_edits, new_notebook, notebook_view, version_of
+from .grants import Granted, NotebookGrants, ToolError
+from .journal import NotebookJournal
+
+__all__ = ["NOTEBOOK_TOOLS", "NotebookEdit", "NotebookTools", "ToolContext"]
+
+#: tool name -> the argument names it takes
+NOTEBOOK_TOOLS: dict[str, tuple[str, ...]] = {
+    "list_notebooks": (),
+    "read_notebook": ("path",),
+    "edit_notebook": ("path", "version", "edits"),
+    "create_notebook": ("path",),
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "read_notebook": ("path",),
+    "edit_notebook": ("path", "version", "edits"),
+    "create_notebook": ("path",),
+}
+
+
+@dataclass
+class NotebookEdit:
+    """What an edit did (the session logs it as a ``notebook_edit`` event)."""
+
+    path: str
+    version: str
+    created: bool = False
+    inserted: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ToolContext:
+    """One call's session facts."""
+
+    grants: NotebookGrants
+    session_id: str
+    #: the turn the call belongs to (the journal keys earlier contents by it)
+    turn: int
+    journal: NotebookJournal | None = None
+    #: the workspace folder is mounted read-only: its notebooks may be read only
+    readonly_folder: bool = False
+    #: filled by an edit or create
+    edit: NotebookEdit | None = None
+
+
+def _plain(content: Any) -> dict[str, Any]:
+    """A NotebookNode as plain JSON data (what the hash and the edits work on)."""
+    data: dict[str, Any] = json.loads(json.dumps(content))
+    return data
+
+
+class NotebookTools:
+    """The tools over one ContentsManager; edits of one notebook run one at a time."""
+
+    def __init__(self, contents_manager: Any) -> None:
+        self.contents = contents_manager
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def call(self, tool: str, args: Any, ctx: ToolContext) -> dict[str, Any]:
+        """The tool's result (JSON data), or a :class:`ToolError` the agent reads."""
+        if tool not in NOTEBOOK_TOOLS:
+            raise ToolError(f"invalid: no tool {tool!r}; the tools are {', '.join(NOTEBOOK_TOOLS)}")
+        if not isinstance(args, dict):
+            raise ToolError("invalid: the arguments must be an object")
+        unknown = sorted(set(args) - set(NOTEBOOK_TOOLS[tool]))
+        if unknown:
+            raise ToolError(f"invalid: {tool} takes no argument {unknown[0]!r}")
+        for name in _REQUIRED.get(tool, ()):
+            if args.get(name) is None:
+                raise ToolError(f"invalid: {tool} needs {name}")
+        if tool == "list_notebooks":
+            return {"notebooks": ctx.grants.listing(), "grants": ctx.grants.describe()}
+        if tool == "read_notebook":
+            granted = ctx.grants.check(args["path"])
+            nb = await self._read(granted)
+            return notebook_view(granted.api_path, nb)
+        if tool == "edit_notebook":
+            return await self._edit(ctx, args)
+        return await self._create(ctx, args)
+
+    async def _read(self, granted: Granted) -> dict[str, Any]:
+        try:
+            model = await ensure_async(
+                self.contents.get(granted.api_path, content=True, type="notebook")
+            )
+        except HTTPError as exc:
+            if exc.status_code == 404:
+                raise ToolError(f"not found: {granted.api_path!r} does not exist") from None
+            raise ToolError(
+                f"invalid: {granted.api_path!r} cannot be read as a notebook "
+                f"({exc.log_message or exc.reason})"
+            ) from None
+        return _plain(model["content"])
+
+    async def _save(self, granted: Granted, nb: dict[str, Any]) -> str:
+        # the path is resolved again just before the write: a link planted since the
+        # check must not lead the write elsewhere
+        if granted.real.is_symlink() or granted.real.resolve() != granted.real:
+            raise ToolError(f"not granted: {granted.api_path!r} changed into a link; read it again")
+        model = {"type": "notebook", "format": "json", "content": nb}
+        try:
+            await ensure_async(self.contents.save(model, granted.api_path))
+        except HTTPError as exc:
+            raise ToolError(
+                f"invalid: {granted.api_path!r} could not be saved "
+                f"({exc.log_message or exc.reason})"
+            ) from None
+        return version_of(await self._read(granted))
+
+    def _writable(self, ctx: ToolContext, granted: Granted) -> None:
+        if granted.in_workspace and ctx.readonly_folder:
+            raise ToolError(
+                f"not granted: {granted.api_path!r} is in a read-only workspace; it may be "
+                "read, not changed"
+            )
+
+    def _lock(self, api_path: str) -> asyncio.Lock:
+        return self._locks.setdefault(api_path, asyncio.Lock())
+
+    async def _keep_before(
+        self, ctx: ToolContext, granted: Granted, before: dict[str, Any] | None
+    ) -> None:
+        if granted.in_workspace or ctx.journal is None:
+            return  # the workspace's own checkpoint holds it
+        await asyncio.to_thread(ctx.journal.record, ctx.turn, granted.api_path, before)
+
+    async def _edit(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        granted = ctx.grants.check(args["path"])
+        self._writable(ctx, granted)
+        version = args["version"]
+        if not isinstance(version, str):
+            raise ToolError("invalid: version must be the version string read_notebook returned")
+        async with self._lock(granted.api_path):
+            nb = await self._read(granted)
+            current = version_of(nb)
+            if version != current:
+                raise ToolError(
+                    f"stale: {granted.api_path!r} changed since version {version!r} was read "
+                    f"(it is now {current!r}); read it again and redo the edit"
+                )
+            marker = {"session": ctx.session_id, "turn": ctx.turn}
+            try:
+                result = apply_edits(nb, args["edits"], marker=marker)
+            except EditError as exc:
+                raise ToolError(f"invalid: {exc}; nothing was changed") from None
+            await self._keep_before(ctx, granted, nb)
+            new_version = await self._save(granted, result.notebook)
+        ctx.edit = NotebookEdit(
+            path=granted.api_path,
+            version=new_version,
+            inserted=result.inserted,
+            replaced=result.replaced,
+            deleted=result.deleted,
+        )
+        return {
+            "path": granted.api_path,
+            "version": new_version,
+            "inserted": result.inserted,
+            "replaced": result.replaced,
+            "deleted": result.deleted,
+        }
+
+    async def _create(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        granted = ctx.grants.check(args["path"], must_exist=False)
+        self._writable(ctx, granted)
+        async with self._lock(granted.api_path):
+            if granted.real.exists():
+                raise ToolError(
+                    f"exists: {granted.api_path!r} exists already; read_notebook it, or "
+                    "pick another name"
+                )
+            if not granted.real.parent.is_dir():
+                raise ToolError(f"not found: the folder of {granted.api_path!r} does not exist")
+            await self._keep_before(ctx, granted, None)
+            version = await self._save(granted, new_notebook())
+        ctx.edit = NotebookEdit(path=granted.api_path, version=version, created=True)
+        return {"path": granted.api_path, "version": version, "cells": []}

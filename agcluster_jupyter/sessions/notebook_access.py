@@ -1,0 +1,68 @@
+"""A session's ``jupyter`` tool calls, answered by this server: grants, journal, events.
+
+For each call the grants are built afresh from the session's record (its workspace
+folder, the launch's ``notebooks``, the notebook of its ``%%agent`` cell) and this
+server's ``root_dir``, so a grant is checked against the tree as it is at that moment.
+An edit is logged as a ``notebook_edit`` event (an open notebook in the panel reloads
+from it); one outside the workspace keeps the notebook's earlier content in the
+session's journal first (``notebooks/journal.py``), which restore and rewind use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ..events import NotebookEditEvent
+from ..notebooks.grants import NotebookGrants, ToolError
+from ..notebooks.tools import NotebookTools, ToolContext
+from .session import Session
+
+__all__ = ["NotebookAccess"]
+
+
+class NotebookAccess:
+    """The server's side of the ``jupyter`` MCP server, for every session."""
+
+    def __init__(self, tools: NotebookTools, root_dir: Path) -> None:
+        self.tools = tools
+        self.root_dir = root_dir
+
+    def grants(self, session: Session) -> NotebookGrants:
+        rec = session.record
+        folder = None if session.remote else Path(rec.workspace)
+        # where the agent sees its workspace: /workspace in a container, else the folder
+        alias = session.provider.workspace_mount or rec.workspace
+        granted = list(rec.notebooks)
+        if rec.notebook:
+            granted.append(rec.notebook)
+        return NotebookGrants.build(
+            self.root_dir, folder=folder, folder_alias=alias, notebooks=granted
+        )
+
+    async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
+        ctx = ToolContext(
+            grants=await asyncio.to_thread(self.grants, session),
+            session_id=session.id,
+            turn=session.record.turns + 1,  # the running turn (turns counts ended ones)
+            journal=session.notebook_journal,
+            readonly_folder=session.record.workspace_readonly,
+        )
+        try:
+            result = await self.tools.call(tool, args, ctx)
+        except ToolError as exc:
+            return {"error": str(exc)}
+        if ctx.edit is not None:
+            edit = ctx.edit
+            session.log.append(
+                NotebookEditEvent(
+                    path=edit.path,
+                    version=edit.version,
+                    created=edit.created,
+                    inserted=edit.inserted,
+                    replaced=edit.replaced,
+                    deleted=edit.deleted,
+                )
+            )
+        return {"result": result}
