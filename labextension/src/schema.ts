@@ -600,6 +600,12 @@ export interface components {
       workspace_readonly?: boolean;
       /** @description work in the folder even if another live session works there */
       share_workspace?: boolean;
+      /**
+       * @description notebooks of the Jupyter tree (relative to root_dir) the agent's `jupyter` tools
+       *     may read and edit besides those in its workspace folder; a listed notebook may
+       *     not exist yet (create_notebook makes it) but its folder must, inside the tree
+       */
+      notebooks?: string[];
     } & (unknown | unknown);
     Launched: {
       session_id: string;
@@ -612,6 +618,8 @@ export interface components {
       /** @description the folder workspace as the file browser shows it; null for a folder of its own */
       folder?: string | null;
       workspace_readonly?: boolean;
+      /** @description the notebooks the launch granted, as resolved (relative to root_dir) */
+      notebooks?: string[];
       warning?: string;
     };
     Usage: {
@@ -687,7 +695,8 @@ export interface components {
       | 'error'
       | 'done'
       | 'checkpoint'
-      | 'rewind';
+      | 'rewind'
+      | 'notebook_edit';
     /**
      * @description One server-sent event (the stream is `id: {seq}\nevent: {type}\ndata: {json}\n\n`
      *     frames, plus a `: heartbeat` comment when idle).  As in OpenAPI 3.2's

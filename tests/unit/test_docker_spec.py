@@ -137,6 +137,7 @@ def test_container_spec_is_hardened(tmp_path: Path) -> None:
         "AGCLUSTER_RUNNER_TOKEN_SHA256",
         "AGCLUSTER_ISOLATED",
         "AGCLUSTER_NETWORK",
+        "AGCLUSTER_JUPYTER_TOOLS",
         "HOME",
         "LANG",
         "PYTHONUNBUFFERED",

@@ -85,6 +85,7 @@ def test_machine_request_is_exactly_this(tmp_path: Path) -> None:
                 # what the agent is told: a VM of its own, with Fly's outbound network
                 "AGCLUSTER_ISOLATED": "1",
                 "AGCLUSTER_NETWORK": "1",
+                "AGCLUSTER_JUPYTER_TOOLS": "0",
                 "HOME": "/home/agent",
                 "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1",

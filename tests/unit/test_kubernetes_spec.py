@@ -202,6 +202,7 @@ def test_pod_for_the_code_assistant_preset() -> None:
                         # what the agent is told: a pod of its own, no network
                         {"name": "AGCLUSTER_ISOLATED", "value": "1"},
                         {"name": "AGCLUSTER_NETWORK", "value": "0"},
+                        {"name": "AGCLUSTER_JUPYTER_TOOLS", "value": "0"},
                         {"name": "HOME", "value": "/home/agent"},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},
