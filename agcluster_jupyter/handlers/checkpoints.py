@@ -65,6 +65,16 @@ class _CheckpointsHandler(AgClusterHandler):
             finally:
                 session.restoring = False
 
+    async def _revert_notebooks(
+        self, session: Session, history: Checkpoints, turn: int
+    ) -> list[str]:
+        """After a whole restore or rewind: the notebooks outside the workspace the agent
+        edited since ``turn``, as they were (undone with it: the undo record is the tag)."""
+        access = self.manager.notebook_access
+        if access is None:
+            return []
+        return await access.revert(session, turn, await history.peek_undo())
+
 
 class CheckpointsHandler(_CheckpointsHandler):
     @web.authenticated
@@ -93,8 +103,10 @@ class RestoreHandler(_CheckpointsHandler):
         paths = _paths(self.get_json_object())
         async with self._restoring(session):
             restored = await history.restore(number, paths)
+            # the notebooks outside the workspace come back with a whole restore only
+            notebooks = await self._revert_notebooks(session, history, number) if not paths else []
         self.manager.note_activity(session)
-        self.write_json({"turn": number, "restored": restored})
+        self.write_json({"turn": number, "restored": restored, "notebooks": notebooks})
 
 
 class UndoHandler(_CheckpointsHandler):
@@ -109,8 +121,10 @@ class UndoHandler(_CheckpointsHandler):
             if last["kind"] == "rewind":  # the conversation first: it may refuse
                 await session.rewind_conversation(last.get("conversation"), None)
             restored = await history.undo()
+            access = self.manager.notebook_access
+            notebooks = await access.undo(session, last) if access is not None else []
         self.manager.note_activity(session)
-        self.write_json({"restored": restored, "undid": last["kind"]})
+        self.write_json({"restored": restored, "undid": last["kind"], "notebooks": notebooks})
 
 
 class RewindHandler(_CheckpointsHandler):
@@ -135,9 +149,10 @@ class RewindHandler(_CheckpointsHandler):
             else:
                 await session.rewind_conversation(point["conversation"], point.get("message"))
             restored = await history.rewind_files(turn, before)
+            notebooks = await self._revert_notebooks(session, history, turn)
             session.log.append(RewindEvent(turn=turn))
         self.manager.note_activity(session)
-        self.write_json({"turn": turn, "restored": restored})
+        self.write_json({"turn": turn, "restored": restored, "notebooks": notebooks})
 
 
 def _turn_field(value: Any) -> int | None:

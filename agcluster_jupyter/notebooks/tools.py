@@ -186,6 +186,34 @@ class NotebookTools:
             "deleted": result.deleted,
         }
 
+    # -- undo: the journal's contents written back (restore, rewind and their undo) -----
+
+    async def current(self, api_path: str) -> dict[str, Any] | None:
+        """The notebook's content now (None: it does not exist)."""
+        try:
+            model = await ensure_async(self.contents.get(api_path, content=True, type="notebook"))
+        except HTTPError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return _plain(model["content"])
+
+    async def put_back(self, contents: dict[str, dict[str, Any] | None]) -> list[str]:
+        """Write each notebook as given (None: delete it); the paths that changed."""
+        changed = []
+        for api_path, content in sorted(contents.items()):
+            async with self._lock(api_path):
+                now = await self.current(api_path)
+                if now == content:
+                    continue
+                if content is None:
+                    await ensure_async(self.contents.delete(api_path))
+                else:
+                    model = {"type": "notebook", "format": "json", "content": content}
+                    await ensure_async(self.contents.save(model, api_path))
+                changed.append(api_path)
+        return changed
+
     async def _create(self, ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         granted = ctx.grants.check(args["path"], must_exist=False)
         self._writable(ctx, granted)

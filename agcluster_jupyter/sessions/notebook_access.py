@@ -41,6 +41,23 @@ class NotebookAccess:
             self.root_dir, folder=folder, folder_alias=alias, notebooks=granted
         )
 
+    async def revert(self, session: Session, turn: int, tag: dict[str, Any]) -> list[str]:
+        """A restore or rewind to before ``turn`` (the history's undo record ``tag``): the
+        notebooks outside the workspace the agent edited since, as they were; what they
+        held now is kept for the undo.  The notebooks that changed."""
+        journal = session.notebook_journal
+        targets = await asyncio.to_thread(journal.targets, turn)
+        if not targets:
+            return []
+        replaced = {path: await self.tools.current(path) for path in targets}
+        await asyncio.to_thread(journal.push_undo, tag, replaced)
+        return await self.tools.put_back(targets)
+
+    async def undo(self, session: Session, tag: dict[str, Any]) -> list[str]:
+        """The undo of the restore tagged ``tag``: the notebooks it replaced, back."""
+        replaced = await asyncio.to_thread(session.notebook_journal.pop_undo, tag)
+        return await self.tools.put_back(replaced) if replaced else []
+
     async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
         ctx = ToolContext(
             grants=await asyncio.to_thread(self.grants, session),

@@ -1301,6 +1301,8 @@ export interface operations {
           'application/json': {
             turn: number;
             restored: string[];
+            /** @description notebooks outside the workspace (paths of the Jupyter tree) the agent's edits of which were put back */
+            notebooks?: string[];
           };
         };
       };
@@ -1331,6 +1333,8 @@ export interface operations {
         content: {
           'application/json': {
             restored: string[];
+            /** @description notebooks outside the workspace (paths of the Jupyter tree) the agent's edits of which were put back */
+            notebooks?: string[];
             /** @enum {string} */
             undid: 'restore' | 'rewind';
           };
@@ -1371,6 +1375,8 @@ export interface operations {
           'application/json': {
             turn: number;
             restored: string[];
+            /** @description notebooks outside the workspace (paths of the Jupyter tree) the agent's edits of which were put back */
+            notebooks?: string[];
           };
         };
       };
