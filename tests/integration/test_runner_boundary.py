@@ -36,7 +36,7 @@ pytestmark = pytest.mark.cli
 ATTACK = "set up the helper, then write the marker"
 NOBODY = 65534
 #: the control endpoints: a 2xx from any of them on any target is a breach
-CONTROL = {"/turns", "/permissions", "/interrupt", "/shutdown"}
+CONTROL = {"/turns", "/permissions", "/interrupt", "/shutdown", "/tool-calls/call-guess"}
 
 
 def _events(server: JupyterServerProcess, sid: str) -> list[dict[str, Any]]:

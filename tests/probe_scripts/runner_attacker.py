@@ -24,6 +24,8 @@ ATTEMPTS = [
     ("POST", "/turns"),
     ("POST", "/permissions/{pending}"),
     ("POST", "/interrupt"),
+    # a forged answer to a jupyter tool call would put words in the server's mouth
+    ("POST", "/tool-calls/call-guess"),
     ("GET", "/files/tree"),
     ("POST", "/shutdown"),
 ]
