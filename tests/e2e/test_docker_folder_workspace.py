@@ -1,14 +1,19 @@
 """Folder workspaces on the docker provider: the user's folder bind-mounted at
 /workspace, written as the folder's owner (never chowned), read-only when asked (the
-engine refuses the writes), kept by a purge."""
+engine refuses the writes), kept by a purge; its notebooks edited through the server's
+jupyter tools by the agent in the container."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+
+from agcluster_jupyter.notebooks.cells import version_of
 
 from ..support import bash_scenario, chat_sse, expect_error
 from .docker_support import containers_of, inspect
@@ -85,3 +90,64 @@ async def test_a_root_owned_folder_is_refused(api: Any, jp_root_dir: Path) -> No
     body = {"config_id": "code-assistant", "workspace": "roots"}
     reply = await expect_error(api("agents/launch", method="POST", body=body), 400)
     assert reply["field"] == "workspace" and "never runs as root" in reply["message"]
+
+
+async def test_the_agent_in_docker_edits_the_users_notebook_through_the_server(
+    api: Any,
+    jp_fetch: Any,
+    launched: Any,
+    require_docker: Any,
+    scripted_model: Any,
+    project: Path,
+) -> None:
+    """The agent isolated in its container edits a notebook of the user's folder with the
+    jupyter tools: the call goes over the runner channel to this server, which writes the
+    notebook; a restore of the turn puts it back."""
+    path = project / "analysis.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", id="first")]
+    nbformat.write(nb, path)
+    os.chown(path, *OWNER)
+    response = await jp_fetch("api", "contents", "project", "analysis.ipynb")
+    version = version_of(json.loads(response.body)["content"])
+    edit = {"op": "insert", "after_cell_id": "first", "source": "y = x + 1"}
+    scripted_model.add_scenarios(
+        [
+            {
+                "match": "extend the notebook",
+                "steps": [
+                    # the container's own view of the folder: /workspace/...
+                    [
+                        {
+                            "tool_use": {
+                                "name": "mcp__jupyter__read_notebook",
+                                "input": {"path": "/workspace/analysis.ipynb"},
+                            }
+                        }
+                    ],
+                    [
+                        {
+                            "tool_use": {
+                                "name": "mcp__jupyter__edit_notebook",
+                                "input": {
+                                    "path": "project/analysis.ipynb",
+                                    "version": version,
+                                    "edits": [edit],
+                                },
+                            }
+                        }
+                    ],
+                ],
+                "final": "{result}",
+            }
+        ]
+    )
+    session = await launched("code-assistant", workspace="project")
+    sid = session["session_id"]
+    events = await chat_sse(api, sid, "extend the notebook")
+    results = [e for e in events if e["type"] == "tool_result"]
+    assert len(results) == 2 and not any(r["is_error"] for r in results), results
+    assert json.loads(results[0]["output"])["path"] == "project/analysis.ipynb"
+    assert [c.source for c in nbformat.read(path, as_version=4).cells] == ["x = 1", "y = x + 1"]
+    await api(f"agents/{sid}/checkpoints/1/restore", method="POST", body={})
+    assert [c.source for c in nbformat.read(path, as_version=4).cells] == ["x = 1"]
