@@ -123,6 +123,18 @@ class LaunchHandler(AgClusterHandler):
                 field="notebook",
             )
         root_dir = self.settings.get("server_root_dir")
+        workspace = body.get("workspace")
+        if isinstance(workspace, str) and os.path.isabs(workspace):
+            # a kernel names folders by their absolute path (%%agent --here): the same
+            # folder of the tree, when it is in the tree (else the 400 says so)
+            inside = _relative_to(workspace, root_dir)
+            if os.path.isabs(inside):
+                raise BadRequest(
+                    f"workspace {workspace!r} is outside the Jupyter tree; name a folder "
+                    "inside it (relative to the file browser's root)",
+                    field="workspace",
+                )
+            body["workspace"] = "" if inside == "." else inside
         folder = resolve_folder(root_dir, body)
         notebooks = resolve_notebook_list(root_dir, body.get("notebooks"))
         session = await self.manager.launch(config, api_key=api_key, name=name, folder=folder)

@@ -343,9 +343,11 @@ class AgClusterClient:
         api_key: str | None = None,
         name: str | None = None,
         notebook: str | None = None,
+        workspace: str | None = None,
     ) -> dict[str, Any]:
         """Start a session of a preset (or an inline ``config``); → ``{session_id, ...}``.
-        ``notebook``: the path of the notebook that starts it (shown with the session)."""
+        ``notebook``: the path of the notebook that starts it (shown with the session, and
+        its jupyter tools may edit it); ``workspace``: a folder of the tree to work in."""
         body: dict[str, Any] = {"config": config} if config is not None else {}
         if config is None:
             body["config_id"] = config_id or "code-assistant"
@@ -355,6 +357,8 @@ class AgClusterClient:
             body["name"] = name
         if notebook:
             body["notebook"] = notebook
+        if workspace is not None:
+            body["workspace"] = workspace
         return self._json("POST", "agents/launch", json=body, timeout=120.0)
 
     def sessions(self) -> list[dict[str, Any]]:

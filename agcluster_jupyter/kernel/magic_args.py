@@ -80,13 +80,17 @@ class CellArgs:
     mode: str | None = None
     #: tools whose permission requests this cell approves by itself (``*`` for all)
     approve: tuple[str, ...] = ()
+    #: a folder the agent works in instead of one of its own: ``--here`` is ``.`` (the
+    #: notebook's folder); relative paths are from the notebook's folder
+    workspace: str | None = None
 
     @property
     def key(self) -> str:
         """This kernel's name for the session the cell talks to."""
         if self.session:
             return self.session
-        return f"{self.preset}:{self.mode}" if self.mode else self.preset
+        key = f"{self.preset}:{self.mode}" if self.mode else self.preset
+        return f"{key} @ {self.workspace}" if self.workspace else key
 
 
 def _cell_parser() -> _Parser:
@@ -99,6 +103,8 @@ def _cell_parser() -> _Parser:
     parser.add_argument("--with", "-w", dest="with_", action="append", default=[], metavar="VAR")
     parser.add_argument("--mode", "-m", choices=PERMISSION_MODES)
     parser.add_argument("--approve", "-a", action="append", default=[], metavar="TOOLS")
+    parser.add_argument("--here", action="store_true")
+    parser.add_argument("--workspace", metavar="PATH")
     return parser
 
 
@@ -122,6 +128,11 @@ def parse_cell_args(line: str) -> CellArgs:
     if ns.out is not None and not ns.out.isidentifier():
         raise UsageError(f"%%agent: --out needs a Python variable name, not {ns.out!r}")
     approve = tuple(t.strip() for v in ns.approve for t in v.split(",") if t.strip())
+    if ns.here and ns.workspace is not None:
+        raise UsageError("%%agent: --here is the notebook's folder; give it or --workspace")
+    if ns.workspace is not None and not ns.workspace.strip():
+        raise UsageError("%%agent: --workspace needs a folder")
+    workspace = "." if ns.here else ns.workspace
     return CellArgs(
         ns.preset,
         ns.session,
@@ -131,6 +142,7 @@ def parse_cell_args(line: str) -> CellArgs:
         _with_specs(ns.with_),
         ns.mode,
         approve,
+        workspace,
     )
 
 

@@ -225,10 +225,22 @@ class AgentMagics(Magics):
             config=body.get("config"),
             name=name,
             notebook=os.environ.get("JPY_SESSION_NAME") or None,
+            workspace=self._workspace_path(args.workspace),
         )
         session_id: str = reply["session_id"]
         self.sessions[args.key] = session_id
         return session_id
+
+    @staticmethod
+    def _workspace_path(workspace: str | None) -> str | None:
+        """``--here`` / ``--workspace``: the folder as an absolute path, relative ones from
+        the notebook's folder (the kernel's working directory), as in the notebook's code;
+        the server takes it when it lies in its tree."""
+        if workspace is None:
+            return None
+        notebook = os.environ.get("JPY_SESSION_NAME", "")
+        base = Path(notebook).parent if os.path.isabs(notebook) else Path.cwd()
+        return os.path.normpath(base / Path(workspace).expanduser())
 
     def _rich(self) -> bool:
         # only a kernel's front end can update a display in place
@@ -296,8 +308,10 @@ class AgentMagics(Magics):
     @cell_magic
     def agent(self, line: str, cell: str) -> None:
         """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
-        [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]``.
-        ``{name}`` in the cell is replaced by that variable."""
+        [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]
+        [--here | --workspace PATH]``.  ``{name}`` in the cell is replaced by that variable;
+        ``--here`` has the agent work in the notebook's folder, ``--workspace`` in that one
+        (from the notebook's folder), instead of a folder of its own."""
         args, prompt = self._prepare(line, cell)
         renderer = TurnRenderer(self._rich(), args.quiet)
         turn = _Turn("", prompt)

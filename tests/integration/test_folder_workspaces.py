@@ -101,7 +101,7 @@ async def test_bad_folders_get_a_400_that_says_what_to_fix(
     os.symlink(outside, jp_root_dir / "escape")
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"workspace": "../outside"}, "workspace", ".."),
-        ({"workspace": "/etc"}, "workspace", "without a leading '/'"),
+        ({"workspace": "/etc"}, "workspace", "outside the Jupyter tree"),
         ({"workspace": "missing"}, "workspace", "does not exist"),
         ({"workspace": "file.txt"}, "workspace", "is not a folder"),
         ({"workspace": "escape"}, "workspace", "leads out of the Jupyter tree"),

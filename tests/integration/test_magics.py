@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import re
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -18,9 +20,21 @@ import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from jupyter_core.utils import ensure_async
 
 from agcluster_jupyter.kernel.client import AgClusterClient
 from agcluster_jupyter.kernel.magics import AgentMagics
+from agcluster_jupyter.notebooks.cells import version_of
+
+
+@pytest.fixture
+def jp_root_dir(agent_dirs: dict[str, Path]) -> Path:
+    """The Jupyter tree, where the agent user can reach it (a folder workspace is the
+    CLI's working directory; pytest's tmp_path is 0700)."""
+    root = agent_dirs["base"] / "tree"
+    root.mkdir()
+    root.chmod(0o755)
+    return root
 
 
 @dataclass
@@ -290,3 +304,74 @@ async def test_checkpoints_diff_restore_and_undo_from_the_notebook(connected: Sh
         assert not ran.ok or "Error" in ran.stderr, (bad, ran.stdout)
         assert re.search(says, ran.stderr), (bad, ran.stderr)
         assert "Traceback" not in ran.stderr, ran.stderr
+
+
+@pytest.mark.cli
+async def test_agent_here_works_in_the_notebooks_folder_and_may_edit_that_notebook(
+    connected: Shell,
+    monkeypatch: pytest.MonkeyPatch,
+    jp_root_dir: Path,
+    scripted_model: Any,
+    jp_serverapp: Any,
+) -> None:
+    """``%%agent --here``: a folder workspace on the notebook's folder (the kernel names it
+    by its absolute path); the notebook whose cell started the session is granted to the
+    jupyter tools even when it lies outside that folder (``--workspace``)."""
+    project = jp_root_dir / "project"
+    project.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("df = 1", id="c0")]
+    notebook = jp_root_dir / "main.ipynb"
+    nbformat.write(nb, notebook)
+    nbformat.write(nb, project / "inner.ipynb")
+    if os.geteuid() == 0:  # the agent user must be able to work in the folder
+        nobody = pwd.getpwnam("nobody")
+        for path in (jp_root_dir, project, project / "inner.ipynb"):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    # the version the tools give it: its content as the server's ContentsManager reads it
+    model = await ensure_async(jp_serverapp.contents_manager.get("main.ipynb"))
+    version = version_of(json.loads(json.dumps(model["content"])))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "inner.ipynb"))
+    ran = await connected.run("%%agent --here -q\nwhere am I")
+    assert ran.ok, ran.stderr
+    sid = connected.ns["_"]["session_id"]
+    details = await asyncio.to_thread(connected.magics.client.session, sid)
+    assert details["folder"] == "project"
+    # a second session in the same folder would be a 409 naming this one
+    assert (await connected.run(f"%agent stop {sid}")).ok
+
+    scripted_model.add_scenarios(
+        [
+            {
+                "match": "add a cell to my notebook",
+                "steps": [
+                    [
+                        {
+                            "tool_use": {
+                                "name": "mcp__jupyter__edit_notebook",
+                                "input": {
+                                    "path": "main.ipynb",
+                                    "version": version,
+                                    "edits": [{"op": "insert", "source": "df.plot()"}],
+                                },
+                            }
+                        }
+                    ]
+                ],
+                "final": "{result}",
+            }
+        ]
+    )
+    # a notebook of the tree's root, its agent working in project/ by --workspace
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    ran = await connected.run("%%agent --workspace project --new -q\nadd a cell to my notebook")
+    assert ran.ok, ran.stderr
+    reply = connected.ns["_"]
+    assert reply["session_id"] != sid
+    details = await asyncio.to_thread(connected.magics.client.session, reply["session_id"])
+    assert details["folder"] == "project" and details["notebook"] == "main.ipynb"
+    cells = nbformat.read(notebook, as_version=4).cells
+    assert [c.source for c in cells] == ["df = 1", "df.plot()"], reply
+    # a folder outside the tree is refused with the server's message
+    ran = await connected.run("%%agent --workspace /etc --new -q\nhello")
+    assert not ran.ok and "outside the Jupyter tree" in ran.stderr

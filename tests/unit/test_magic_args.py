@@ -43,6 +43,18 @@ def test_cell_key_is_the_session_name_else_the_preset() -> None:
     assert parse_cell_args("data-analysis --session a").key == "a"
 
 
+def test_here_and_workspace_name_the_folder_and_a_session_of_its_own() -> None:
+    assert parse_cell_args("--here").workspace == "."
+    assert parse_cell_args("--here").key == f"{DEFAULT_PRESET} @ ."
+    here = parse_cell_args("data-analysis --workspace ../project")
+    assert here.workspace == "../project" and here.key == "data-analysis @ ../project"
+    assert parse_cell_args("").workspace is None
+    with pytest.raises(UsageError, match="--here is the notebook's folder"):
+        parse_cell_args("--here --workspace x")
+    with pytest.raises(UsageError, match="needs a folder"):
+        parse_cell_args("--workspace ''")
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
