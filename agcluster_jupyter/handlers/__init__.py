@@ -8,6 +8,7 @@ from .agents import AGENT_ROUTES, NotFoundHandler
 from .base import AUTH_RESOURCE, AgClusterHandler, HandlerContext
 from .checkpoints import CHECKPOINT_ROUTES
 from .files import FILE_ROUTES
+from .notebooks import NOTEBOOK_ROUTES
 
 __all__ = ["API_PREFIX", "AUTH_RESOURCE", "AgClusterHandler", "HandlerContext", "route_table"]
 
@@ -23,6 +24,7 @@ def route_table(
         *AGENT_ROUTES,
         *FILE_ROUTES,
         *CHECKPOINT_ROUTES,
+        *NOTEBOOK_ROUTES,
         (r"(?P<path>.*)", NotFoundHandler),
     ]
     kwargs = {"ctx": ctx} if ctx is not None else {}

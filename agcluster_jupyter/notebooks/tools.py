@@ -25,6 +25,7 @@ from tornado.web import HTTPError
 from .cells import EditError, apply_edits, new_notebook, notebook_view, version_of
 from .grants import Granted, NotebookGrants, ToolError
 from .journal import NotebookJournal
+from .live import OpenNotebooks
 
 __all__ = ["NOTEBOOK_TOOLS", "NotebookEdit", "NotebookTools", "ToolContext"]
 
@@ -78,8 +79,10 @@ def _plain(content: Any) -> dict[str, Any]:
 class NotebookTools:
     """The tools over one ContentsManager; edits of one notebook run one at a time."""
 
-    def __init__(self, contents_manager: Any) -> None:
+    def __init__(self, contents_manager: Any, open_notebooks: OpenNotebooks | None = None) -> None:
         self.contents = contents_manager
+        #: what JupyterLab pages hold unsaved (``live.py``): never written under the user
+        self.open_notebooks = open_notebooks or OpenNotebooks()
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def call(self, tool: str, args: Any, ctx: ToolContext) -> dict[str, Any]:
@@ -163,6 +166,11 @@ class NotebookTools:
                 raise ToolError(
                     f"stale: {granted.api_path!r} changed since version {version!r} was read "
                     f"(it is now {current!r}); read it again and redo the edit"
+                )
+            if self.open_notebooks.dirty(granted.api_path):
+                raise ToolError(
+                    f"stale: {granted.api_path!r} is open in JupyterLab with unsaved changes; "
+                    "the user's typing comes first: ask them to save it, then read it again"
                 )
             marker = {"session": ctx.session_id, "turn": ctx.turn}
             try:

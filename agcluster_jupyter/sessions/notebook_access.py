@@ -16,6 +16,7 @@ from typing import Any
 
 from ..events import NotebookEditEvent
 from ..notebooks.grants import NotebookGrants, ToolError
+from ..notebooks.live import EditFeed
 from ..notebooks.tools import NotebookTools, ToolContext
 from .session import Session
 
@@ -28,6 +29,8 @@ class NotebookAccess:
     def __init__(self, tools: NotebookTools, root_dir: Path) -> None:
         self.tools = tools
         self.root_dir = root_dir
+        #: every edit, for the pages that reload open notebooks (``notebooks/live.py``)
+        self.feed = EditFeed()
 
     def grants(self, session: Session) -> NotebookGrants:
         rec = session.record
@@ -51,12 +54,17 @@ class NotebookAccess:
             return []
         replaced = {path: await self.tools.current(path) for path in targets}
         await asyncio.to_thread(journal.push_undo, tag, replaced)
-        return await self.tools.put_back(targets)
+        return self._published(session, await self.tools.put_back(targets))
 
     async def undo(self, session: Session, tag: dict[str, Any]) -> list[str]:
         """The undo of the restore tagged ``tag``: the notebooks it replaced, back."""
         replaced = await asyncio.to_thread(session.notebook_journal.pop_undo, tag)
-        return await self.tools.put_back(replaced) if replaced else []
+        return self._published(session, await self.tools.put_back(replaced) if replaced else [])
+
+    def _published(self, session: Session, paths: list[str]) -> list[str]:
+        for path in paths:  # an open notebook shows what the restore put back
+            self.feed.publish(path, "", session.id)
+        return paths
 
     async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
         ctx = ToolContext(
@@ -72,6 +80,7 @@ class NotebookAccess:
             return {"error": str(exc)}
         if ctx.edit is not None:
             edit = ctx.edit
+            self.feed.publish(edit.path, edit.version, session.id)
             session.log.append(
                 NotebookEditEvent(
                     path=edit.path,

@@ -434,6 +434,49 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/notebooks/open': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * A JupyterLab page holds this notebook with (or without) unsaved changes.
+     * @description While a report of unsaved changes holds (repeated at least every 60 s), the
+     *     agents' `edit_notebook` on that notebook is refused as stale: the user's typing is
+     *     never written over.
+     */
+    put: operations['reportOpenNotebook'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/notebooks/edits': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The agents' notebook edits after `after`, waiting up to `timeout` s for one.
+     * @description Numbered from 1 in this server process (`last`; a cursor above it starts over).
+     *     A page reloads an open notebook without unsaved changes when it was edited.
+     */
+    get: operations['notebookEdits'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1603,6 +1646,81 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+    };
+  };
+  reportOpenNotebook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description the notebook's path in the Jupyter tree */
+          path: string;
+          dirty: boolean;
+          /** @description the reporting page's own id */
+          page?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description recorded */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            path: string;
+            dirty: boolean;
+            /** @description seconds the report holds */
+            expires_in: number;
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      409: components['responses']['Conflict'];
+    };
+  };
+  notebookEdits: {
+    parameters: {
+      query?: {
+        after?: number;
+        timeout?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the edits */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            edits: {
+              n: number;
+              path: string;
+              /** @description "" for a restore's write */
+              version: string;
+              session_id: string;
+            }[];
+            last: number;
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      409: components['responses']['Conflict'];
     };
   };
 }

@@ -17,7 +17,7 @@ import pytest
 
 from agcluster_jupyter.notebooks.cells import version_of
 
-from ..support import CAREFUL, chat_sse, event_log, parse_sse
+from ..support import CAREFUL, chat_sse, event_log, expect_error, parse_sse
 
 pytestmark = pytest.mark.cli
 
@@ -298,3 +298,49 @@ async def test_default_mode_asks_before_an_edit_and_a_denial_changes_nothing(
     read, edit = _results(events)
     assert not read["is_error"] and edit["is_error"] and "denied" in edit["output"]
     assert json.loads(path.read_text()) == before
+
+
+async def test_unsaved_changes_in_a_page_hold_the_agent_off_and_edits_are_fed(
+    api: Any, jp_fetch: Any, launched: Any, scripted_model: Any, jp_root_dir: Path
+) -> None:
+    path = jp_root_dir / "project" / "open.ipynb"
+    before = _notebook(path, "a = 1")
+    version = await _version(jp_fetch, "project/open.ipynb")
+    edit = _tool(
+        "edit_notebook",
+        path="project/open.ipynb",
+        version=version,
+        edits=[{"op": "insert", "source": "b = 2"}],
+    )
+    scripted_model.add_scenarios(
+        [{"match": "edit the open one", "steps": [[edit]], "final": "{result}"}]
+    )
+    session = await launched("code-assistant", workspace="project")
+    sid = session["session_id"]
+    start = await api("notebooks/edits", params={"after": "0"})
+    # the user typed in the open notebook and has not saved
+    report = {"path": "project/open.ipynb", "dirty": True, "page": "page-1"}
+    assert (await api("notebooks/open", method="PUT", body=report))["expires_in"] > 0
+    (refused,) = _results(await chat_sse(api, sid, "edit the open one"))
+    assert refused["is_error"] and "unsaved changes" in refused["output"]
+    assert json.loads(path.read_text()) == before
+    # saved: the next try goes through, and the page hears of it
+    await api("notebooks/open", method="PUT", body={**report, "dirty": False})
+    (done,) = _results(await chat_sse(api, sid, "edit the open one"))
+    assert not done["is_error"], done
+    fed = await api("notebooks/edits", params={"after": str(start["last"]), "timeout": "5"})
+    (item,) = fed["edits"]
+    assert (item["path"], item["session_id"]) == ("project/open.ipynb", sid)
+    assert item["version"] == json.loads(done["output"])["version"] and fed["last"] == item["n"]
+    # nothing new: the poll waits its timeout and says so with no edits
+    assert (await api("notebooks/edits", params={"after": str(fed["last"]), "timeout": "1"}))[
+        "edits"
+    ] == []
+    for bad, field in (
+        ({"path": "", "dirty": True}, "path"),
+        ({"path": "a.ipynb", "dirty": "yes"}, "dirty"),
+        ({"path": "a.ipynb", "dirty": True, "tab": 1}, "tab"),
+    ):
+        reply = await expect_error(api("notebooks/open", method="PUT", body=bad), 400)
+        assert reply["field"] == field
+    await expect_error(api("notebooks/edits", params={"after": "-1"}), 400)
