@@ -9,13 +9,16 @@ import {
   WidgetTracker,
   showErrorMessage
 } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { ApiError } from './api';
+import { launchHereDialog } from './dialogs';
 import { exportNotebook } from './exporter';
+import { LiveNotebooks } from './livenotebooks';
 import { agentsIcon } from './icons';
 import { PanelActions } from './actions';
 import { AgentsPanel } from './panel';
@@ -38,6 +41,7 @@ export namespace CommandIDs {
   export const interrupt = 'agcluster:interrupt';
   export const exportConversation = 'agcluster:export-conversation';
   export const openSessionTab = 'agcluster:open-session-tab';
+  export const openAgentHere = 'agcluster:open-agent-here';
 }
 
 /** The namespace of the session tabs in JupyterLab's layout (restored on reload). */
@@ -72,7 +76,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ISettingRegistry,
     IRenderMimeRegistry,
     ILabShell,
-    IStateDB
+    IStateDB,
+    IDefaultFileBrowser
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -81,7 +86,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     rendermime: IRenderMimeRegistry | null,
     labShell: ILabShell | null,
-    state: IStateDB | null
+    state: IStateDB | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     let settings: PanelSettings = { ...DEFAULT_SETTINGS };
     const { commands } = app;
@@ -354,6 +360,70 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+
+    // "Open an agent here…" on a folder of the file browser: a folder workspace
+    const selectedFolder = (): string | null => {
+      const item = fileBrowser?.selectedItems().next();
+      return item && !item.done && item.value.type === 'directory'
+        ? item.value.path
+        : null;
+    };
+    commands.addCommand(CommandIDs.openAgentHere, {
+      label: 'Open an Agent Here…',
+      caption:
+        'Launch an agent session that works in this folder (args: path, relative to the file browser root)',
+      icon: args => (args.isPalette ? undefined : agentsIcon),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            path: {
+              type: 'string',
+              description:
+                "the folder, as the file browser shows it; none: the file browser's selected folder"
+            }
+          }
+        }
+      },
+      isVisible: args =>
+        typeof args.path === 'string' || selectedFolder() !== null,
+      execute: async args => {
+        const folder =
+          typeof args.path === 'string' ? args.path : selectedFolder();
+        if (folder === null) {
+          return null;
+        }
+        if (model.configs.length === 0) {
+          await model.refresh();
+        }
+        const choice = await launchHereDialog(
+          folder,
+          model.configs,
+          settings.defaultPreset
+        );
+        if (!choice) {
+          return null;
+        }
+        app.shell.activateById(panel.id);
+        const id = await model.launch(choice.configId, {
+          workspace: folder,
+          ...(choice.readonly ? { workspace_readonly: true } : {})
+        });
+        if (id === null && model.errors.launch) {
+          await showErrorMessage('Launch failed', model.errors.launch);
+        }
+        return id;
+      }
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.openAgentHere,
+      selector: '.jp-DirListing-item[data-isdir="true"]',
+      rank: 60
+    });
+
+    // open notebooks reload after an agent's edit; their unsaved changes hold agents off
+    const live = new LiveNotebooks(model.api, () => app.shell.widgets('main'));
+    void app.restored.then(() => live.start());
 
     for (const command of [
       CommandIDs.openPanel,

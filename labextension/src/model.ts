@@ -200,8 +200,14 @@ export class AgentsModel implements SessionHost {
     return request;
   }
 
-  /** Launch a preset; the new session's id (selected), or null (`errors.launch`). */
-  async launch(configId: string): Promise<string | null> {
+  /**
+   * Launch a preset; the new session's id (selected), or null (`errors.launch`).
+   * `extra`: more of the launch body (a folder workspace: `workspace`, ...).
+   */
+  async launch(
+    configId: string,
+    extra: Partial<LaunchRequest> = {}
+  ): Promise<string | null> {
     if (this.launching !== null) {
       return null;
     }
@@ -215,7 +221,10 @@ export class AgentsModel implements SessionHost {
     this.launching = configId;
     this._emit();
     try {
-      return await this._launch(this.launchRequest({ config_id: configId }));
+      return await this._launch({
+        ...this.launchRequest({ config_id: configId }),
+        ...extra
+      });
     } catch (error) {
       this.errors.launch = message(error);
       return null;

@@ -1,0 +1,220 @@
+/**
+ * Open notebooks and the agents' edits of them, without real-time collaboration.
+ *
+ * - Every open notebook's unsaved state goes to the server (`PUT notebooks/open`), again
+ *   while it stays unsaved: an agent's edit of a notebook with unsaved changes is then
+ *   refused as stale, so the user's typing is never written over.
+ * - The page long-polls the agents' edits (`GET notebooks/edits`) and reloads an open
+ *   notebook without unsaved changes from disk when one was edited: the agent's cells
+ *   appear, and no "file changed on disk" dialog comes on the next save.
+ *
+ * Documents are found among the main area's widgets and used through the little of a
+ * DocumentWidget's `context` this needs (duck-typed: Lab and Notebook 7 both have it).
+ */
+
+import { ISignal } from '@lumino/signaling';
+
+import { AgClusterAPI, RestBody, RestReply } from './api';
+
+/** Seconds between repeats of an "unsaved changes" report (the server holds one 60 s). */
+const DIRTY_REPEAT_MS = 20_000;
+/** How often the main area is looked at for newly opened notebooks. */
+const SCAN_MS = 1_000;
+/** Seconds one poll of the edits waits on the server. */
+const POLL_SECONDS = 25;
+/** After a failed poll (server restarting, tools off), the next one waits this long. */
+const RETRY_MS = 10_000;
+
+type EditsReply = RestReply<'notebookEdits'>;
+
+/** The part of a document context this module uses. */
+export interface OpenContext {
+  readonly path: string;
+  readonly isDisposed: boolean;
+  readonly disposed: ISignal<unknown, void>;
+  readonly model: {
+    readonly dirty: boolean;
+    readonly stateChanged: ISignal<unknown, { name: string }>;
+  };
+  revert(): Promise<void>;
+}
+
+/** A main-area widget holding a document. */
+function contextOf(widget: unknown): OpenContext | null {
+  const context = (widget as { context?: Partial<OpenContext> } | null)
+    ?.context;
+  if (
+    !context ||
+    typeof context.path !== 'string' ||
+    typeof context.revert !== 'function' ||
+    !context.model ||
+    !context.disposed
+  ) {
+    return null;
+  }
+  return context as OpenContext;
+}
+
+/** A context's path as the server names it: without a drive prefix (`RTC:`). */
+export function treePath(path: string): string {
+  const colon = path.indexOf(':');
+  const bare =
+    colon >= 0 && !path.slice(0, colon).includes('/')
+      ? path.slice(colon + 1)
+      : path;
+  return bare.replace(/^\/+/, '');
+}
+
+export class LiveNotebooks {
+  constructor(
+    private readonly api: Pick<AgClusterAPI, 'json'>,
+    private readonly widgets: () => Iterable<unknown>
+  ) {}
+
+  /** Start following; idempotent. */
+  start(): void {
+    if (this._scanTimer !== null) {
+      return;
+    }
+    this._scanTimer = setInterval(() => this.scan(), SCAN_MS);
+    this._repeatTimer = setInterval(() => this.repeatDirty(), DIRTY_REPEAT_MS);
+    this.scan();
+    void this.poll();
+  }
+
+  dispose(): void {
+    this._stopped = true;
+    if (this._scanTimer !== null) {
+      clearInterval(this._scanTimer);
+    }
+    if (this._repeatTimer !== null) {
+      clearInterval(this._repeatTimer);
+    }
+    this._scanTimer = this._repeatTimer = null;
+  }
+
+  /** The open notebooks this page follows, by tree path. */
+  get open(): ReadonlyMap<string, OpenContext> {
+    const out = new Map<string, OpenContext>();
+    for (const context of this._contexts) {
+      out.set(treePath(context.path), context);
+    }
+    return out;
+  }
+
+  /** Follow the notebooks opened since the last look. */
+  scan(): void {
+    for (const widget of this.widgets()) {
+      const context = contextOf(widget);
+      if (
+        !context ||
+        context.isDisposed ||
+        this._contexts.has(context) ||
+        !context.path.endsWith('.ipynb')
+      ) {
+        continue;
+      }
+      this._contexts.add(context);
+      context.model.stateChanged.connect((_, change) => {
+        if (change.name === 'dirty') {
+          this.report(context);
+        }
+      });
+      context.disposed.connect(() => {
+        this._contexts.delete(context);
+        if (this._reportedDirty.delete(context)) {
+          void this.send(treePath(context.path), false);
+        }
+      });
+      if (context.model.dirty) {
+        this.report(context);
+      }
+    }
+  }
+
+  private report(context: OpenContext): void {
+    const dirty = context.model.dirty;
+    if (dirty) {
+      this._reportedDirty.add(context);
+    } else {
+      this._reportedDirty.delete(context);
+    }
+    void this.send(treePath(context.path), dirty);
+  }
+
+  private repeatDirty(): void {
+    for (const context of this._reportedDirty) {
+      if (!context.isDisposed && context.model.dirty) {
+        void this.send(treePath(context.path), true);
+      }
+    }
+  }
+
+  private async send(path: string, dirty: boolean): Promise<void> {
+    const body: RestBody<'reportOpenNotebook'> = {
+      path,
+      dirty,
+      page: this._page
+    };
+    try {
+      await this.api.json<RestReply<'reportOpenNotebook'>>(
+        'notebooks/open',
+        'PUT',
+        body
+      );
+    } catch (error) {
+      // the tools are off, or the server is away: the edit check then has nothing to
+      // protect, or the next repeat says it again
+      console.debug('agcluster: notebook state not reported', error);
+    }
+  }
+
+  /** Long-poll the agents' edits; reload what was edited and is open unchanged. */
+  private async poll(): Promise<void> {
+    let after: number | null = null;
+    while (!this._stopped) {
+      if (this._contexts.size === 0 && after !== null) {
+        await sleep(SCAN_MS);
+        continue;
+      }
+      try {
+        const reply: EditsReply = await this.api.json<EditsReply>(
+          'notebooks/edits',
+          'GET',
+          undefined,
+          {
+            after: String(after ?? 0),
+            // the first look only learns where the feed is: older edits are on disk
+            timeout: after === null ? '0' : String(POLL_SECONDS)
+          }
+        );
+        const known = after;
+        after = reply.last;
+        if (known === null) {
+          continue;
+        }
+        const open = this.open;
+        for (const path of new Set(reply.edits.map(edit => edit.path))) {
+          const context = open.get(path);
+          if (context && !context.isDisposed && !context.model.dirty) {
+            await context.revert();
+          }
+        }
+      } catch (error) {
+        console.debug('agcluster: notebook edits not polled', error);
+        await sleep(RETRY_MS);
+      }
+    }
+  }
+
+  private readonly _contexts = new Set<OpenContext>();
+  private readonly _reportedDirty = new Set<OpenContext>();
+  private readonly _page = `page-${Math.random().toString(36).slice(2, 12)}`;
+  private _scanTimer: ReturnType<typeof setInterval> | null = null;
+  private _repeatTimer: ReturnType<typeof setInterval> | null = null;
+  private _stopped = false;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}

@@ -1,0 +1,146 @@
+/**
+ * Open notebooks and the agents' edits: unsaved changes are reported (and withdrawn),
+ * an edited notebook without unsaved changes is reloaded, one with unsaved changes is
+ * left alone, and the first poll only learns where the feed is.
+ */
+
+import { Signal } from '@lumino/signaling';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { LiveNotebooks, OpenContext, treePath } from '../src/livenotebooks';
+
+class FakeContext implements OpenContext {
+  constructor(readonly path: string) {}
+  isDisposed = false;
+  reverts = 0;
+  readonly disposed = new Signal<unknown, void>(this);
+  readonly stateChanged = new Signal<unknown, { name: string }>(this);
+  private _dirty = false;
+  readonly model = {
+    owner: this,
+    get dirty(): boolean {
+      return this.owner._dirty;
+    },
+    get stateChanged(): Signal<unknown, { name: string }> {
+      return this.owner.stateChanged;
+    }
+  };
+  setDirty(dirty: boolean): void {
+    this._dirty = dirty;
+    this.stateChanged.emit({ name: 'dirty' });
+  }
+  async revert(): Promise<void> {
+    this.reverts += 1;
+  }
+  close(): void {
+    this.isDisposed = true;
+    this.disposed.emit();
+  }
+}
+
+interface Call {
+  path: string;
+  method: string;
+  body: unknown;
+  query?: { [key: string]: string };
+}
+
+/** The server's side: records calls, answers polls from a queue of edit batches. */
+class FakeApi {
+  calls: Call[] = [];
+  batches: { path: string }[][] = [];
+  last = 7;
+  private _waiting: (() => void) | null = null;
+  push(paths: string[]): void {
+    this.batches.push(paths.map(path => ({ path })));
+    this._waiting?.();
+  }
+  async json<T>(
+    path: string,
+    method = 'GET',
+    body?: unknown,
+    query?: { [key: string]: string }
+  ): Promise<T> {
+    this.calls.push({ path, method, body, query });
+    if (path === 'notebooks/edits') {
+      if (query?.timeout !== '0') {
+        while (this.batches.length === 0) {
+          await new Promise<void>(resolve => (this._waiting = resolve));
+        }
+        const edits = this.batches.shift()!.map((e, i) => ({
+          n: this.last + i + 1,
+          path: e.path,
+          version: 'v',
+          session_id: 's'
+        }));
+        this.last += edits.length;
+        return { edits, last: this.last } as T;
+      }
+      return { edits: [], last: this.last } as T;
+    }
+    return {} as T;
+  }
+}
+
+const tick = (): Promise<void> => new Promise(r => setTimeout(r, 20));
+
+describe('LiveNotebooks', () => {
+  let live: LiveNotebooks | null = null;
+  afterEach(() => live?.dispose());
+
+  it('names paths as the server does', () => {
+    expect(treePath('RTC:project/a.ipynb')).toBe('project/a.ipynb');
+    expect(treePath('/a.ipynb')).toBe('a.ipynb');
+    expect(treePath('dir:x/b.ipynb')).toBe('x/b.ipynb');
+  });
+
+  it('reports unsaved changes, reloads clean notebooks only', async () => {
+    const api = new FakeApi();
+    const clean = new FakeContext('project/clean.ipynb');
+    const typing = new FakeContext('project/typing.ipynb');
+    const text = new FakeContext('notes.txt');
+    const widgets = [
+      { context: clean },
+      { context: typing },
+      { context: text },
+      {}
+    ];
+    live = new LiveNotebooks(api, () => widgets);
+    live.start();
+    expect([...live.open.keys()].sort()).toEqual([
+      'project/clean.ipynb',
+      'project/typing.ipynb'
+    ]);
+    typing.setDirty(true);
+    await tick();
+    const reports = api.calls.filter(c => c.path === 'notebooks/open');
+    expect(reports).toHaveLength(1);
+    expect(reports[0].method).toBe('PUT');
+    expect(reports[0].body).toMatchObject({
+      path: 'project/typing.ipynb',
+      dirty: true
+    });
+    // the first poll only learns the feed's position (older edits are on disk)
+    const polls = api.calls.filter(c => c.path === 'notebooks/edits');
+    expect(polls[0].query).toEqual({ after: '0', timeout: '0' });
+    expect(polls[1].query).toEqual({ after: '7', timeout: '25' });
+
+    api.push([
+      'project/clean.ipynb',
+      'project/typing.ipynb',
+      'elsewhere.ipynb'
+    ]);
+    await tick();
+    expect(clean.reverts).toBe(1);
+    expect(typing.reverts).toBe(0); // the user's typing stays
+    // closed with unsaved changes: the report is withdrawn
+    typing.close();
+    await tick();
+    const last = api.calls.filter(c => c.path === 'notebooks/open').pop();
+    expect(last?.body).toMatchObject({
+      path: 'project/typing.ipynb',
+      dirty: false
+    });
+    expect([...live.open.keys()]).toEqual(['project/clean.ipynb']);
+  });
+});
