@@ -578,19 +578,38 @@ class SessionManager:
             handle = await self.provider.create(spec)
         except ProviderUnavailable as exc:
             self.gateway.stop_serving(session.id)
+            self._check_not_abandoned(session)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(str(exc)) from None
         except (ProviderError, OSError) as exc:
             # OSError: the runner process could not even be started (E2BIG, EAGAIN, ENOMEM)
             self.gateway.stop_serving(session.id)
+            self._check_not_abandoned(session)
             session.set_state("failed", str(exc))
             raise ServiceUnavailable(f"the agent could not start: {exc}") from None
+        if self._abandoned(session):
+            # stopped (or purged) while its runner started: that runner is nobody's now
+            try:
+                await asyncio.wait_for(self.provider.stop(handle), 60.0)
+            except Exception:
+                log.exception("session %s: stopping a runner started too late failed", session.id)
+            self.gateway.stop_serving(session.id)
+            self._check_not_abandoned(session)
         session.control_token = handle.token
         # on disk only where the agent cannot read it (the local provider as its uid: not)
         session.record.runner_token = handle.token if self.provider.persists_control_token else ""
         session.attach(handle)
         session.touch()
         session.set_state("ready", "the agent is ready")
+
+    def _abandoned(self, session: Session) -> bool:
+        """Stopped or purged while its runner was starting."""
+        known = self.sessions.get(session.id) is session or self._pooled.get(session.id) is session
+        return session.state in {"stopping", "stopped"} or not known
+
+    def _check_not_abandoned(self, session: Session) -> None:
+        if self._abandoned(session):
+            raise Conflict("the session was stopped while its agent was starting")
 
     def _serve_gateway(self, session: Session) -> str:
         """Let the session's runner reach the gateway; the address it calls."""

@@ -3,7 +3,8 @@
  *
  * - Every open notebook's unsaved state goes to the server (`PUT notebooks/open`), again
  *   while it stays unsaved: an agent's edit of a notebook with unsaved changes is then
- *   refused as stale, so the user's typing is never written over.
+ *   refused as stale, so the user's typing is never written over.  Unsaved means the
+ *   cells differ from the file (`cellsKey`), not metadata the kernel filled in.
  * - The page long-polls the agents' edits (`GET notebooks/edits`) and reloads an open
  *   notebook without unsaved changes from disk when one was edited: the agent's cells
  *   appear, and no "file changed on disk" dialog comes on the next save.
@@ -35,9 +36,42 @@ export interface OpenContext {
   readonly model: {
     readonly dirty: boolean;
     readonly stateChanged: ISignal<unknown, { name: string }>;
+    readonly contentChanged: ISignal<unknown, void>;
+    /** a notebook model's cells (JupyterLab's CellList) */
+    readonly cells?: {
+      readonly length: number;
+      get(index: number): {
+        readonly id: string;
+        readonly type: string;
+        readonly sharedModel: { getSource(): string };
+      };
+    };
   };
   revert(): Promise<void>;
 }
+
+/**
+ * What of a notebook the user types: its cells' ids, types and sources.  JupyterLab also
+ * marks a notebook changed when the kernel fills in its metadata (`language_info`), which
+ * is no typing of the user's: only a change of this counts as unsaved work.
+ */
+export function cellsKey(context: OpenContext): string {
+  const cells = context.model.cells;
+  if (!cells) {
+    return '';
+  }
+  const parts: string[] = [];
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    parts.push(
+      `${cell.id}\u0000${cell.type}\u0000${cell.sharedModel.getSource()}`
+    );
+  }
+  return parts.join('\u0001');
+}
+
+/** How long typing settles before the unsaved state is looked at again. */
+const SETTLE_MS = 250;
 
 /** A main-area widget holding a document. */
 function contextOf(widget: unknown): OpenContext | null {
@@ -115,42 +149,79 @@ export class LiveNotebooks {
         continue;
       }
       this._contexts.add(context);
+      // as on disk now (opened moments ago); again whenever it is saved or reloaded
+      this._saved.set(context, cellsKey(context));
       context.model.stateChanged.connect((_, change) => {
-        if (change.name === 'dirty') {
-          this.report(context);
+        if (change.name === 'dirty' && !context.model.dirty) {
+          this._saved.set(context, cellsKey(context));
+        }
+        this.check(context);
+      });
+      let settle: ReturnType<typeof setTimeout> | null = null;
+      context.model.contentChanged.connect(() => {
+        if (settle === null) {
+          settle = setTimeout(() => {
+            settle = null;
+            this.check(context);
+          }, SETTLE_MS);
         }
       });
       context.disposed.connect(() => {
         this._contexts.delete(context);
+        this._saved.delete(context);
         if (this._reportedDirty.delete(context)) {
           void this.send(treePath(context.path), false);
         }
       });
-      if (context.model.dirty) {
-        this.report(context);
-      }
     }
   }
 
-  private report(context: OpenContext): void {
-    const dirty = context.model.dirty;
-    if (dirty) {
+  /** Has the user typed something into the notebook that is not saved? */
+  unsaved(context: OpenContext): boolean {
+    return (
+      context.model.dirty && cellsKey(context) !== this._saved.get(context)
+    );
+  }
+
+  /** Tell the server when the unsaved state of an open notebook changed. */
+  private check(context: OpenContext): void {
+    if (context.isDisposed) {
+      return;
+    }
+    const unsaved = this.unsaved(context);
+    if (unsaved === this._reportedDirty.has(context)) {
+      return;
+    }
+    if (unsaved) {
       this._reportedDirty.add(context);
     } else {
       this._reportedDirty.delete(context);
     }
-    void this.send(treePath(context.path), dirty);
+    void this.send(treePath(context.path), unsaved);
   }
 
   private repeatDirty(): void {
     for (const context of this._reportedDirty) {
-      if (!context.isDisposed && context.model.dirty) {
+      if (!context.isDisposed) {
         void this.send(treePath(context.path), true);
       }
     }
   }
 
-  private async send(path: string, dirty: boolean): Promise<void> {
+  /** Reports of one path go one after the other: a late "unsaved" must not land last. */
+  private send(path: string, dirty: boolean): Promise<void> {
+    const previous = this._sending.get(path) ?? Promise.resolve();
+    const next = previous.then(() => this._send(path, dirty));
+    this._sending.set(path, next);
+    void next.then(() => {
+      if (this._sending.get(path) === next) {
+        this._sending.delete(path);
+      }
+    });
+    return next;
+  }
+
+  private async _send(path: string, dirty: boolean): Promise<void> {
     const body: RestBody<'reportOpenNotebook'> = {
       path,
       dirty,
@@ -196,7 +267,7 @@ export class LiveNotebooks {
         const open = this.open;
         for (const path of new Set(reply.edits.map(edit => edit.path))) {
           const context = open.get(path);
-          if (context && !context.isDisposed && !context.model.dirty) {
+          if (context && !context.isDisposed && !this.unsaved(context)) {
             await context.revert();
           }
         }
@@ -209,6 +280,9 @@ export class LiveNotebooks {
 
   private readonly _contexts = new Set<OpenContext>();
   private readonly _reportedDirty = new Set<OpenContext>();
+  /** each open notebook's cells as last loaded or saved (`cellsKey`) */
+  private readonly _saved = new Map<OpenContext, string>();
+  private readonly _sending = new Map<string, Promise<void>>();
   private readonly _page = `page-${Math.random().toString(36).slice(2, 12)}`;
   private _scanTimer: ReturnType<typeof setInterval> | null = null;
   private _repeatTimer: ReturnType<typeof setInterval> | null = null;

@@ -15,6 +15,8 @@ class FakeContext implements OpenContext {
   reverts = 0;
   readonly disposed = new Signal<unknown, void>(this);
   readonly stateChanged = new Signal<unknown, { name: string }>(this);
+  readonly contentChanged = new Signal<unknown, void>(this);
+  sources = ['x = 1'];
   private _dirty = false;
   readonly model = {
     owner: this,
@@ -23,10 +25,31 @@ class FakeContext implements OpenContext {
     },
     get stateChanged(): Signal<unknown, { name: string }> {
       return this.owner.stateChanged;
+    },
+    get contentChanged(): Signal<unknown, void> {
+      return this.owner.contentChanged;
+    },
+    get cells() {
+      const sources = this.owner.sources;
+      return {
+        length: sources.length,
+        get: (i: number) => ({
+          id: `c${i}`,
+          type: 'code',
+          sharedModel: { getSource: () => sources[i] }
+        })
+      };
     }
   };
   setDirty(dirty: boolean): void {
     this._dirty = dirty;
+    this.stateChanged.emit({ name: 'dirty' });
+  }
+  /** the user types: the model changes and is dirty */
+  type(text: string): void {
+    this.sources = [...this.sources.slice(0, -1), this.sources.at(-1) + text];
+    this._dirty = true;
+    this.contentChanged.emit();
     this.stateChanged.emit({ name: 'dirty' });
   }
   async revert(): Promise<void> {
@@ -82,7 +105,7 @@ class FakeApi {
   }
 }
 
-const tick = (): Promise<void> => new Promise(r => setTimeout(r, 20));
+const tick = (ms = 20): Promise<void> => new Promise(r => setTimeout(r, ms));
 
 describe('LiveNotebooks', () => {
   let live: LiveNotebooks | null = null;
@@ -111,8 +134,12 @@ describe('LiveNotebooks', () => {
       'project/clean.ipynb',
       'project/typing.ipynb'
     ]);
-    typing.setDirty(true);
+    // the kernel filled in metadata: changed, but no typing: nothing to report
+    clean.setDirty(true);
     await tick();
+    expect(api.calls.filter(c => c.path === 'notebooks/open')).toHaveLength(0);
+    typing.type(' # mine');
+    await tick(300);
     const reports = api.calls.filter(c => c.path === 'notebooks/open');
     expect(reports).toHaveLength(1);
     expect(reports[0].method).toBe('PUT');
@@ -131,7 +158,7 @@ describe('LiveNotebooks', () => {
       'elsewhere.ipynb'
     ]);
     await tick();
-    expect(clean.reverts).toBe(1);
+    expect(clean.reverts).toBe(1); // metadata-only changes do not hold a reload off
     expect(typing.reverts).toBe(0); // the user's typing stays
     // closed with unsaved changes: the report is withdrawn
     typing.close();

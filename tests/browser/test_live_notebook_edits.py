@@ -1,0 +1,172 @@
+"""An agent edits a notebook the user has open in JupyterLab (no real-time collaboration):
+the real CLI calls the jupyter tools, the server writes the notebook, and the open page
+shows the new cells without a reload and without a "file changed on disk" dialog; while
+the user has unsaved typing, the agent's edit is refused and the typing stays.  The file
+browser's "Open an Agent Here…" launches a session on a folder."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nbformat
+import pytest
+
+from agcluster_jupyter.notebooks.cells import version_of
+from agcluster_jupyter.testing.server import ScriptedModelServer
+
+from .agents_panel import expect
+from .conftest import Lab, session_ids
+
+pytestmark = pytest.mark.browser
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def _folder(lab: Lab, name: str) -> Path:
+    """A folder of the tree the agent user may work in, with one notebook."""
+    folder = lab.server.base / "root" / name
+    folder.mkdir()
+    # as JupyterLab saves one: with its kernel's metadata (else opening it is a change)
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "name": "python3",
+            },
+            "language_info": {"name": "python"},
+        }
+    )
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", id="first")]
+    nbformat.write(nb, folder / "nb.ipynb")
+    if os.geteuid() == 0:
+        for path in (folder, folder / "nb.ipynb"):
+            os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    return folder
+
+
+def _version(lab: Lab, path: str) -> str:
+    response = httpx.get(
+        f"{lab.root}api/contents/{path}", headers=lab.server.headers, params={"content": "1"}
+    )
+    response.raise_for_status()
+    return version_of(response.json()["content"])
+
+
+def _edit_scenario(
+    match: str, path: str, version: str, edits: list[dict[str, Any]]
+) -> dict[str, Any]:
+    call = {
+        "name": "mcp__jupyter__edit_notebook",
+        "input": {"path": path, "version": version, "edits": edits},
+    }
+    return {"match": match, "steps": [[{"tool_use": call}]], "final": "{result}"}
+
+
+def _launch(lab: Lab, folder: str) -> str:
+    reply = lab.server.post("agents/launch", {"config_id": "code-assistant", "workspace": folder})
+    assert reply.status_code == 201, reply.text
+    session_id: str = reply.json()["session_id"]
+    return session_id
+
+
+def _chat(lab: Lab, session_id: str, message: str) -> dict[str, Any]:
+    reply = lab.server.post(f"agents/{session_id}/chat", {"message": message}, timeout=180)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def _open(lab: Lab, path: str) -> Any:
+    lab.execute("docmanager:open", {"path": path})
+    notebook = lab.page.locator(".jp-NotebookPanel:visible")
+    expect(notebook.locator(".jp-Cell").first).to_be_visible()
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
+        1, timeout=60_000
+    )
+    return notebook
+
+
+def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
+    lab: Lab, lab_model: ScriptedModelServer
+) -> None:
+    folder = _folder(lab, "live")
+    notebook = _open(lab, "live/nb.ipynb")
+    version = _version(lab, "live/nb.ipynb")
+    lab_model.add_scenarios(
+        [
+            _edit_scenario(
+                "add the next step",
+                "live/nb.ipynb",
+                version,
+                [
+                    {"op": "insert", "after_cell_id": "first", "source": "y = x + 41"},
+                    {"op": "insert", "cell_type": "markdown", "source": "The answer follows."},
+                ],
+            )
+        ]
+    )
+    session_id = _launch(lab, "live")
+    reply = _chat(lab, session_id, "add the next step")
+    assert "inserted" in reply["text"], reply
+    # the page shows the agent's cells: no reload, no dialog
+    cells = notebook.locator(".jp-Cell")
+    expect(cells).to_have_count(3)
+    expect(cells.nth(1)).to_contain_text("y = x + 41")
+    expect(cells.nth(2)).to_contain_text("The answer follows.")
+    expect(lab.page.locator(".jp-Dialog")).to_have_count(0)
+
+    # the user types and does not save; the agent tries again on what it read
+    version = _version(lab, "live/nb.ipynb")
+    lab_model.add_scenarios(
+        [
+            _edit_scenario(
+                "rewrite the first cell",
+                "live/nb.ipynb",
+                version,
+                [{"op": "replace", "cell_id": "first", "source": "x = 'agent'"}],
+            )
+        ]
+    )
+    editor = cells.nth(0).locator(".cm-content")
+    editor.click()
+    lab.page.keyboard.press("End")
+    lab.page.keyboard.type("  # mine, unsaved")
+    expect(cells.nth(0)).to_contain_text("# mine, unsaved")
+    lab.page.wait_for_timeout(1500)  # the typing settles and the page's report arrives
+    reply = _chat(lab, session_id, "rewrite the first cell")
+    assert "unsaved changes" in reply["text"], reply
+    expect(cells.nth(0)).to_contain_text("x = 1  # mine, unsaved")
+    on_disk = nbformat.read(folder / "nb.ipynb", as_version=4)
+    assert on_disk.cells[0].source == "x = 1"
+    assert lab.take_errors() == []
+
+
+def test_open_an_agent_here_on_a_folder_of_the_file_browser(lab: Lab) -> None:
+    _folder(lab, "here")
+    before = session_ids(lab.server)
+    page = lab.page
+    lab.execute("filebrowser:activate")
+    item = page.locator(".jp-DirListing-item[data-isdir='true']", has_text="here")
+    expect(item).to_be_visible()
+    item.click(button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="Open an Agent Here…").click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("The agent works in here")
+    dialog.locator("[data-testid=launch-here-preset]").select_option("code-assistant")
+    dialog.locator("button", has_text="Launch").click()
+    for _ in range(100):
+        new = session_ids(lab.server) - before
+        if new:
+            break
+        page.wait_for_timeout(100)
+    (session_id,) = new
+    details = lab.server.get(f"agents/sessions/{session_id}").json()
+    assert details["folder"] == "here" and details["workspace_readonly"] is False
+    # the panel shows the new session
+    expect(lab.page.locator("[data-testid=session-pane]")).to_be_visible()
+    assert lab.take_errors() == []
