@@ -8,4 +8,9 @@ export interface PanelActions {
   openTab?: (sessionId: string) => void;
   /** open a turn's file changes (its checkpoint's diff) in a main-area tab */
   openDiff?: (sessionId: string, turn: number) => void;
+  /**
+   * put code from the chat into the active notebook as cells, below its active cell
+   * (none: no notebook can be reached from here); the number of cells inserted
+   */
+  insertCode?: (code: string) => number;
 }

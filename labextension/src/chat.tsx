@@ -48,6 +48,7 @@ export function ChatTab({
                   ? turn => actions.openDiff?.(session.sessionId, turn)
                   : undefined
               }
+              insertCode={actions.insertCode}
             />
           ))}
         </div>
@@ -70,11 +71,13 @@ export function ChatTab({
 function Entry({
   entry,
   rendermime,
-  openDiff
+  openDiff,
+  insertCode
 }: {
   entry: ChatEntry;
   rendermime: IRenderMimeRegistry | null;
   openDiff?: (turn: number) => void;
+  insertCode?: (code: string) => number;
 }): JSX.Element {
   if (entry.role === 'checkpoint' && entry.checkpoint) {
     const turn = entry.checkpoint.turn;
@@ -108,7 +111,11 @@ function Entry({
         data-testid={testid}
         data-streaming={entry.streaming ? 'true' : 'false'}
       >
-        <Markdown text={entry.text} rendermime={rendermime} />
+        <Markdown
+          text={entry.text}
+          rendermime={rendermime}
+          onInsertCode={insertCode ? code => void insertCode(code) : undefined}
+        />
       </div>
     );
   }

@@ -16,6 +16,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { ApiError } from './api';
+import { splitCells } from './cells';
 import { launchHereDialog } from './dialogs';
 import { exportNotebook } from './exporter';
 import { LiveNotebooks } from './livenotebooks';
@@ -65,6 +66,33 @@ const SESSION_ARGS = {
   }
 } as const;
 
+/** The little of a NotebookPanel "Insert as cells" needs (Lab and Notebook 7 have it). */
+interface ActiveNotebook {
+  readonly isDisposed: boolean;
+  readonly content: {
+    activeCellIndex: number;
+    readonly model: {
+      readonly sharedModel: {
+        insertCell(
+          index: number,
+          cell: { cell_type: string; source: string; metadata?: object }
+        ): unknown;
+      };
+    } | null;
+  };
+}
+
+function asNotebook(widget: unknown): ActiveNotebook | null {
+  const content = (widget as { content?: Partial<ActiveNotebook['content']> })
+    ?.content;
+  return content &&
+    typeof content.activeCellIndex === 'number' &&
+    content.model &&
+    typeof content.model.sharedModel?.insertCell === 'function'
+    ? (widget as ActiveNotebook)
+    : null;
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
@@ -94,6 +122,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // what the panel and the tabs can ask of the app; opening a session in a tab of its
     // own needs JupyterLab's dock panel (Notebook 7's main area holds its one document)
     const actions: PanelActions = {
+      insertCode: code => insertIntoActiveNotebook(code),
       exportConversation: sessionId =>
         void commands.execute(CommandIDs.exportConversation, { sessionId }),
       openTab: labShell
@@ -104,6 +133,42 @@ const plugin: JupyterFrontEndPlugin<void> = {
         ? (sessionId, turn) => openDiff(sessionId, turn)
         : undefined
     };
+    // the notebook last in focus in the main area (the side panel has the focus now)
+    let activeNotebook: ActiveNotebook | null = null;
+    const noteNotebook = (): void => {
+      const current = labShell?.currentWidget ?? app.shell.currentWidget;
+      const notebook = asNotebook(current);
+      if (notebook) {
+        activeNotebook = notebook;
+      }
+    };
+    labShell?.currentChanged.connect(noteNotebook);
+    function insertIntoActiveNotebook(code: string): number {
+      noteNotebook();
+      const notebook = activeNotebook;
+      const model = notebook?.content.model;
+      if (!notebook || notebook.isDisposed || !model) {
+        void showErrorMessage(
+          'No notebook to insert into',
+          'Open a notebook (or click into one), then insert the code again.'
+        );
+        return 0;
+      }
+      const cells = splitCells(code);
+      const at = Math.max(0, notebook.content.activeCellIndex + 1);
+      cells.forEach((cell, i) => {
+        model.sharedModel.insertCell(at + i, {
+          cell_type: cell.cell_type,
+          source: cell.source,
+          // the user can tell what came from an agent; the signer never vouches for it
+          metadata: { agcluster: { inserted_from: 'chat' } }
+        });
+      });
+      if (cells.length) {
+        notebook.content.activeCellIndex = at + cells.length - 1;
+      }
+      return cells.length;
+    }
     const panel = new AgentsPanel({ rendermime, settings, actions });
     const model = panel.model;
     // a turn's file changes in a main-area tab (one per session and turn)

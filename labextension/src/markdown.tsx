@@ -26,8 +26,12 @@ function forAgentContent(rendermime: IRenderMimeRegistry): IRenderMimeRegistry {
 export function Markdown(props: {
   text: string;
   rendermime: IRenderMimeRegistry | null;
+  /** given: each code block gets an "Insert as cells" button calling it */
+  onInsertCode?: (code: string) => void;
 }): JSX.Element {
   const host = useRef<HTMLDivElement>(null);
+  const onInsert = useRef(props.onInsertCode);
+  onInsert.current = props.onInsertCode;
   const state = useRef<{
     renderer: IRenderMime.IRenderer | null;
     rendering: boolean;
@@ -47,7 +51,12 @@ export function Markdown(props: {
       .renderModel(
         new MimeModel({ data: { 'text/markdown': text }, trusted: false })
       )
-      .then(() => secureLinks(renderer.node))
+      .then(() => {
+        secureLinks(renderer.node);
+        if (onInsert.current) {
+          addInsertButtons(renderer.node, code => onInsert.current?.(code));
+        }
+      })
       .catch(error =>
         console.warn('agcluster-jupyter: markdown rendering failed', error)
       )
@@ -87,4 +96,31 @@ export function Markdown(props: {
     return <div className="jp-AgentsPanel-plain">{props.text}</div>;
   }
   return <div className="jp-AgentsPanel-markdown" ref={host} />;
+}
+
+/**
+ * An "Insert as cells" button after each code block of rendered agent Markdown.  The code
+ * is taken from the block's text (never its HTML), so what lands in the notebook is what
+ * the user saw.
+ */
+export function addInsertButtons(
+  node: HTMLElement,
+  insert: (code: string) => void
+): void {
+  for (const pre of Array.from(node.querySelectorAll('pre'))) {
+    if (
+      pre.nextElementSibling?.classList.contains('jp-AgentsPanel-insertCells')
+    ) {
+      continue;
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'jp-AgentsPanel-insertCells jp-mod-styled';
+    button.dataset.testid = 'insert-as-cells';
+    button.textContent = 'Insert as cells';
+    button.title =
+      'Put this code into the active notebook, below its active cell (# %% marks split it into cells)';
+    button.addEventListener('click', () => insert(pre.textContent ?? ''));
+    pre.insertAdjacentElement('afterend', button);
+  }
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from agcluster_jupyter.notebooks.cells import version_of
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
-from .agents_panel import expect
+from .agents_panel import AgentsPanel, expect
 from .conftest import Lab, session_ids
 
 pytestmark = pytest.mark.browser
@@ -169,4 +170,32 @@ def test_open_an_agent_here_on_a_folder_of_the_file_browser(lab: Lab) -> None:
     assert details["folder"] == "here" and details["workspace_readonly"] is False
     # the panel shows the new session
     expect(lab.page.locator("[data-testid=session-pane]")).to_be_visible()
+    assert lab.take_errors() == []
+
+
+CODE_REPLY = (
+    "Here is the next step:\n\n```python\nimport math\n# %% [markdown]\n# ## Roots\n"
+    "# %%\nroots = [math.sqrt(n) for n in range(4)]\n```\n"
+)
+
+
+def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
+    lab: Lab, lab_model: ScriptedModelServer
+) -> None:
+    _folder(lab, "insert")
+    lab_model.add_scenarios([{"match": "show me the next step", "steps": [], "final": CODE_REPLY}])
+    notebook = _open(lab, "insert/nb.ipynb")
+    notebook.locator(".jp-Cell").first.click()  # the active cell: the first
+    panel = AgentsPanel(lab)
+    panel.open()
+    panel.launch("code-assistant")
+    panel.send("show me the next step")
+    reply = panel.assistant_says("Here is the next step")
+    reply.get_by_test_id("insert-as-cells").click()
+    cells = notebook.locator(".jp-Cell")
+    expect(cells).to_have_count(4)
+    expect(cells.nth(1)).to_contain_text("import math")
+    expect(cells.nth(2)).to_have_class(re.compile("jp-MarkdownCell"))
+    expect(cells.nth(2)).to_contain_text("Roots")
+    expect(cells.nth(3)).to_contain_text("roots = [math.sqrt(n) for n in range(4)]")
     assert lab.take_errors() == []
