@@ -83,6 +83,8 @@ class CellArgs:
     #: a folder the agent works in instead of one of its own: ``--here`` is ``.`` (the
     #: notebook's folder); relative paths are from the notebook's folder
     workspace: str | None = None
+    #: the reply is written as new cells below the cell (``--cells``)
+    cells: bool = False
 
     @property
     def key(self) -> str:
@@ -105,6 +107,7 @@ def _cell_parser() -> _Parser:
     parser.add_argument("--approve", "-a", action="append", default=[], metavar="TOOLS")
     parser.add_argument("--here", action="store_true")
     parser.add_argument("--workspace", metavar="PATH")
+    parser.add_argument("--cells", action="store_true")
     return parser
 
 
@@ -143,6 +146,7 @@ def parse_cell_args(line: str) -> CellArgs:
         ns.mode,
         approve,
         workspace,
+        ns.cells,
     )
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from .magic_args import (
     parse_cell_args,
     parse_line_args,
 )
+from .reply_cells import cells_bundle, reply_cells
 from .turn_output import MAX_IMAGES, TurnRenderer, image_stamps, new_images, show_image
 from .widgets import AgentWidget
 from .widgets.browser import walk_files
@@ -296,6 +298,11 @@ class AgentMagics(Magics):
             for path in new_images(turn.images, shown)[:MAX_IMAGES]:
                 show_image(path, self.client.read_bytes(turn.session_id, path))
                 reply.setdefault("images", []).append(path)
+        if args.cells and self._rich():
+            cells = reply_cells(str(reply.get("text") or ""))
+            if cells:
+                key = f"{turn.session_id}:{uuid.uuid4().hex[:12]}"
+                display(cells_bundle(key, cells), raw=True)  # type: ignore[no-untyped-call]
         if self.shell is not None:
             self.shell.user_ns[args.out or "_"] = reply
         return reply
@@ -309,9 +316,10 @@ class AgentMagics(Magics):
     def agent(self, line: str, cell: str) -> None:
         """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
         [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]
-        [--here | --workspace PATH]``.  ``{name}`` in the cell is replaced by that variable;
-        ``--here`` has the agent work in the notebook's folder, ``--workspace`` in that one
-        (from the notebook's folder), instead of a folder of its own."""
+        [--here | --workspace PATH] [--cells]``.  ``{name}`` in the cell is replaced by that
+        variable; ``--here`` has the agent work in the notebook's folder, ``--workspace`` in
+        that one (from the notebook's folder), instead of a folder of its own; ``--cells``
+        writes the reply as new cells below (code blocks as code cells)."""
         args, prompt = self._prepare(line, cell)
         renderer = TurnRenderer(self._rich(), args.quiet)
         turn = _Turn("", prompt)

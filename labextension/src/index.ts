@@ -17,6 +17,7 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { ApiError } from './api';
 import { splitCells } from './cells';
+import { CELLS_MIME, CellsRenderer } from './cellsrenderer';
 import { launchHereDialog } from './dialogs';
 import { exportNotebook } from './exporter';
 import { LiveNotebooks } from './livenotebooks';
@@ -485,6 +486,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       selector: '.jp-DirListing-item[data-isdir="true"]',
       rank: 60
     });
+
+    // %%agent --cells: the reply's cells, inserted below the cell (trusted outputs only)
+    rendermime?.addFactory(
+      {
+        safe: false,
+        mimeTypes: [CELLS_MIME],
+        defaultRank: 40,
+        createRenderer: () => new CellsRenderer(() => app.shell.widgets('main'))
+      },
+      40
+    );
 
     // open notebooks reload after an agent's edit; their unsaved changes hold agents off
     const live = new LiveNotebooks(model.api, () => app.shell.widgets('main'));

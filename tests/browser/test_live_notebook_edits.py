@@ -199,3 +199,35 @@ def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
     expect(cells.nth(2)).to_contain_text("Roots")
     expect(cells.nth(3)).to_contain_text("roots = [math.sqrt(n) for n in range(4)]")
     assert lab.take_errors() == []
+
+
+def test_agent_cells_writes_the_reply_as_cells_below_once(
+    lab: Lab, lab_model: ScriptedModelServer
+) -> None:
+    folder = _folder(lab, "cells")
+    nb = nbformat.read(folder / "nb.ipynb", as_version=4)
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext agcluster_jupyter", id="load"),
+        nbformat.v4.new_code_cell("%%agent --cells -q\nwrite me the plot", id="ask"),
+        nbformat.v4.new_markdown_cell("the user's own cell", id="mine"),
+    ]
+    nbformat.write(nb, folder / "nb.ipynb")
+    reply = "To plot it:\n\n```python\nimport matplotlib\nprint('plotted')\n```\nThat is all."
+    lab_model.add_scenarios([{"match": "write me the plot", "steps": [], "final": reply}])
+    notebook = _open(lab, "cells/nb.ipynb")
+    lab.execute("notebook:run-all-cells")
+    cells = notebook.locator(".jp-Cell")
+    expect(cells).to_have_count(6, timeout=120_000)
+    expect(cells.nth(2)).to_contain_text("To plot it:")
+    expect(cells.nth(3)).to_contain_text("print('plotted')")
+    expect(cells.nth(3)).to_have_class(re.compile("jp-CodeCell"))
+    expect(cells.nth(4)).to_contain_text("That is all.")
+    expect(cells.nth(5)).to_contain_text("the user's own cell")
+    expect(cells.nth(1).locator(".jp-OutputArea")).to_contain_text("from the agent's reply")
+    # a second render of the same output (the notebook reopened) inserts nothing more
+    lab.execute("docmanager:save")
+    lab.execute("application:close-all")
+    notebook = _open(lab, "cells/nb.ipynb")
+    lab.page.wait_for_timeout(1000)
+    expect(notebook.locator(".jp-Cell")).to_have_count(6)
+    assert lab.take_errors() == []
