@@ -103,6 +103,10 @@ export interface Usage {
 
 export interface SessionInfo {
   session_id: string;
+  /** a folder workspace, as the file browser shows it; null: a folder of its own */
+  folder?: string | null;
+  /** the folder workspace is mounted read-only */
+  workspace_readonly?: boolean;
   /** checkpoints kept */
   checkpoints?: number;
   /** the session and turn it was forked from; null when not a fork */

@@ -11,7 +11,8 @@
  *                          agcluster-session-<session id>); in a tab, everything below
  *                          is inside that widget
  *   session-title          its name, else its preset's name (name and id in its tooltip)
- *   session-usage          the start of its id (in a tab, its notebook too), tokens and
+ *   session-usage          the start of its id (in a tab, its notebook too; its folder
+ *                          workspace, "in <folder>"), tokens and
  *                          cost: a line of its own under the title, the buttons below
  *                          (open-tab, export, stop-current) at its end
  *   session-back           back to the sessions (side panel only)
@@ -101,6 +102,10 @@ export function SessionPane({
             {[
               shortId(id),
               placement === 'tab' && info?.notebook ? info.notebook : '',
+              // a folder workspace: the user's own folder, as the file browser shows it
+              typeof info?.folder === 'string'
+                ? `in ${info.folder || '/'}${info.workspace_readonly ? ' (read-only)' : ''}`
+                : '',
               `${tokens(totalTokens(view))} tokens`,
               spent
             ]

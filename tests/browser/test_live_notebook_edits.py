@@ -168,8 +168,9 @@ def test_open_an_agent_here_on_a_folder_of_the_file_browser(lab: Lab) -> None:
     (session_id,) = new
     details = lab.server.get(f"agents/sessions/{session_id}").json()
     assert details["folder"] == "here" and details["workspace_readonly"] is False
-    # the panel shows the new session
+    # the panel shows the new session, and where it works
     expect(lab.page.locator("[data-testid=session-pane]")).to_be_visible()
+    expect(lab.page.locator("[data-testid=session-usage]")).to_contain_text("in here")
     assert lab.take_errors() == []
 
 
