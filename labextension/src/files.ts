@@ -102,6 +102,38 @@ export class WorkspaceFiles {
     this._emit();
   }
 
+  /** "Insert as cells" is offered (a notebook can be reached from here). */
+  get canInsert(): boolean {
+    return this.host.hooks.insertCode !== null;
+  }
+
+  /**
+   * A Python file of the workspace into the active notebook, as cells (`# %%` marks
+   * split it); refused for a file too big to be a notebook's worth of code.
+   */
+  async insertAsCells(path: string): Promise<void> {
+    const insert = this.host.hooks.insertCode;
+    if (!insert) {
+      return;
+    }
+    try {
+      const preview = await this.host.api.file(this.sessionId, path);
+      if (
+        preview.binary ||
+        preview.truncated ||
+        typeof preview.content !== 'string'
+      ) {
+        this.error = `${path} is too big or not text: open it and copy what you need`;
+      } else {
+        insert(preview.content);
+        return;
+      }
+    } catch (error) {
+      this.error = message(error);
+    }
+    this._emit();
+  }
+
   closePreview(): void {
     this.preview = null;
     this._emit();

@@ -28,6 +28,7 @@ import {
   fileIcon,
   fileUploadIcon,
   folderIcon,
+  notebookIcon,
   refreshIcon
 } from '@jupyterlab/ui-components';
 import React, { useRef, useState } from 'react';
@@ -215,6 +216,19 @@ export function FilesTab({ files }: { files: WorkspaceFiles }): JSX.Element {
                         <span className="jp-AgentsPanel-treeSize">
                           {bytes(node.size_bytes)}
                         </span>
+                        {files.canInsert && node.path.endsWith('.py') && (
+                          <button
+                            className="jp-AgentsPanel-iconButton"
+                            data-testid="file-insert-cells"
+                            title={`Insert ${node.name} as cells into the active notebook, below its active cell`}
+                            onClick={event => {
+                              event.stopPropagation();
+                              void files.insertAsCells(node.path);
+                            }}
+                          >
+                            <notebookIcon.react tag="span" />
+                          </button>
+                        )}
                         <button
                           className="jp-AgentsPanel-iconButton"
                           data-testid="file-download"

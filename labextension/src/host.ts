@@ -19,6 +19,11 @@ export interface ModelHooks {
   createXHR: (() => XHRLike) | undefined;
   /** hand a response to the browser as a downloaded file; the name it got */
   save: (response: Response, fallback: string) => Promise<string>;
+  /**
+   * put code into the active notebook as cells below its active cell; the number of
+   * cells inserted (null: no notebook can be reached from here)
+   */
+  insertCode: ((code: string) => number) | null;
 }
 
 /** The shared side of every followed session: the sessions list, stop, the hooks. */

@@ -204,6 +204,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       labShell.add(tab, 'main', { mode: 'tab-after', type: 'Agent changes' });
       labShell.activateById(tab.id);
     }
+    model.hooks.insertCode = code => insertIntoActiveNotebook(code);
     // workspace files open in JupyterLab's own editor or viewer (looked up when used:
     // the document manager's plugin may start after this one)
     model.hooks.openInLab = async path => {

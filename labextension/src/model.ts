@@ -56,6 +56,7 @@ export class AgentsModel implements SessionHost {
       confirm: async question =>
         (await import('./dialogs')).confirmDialog(question),
       openInLab: null,
+      insertCode: null,
       createXHR: undefined,
       save: saveResponse,
       ...hooks

@@ -181,7 +181,7 @@ CODE_REPLY = (
 
 
 def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
-    lab: Lab, lab_model: ScriptedModelServer
+    lab: Lab, lab_model: ScriptedModelServer, tmp_path: Path
 ) -> None:
     _folder(lab, "insert")
     lab_model.add_scenarios([{"match": "show me the next step", "steps": [], "final": CODE_REPLY}])
@@ -199,6 +199,18 @@ def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
     expect(cells.nth(2)).to_have_class(re.compile("jp-MarkdownCell"))
     expect(cells.nth(2)).to_contain_text("Roots")
     expect(cells.nth(3)).to_contain_text("roots = [math.sqrt(n) for n in range(4)]")
+
+    # a Python file of the workspace, from the Files tab: below the active cell (the last
+    # inserted one), split at its # %% marks
+    script = tmp_path / "steps.py"
+    script.write_text("a = 1\n# %%\nb = a + 1\n")
+    panel.tid("tab-files").click()
+    panel.tid("upload-input").set_input_files(str(script))
+    expect(panel.tid("upload-progress").last).to_have_attribute("data-state", "done")
+    panel.file_entry("steps.py").get_by_test_id("file-insert-cells").click()
+    expect(cells).to_have_count(6)
+    expect(cells.nth(4)).to_contain_text("a = 1")
+    expect(cells.nth(5)).to_contain_text("b = a + 1")
     assert lab.take_errors() == []
 
 
