@@ -28,8 +28,10 @@ from ..workspace.paths import split_path
 
 __all__ = ["Granted", "NotebookGrants", "ToolError", "resolve_notebook_list"]
 
-#: notebooks ``list_notebooks`` walks to at most, per granted folder
+#: notebooks ``list_notebooks`` lists at most, per granted folder
 LIST_LIMIT = 500
+#: folder entries it looks at, at most (a huge data folder must not stall the call)
+WALK_LIMIT = 50_000
 _SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", "node_modules", ".git"}
 
 
@@ -129,9 +131,12 @@ class NotebookGrants:
             if real.is_file():
                 found.add(real.relative_to(self.root).as_posix())
         if self.folder is not None:
-            count = 0
+            count = seen = 0
             for base, dirs, names in os.walk(self.folder):  # symlinks are not followed
                 dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                seen += len(dirs) + len(names)
+                if seen > WALK_LIMIT:
+                    break
                 for name in sorted(names):
                     if not name.endswith(".ipynb"):
                         continue

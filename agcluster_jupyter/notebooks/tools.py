@@ -98,7 +98,9 @@ class NotebookTools:
             if args.get(name) is None:
                 raise ToolError(f"invalid: {tool} needs {name}")
         if tool == "list_notebooks":
-            return {"notebooks": ctx.grants.listing(), "grants": ctx.grants.describe()}
+            # a walk of the folder: off the server's loop
+            listed = await asyncio.to_thread(ctx.grants.listing)
+            return {"notebooks": listed, "grants": ctx.grants.describe()}
         if tool == "read_notebook":
             granted = ctx.grants.check(args["path"])
             nb = await self._read(granted)
