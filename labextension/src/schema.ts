@@ -1576,7 +1576,10 @@ export interface operations {
   upload: {
     parameters: {
       query?: {
-        /** @description a folder relative to the workspace root, created if missing */
+        /**
+         * @description a folder relative to the workspace root, created if missing: names separated
+         *     by `/`, none of them `.` or `..` or empty, no backslash or NUL, no leading `/`
+         */
         target_path?: string;
         overwrite?: components['schemas']['Flag'];
       };

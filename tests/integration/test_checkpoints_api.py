@@ -125,7 +125,8 @@ async def test_each_turn_is_a_checkpoint_that_restores_and_undoes(
 
     # back to before turn 1: the deleted file and the old content return, the report goes
     restored = await api(f"agents/{sid}/checkpoints/1/restore", method="POST", body={})
-    assert restored == {"turn": 1, "restored": ["log.txt", "old.txt", "report.md"]}
+    # no notebook outside the workspace was edited: none to put back
+    assert restored == {"turn": 1, "restored": ["log.txt", "old.txt", "report.md"], "notebooks": []}
     assert (workspace / "old.txt").read_text() == "to be removed\n"
     assert (workspace / "log.txt").read_text() == "line one\nline two\n"
     assert not (workspace / "report.md").exists()

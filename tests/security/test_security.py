@@ -89,6 +89,8 @@ def body_for(method: str, path: str) -> dict[str, Any]:
         return {"json": {"decision": "allow"}}
     if path.endswith("launch"):
         return {"json": {"config_id": "code-assistant"}}
+    if path.endswith("notebooks/open"):
+        return {"json": {"path": "x.ipynb", "dirty": True}}
     return {}
 
 
@@ -159,7 +161,7 @@ def test_cookie_requests_need_the_xsrf_token(
         url = live_server.url
         assert client.get(url + f"agents/sessions/{sid}").status_code == 200  # the cookie works
         unsafe = [(m, p) for m, p in concrete_routes(sid) if m in ("POST", "DELETE", "PUT")]
-        assert {m for m, _ in unsafe} == {"POST", "DELETE"} and len(unsafe) == 11
+        assert {m for m, _ in unsafe} == {"POST", "DELETE", "PUT"} and len(unsafe) == 12
         for method, path in unsafe:
             response = client.request(method, url + path, **body_for(method, path))
             assert response.status_code == 403, (method, path, response.status_code)
@@ -420,6 +422,14 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     ],
     "agents/{sid}/fork": [{"turn": "1"}, {"turn": 0}, {"name": 5}, {"x": 1}],
     "agents/{sid}/rewind": [{"turn": "1"}, {"turn": 0}, {"turn": True}, {}, {"turn": 1, "x": 2}],
+    "notebooks/open": [
+        {"path": 1, "dirty": True},
+        {"path": "", "dirty": True},
+        {"path": "a.ipynb", "dirty": "yes"},
+        {"path": "a.ipynb"},
+        {"path": "a.ipynb", "dirty": False, "page": 3},
+        {"path": "a.ipynb", "dirty": False, "extra": 1},
+    ],
 }
 
 
@@ -431,23 +441,24 @@ def test_malformed_bodies_get_a_400_with_a_message(
     # every operation that takes a JSON body is here (derived from the spec)
     spec = load_spec()
     json_bodies = {
-        path.lstrip("/").replace("{session_id}", "{sid}").replace("{request_id}", "req-1")
+        path.lstrip("/").replace("{session_id}", "{sid}").replace("{request_id}", "req-1"): method
         for path, item in spec["paths"].items()
         for method, op in item.items()
         if method != "parameters"
         and "application/json" in op.get("requestBody", {}).get("content", {})
     }
-    assert json_bodies == set(WRONG_TYPES)
+    assert set(json_bodies) == set(WRONG_TYPES)
     for template, wrong in WRONG_TYPES.items():
         path = template.replace("{sid}", sid).replace("{turn}", "1")
+        method = json_bodies[template].upper()
         for name, raw in MALFORMED:
             response = live_server.request(
-                "POST", path, content=raw, headers={"Content-Type": "application/json"}
+                method, path, content=raw, headers={"Content-Type": "application/json"}
             )
             assert response.status_code == 400, (path, name, response.status_code, response.text)
             error_body(response)
         for body in wrong:
-            response = live_server.request("POST", path, json=body)
+            response = live_server.request(method, path, json=body)
             assert response.status_code == 400, (path, body, response.status_code, response.text)
             assert error_body(response).get("field"), (path, body, response.text)
     assert sessions(live_server).keys() == before
