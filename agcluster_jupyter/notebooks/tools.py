@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jupyter_core.utils import ensure_async
 from tornado.web import HTTPError
 
+from ..events import NotebookEditEvent
 from .cells import EditError, apply_edits, new_notebook, notebook_view, version_of
 from .grants import Granted, NotebookGrants, ToolError
 from .journal import NotebookJournal
 from .live import OpenNotebooks
 
-__all__ = ["NOTEBOOK_TOOLS", "NotebookEdit", "NotebookTools", "ToolContext"]
+__all__ = ["NOTEBOOK_TOOLS", "NotebookTools", "ToolContext"]
 
 #: tool name -> the argument names it takes
 NOTEBOOK_TOOLS: dict[str, tuple[str, ...]] = {
@@ -44,18 +45,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class NotebookEdit:
-    """What an edit did (the session logs it as a ``notebook_edit`` event)."""
-
-    path: str
-    version: str
-    created: bool = False
-    inserted: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-
-@dataclass
 class ToolContext:
     """One call's session facts."""
 
@@ -66,8 +55,8 @@ class ToolContext:
     journal: NotebookJournal | None = None
     #: the workspace folder is mounted read-only: its notebooks may be read only
     readonly_folder: bool = False
-    #: filled by an edit or create
-    edit: NotebookEdit | None = None
+    #: filled by an edit or create: the session logs it
+    edit: NotebookEditEvent | None = None
 
 
 def _plain(content: Any) -> dict[str, Any]:
@@ -181,7 +170,7 @@ class NotebookTools:
                 raise ToolError(f"invalid: {exc}; nothing was changed") from None
             await self._keep_before(ctx, granted, nb)
             new_version = await self._save(granted, result.notebook)
-        ctx.edit = NotebookEdit(
+        ctx.edit = NotebookEditEvent(
             path=granted.api_path,
             version=new_version,
             inserted=result.inserted,
@@ -237,5 +226,5 @@ class NotebookTools:
                 raise ToolError(f"not found: the folder of {granted.api_path!r} does not exist")
             await self._keep_before(ctx, granted, None)
             version = await self._save(granted, new_notebook())
-        ctx.edit = NotebookEdit(path=granted.api_path, version=version, created=True)
+        ctx.edit = NotebookEditEvent(path=granted.api_path, version=version, created=True)
         return {"path": granted.api_path, "version": version, "cells": []}

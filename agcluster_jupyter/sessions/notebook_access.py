@@ -14,7 +14,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..events import NotebookEditEvent
 from ..notebooks.grants import NotebookGrants, ToolError
 from ..notebooks.live import EditFeed
 from ..notebooks.tools import NotebookTools, ToolContext
@@ -79,16 +78,6 @@ class NotebookAccess:
         except ToolError as exc:
             return {"error": str(exc)}
         if ctx.edit is not None:
-            edit = ctx.edit
-            self.feed.publish(edit.path, edit.version, session.id)
-            session.log.append(
-                NotebookEditEvent(
-                    path=edit.path,
-                    version=edit.version,
-                    created=edit.created,
-                    inserted=edit.inserted,
-                    replaced=edit.replaced,
-                    deleted=edit.deleted,
-                )
-            )
+            self.feed.publish(ctx.edit.path, ctx.edit.version, session.id)
+            session.log.append(ctx.edit)
         return {"result": result}

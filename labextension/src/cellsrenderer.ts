@@ -11,40 +11,13 @@
 import { IRenderMime } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
+import { asNotebook } from './notebooklike';
+
 export const CELLS_MIME = 'application/vnd.agcluster.cells+json';
 
 interface CellsBundle {
   key: string;
   cells: { cell_type: string; source: string }[];
-}
-
-/** The little of a notebook panel this needs (Lab and Notebook 7 have it). */
-interface NotebookWithCells {
-  readonly content: {
-    readonly widgets: readonly {
-      readonly node: HTMLElement;
-      readonly model: { getMetadata(key: string): unknown };
-    }[];
-    readonly model: {
-      readonly sharedModel: {
-        insertCell(
-          index: number,
-          cell: { cell_type: string; source: string; metadata?: object }
-        ): unknown;
-      };
-    } | null;
-  };
-}
-
-function asNotebook(widget: unknown): NotebookWithCells | null {
-  const content = (
-    widget as { content?: Partial<NotebookWithCells['content']> }
-  )?.content;
-  return content &&
-    Array.isArray(content.widgets) &&
-    typeof content.model?.sharedModel?.insertCell === 'function'
-    ? (widget as NotebookWithCells)
-    : null;
 }
 
 function parse(data: unknown): CellsBundle | null {

@@ -21,6 +21,7 @@ import { CELLS_MIME, CellsRenderer } from './cellsrenderer';
 import { launchHereDialog } from './dialogs';
 import { exportNotebook } from './exporter';
 import { LiveNotebooks } from './livenotebooks';
+import { NotebookLike, asNotebook } from './notebooklike';
 import { agentsIcon } from './icons';
 import { PanelActions } from './actions';
 import { AgentsPanel } from './panel';
@@ -67,33 +68,6 @@ const SESSION_ARGS = {
   }
 } as const;
 
-/** The little of a NotebookPanel "Insert as cells" needs (Lab and Notebook 7 have it). */
-interface ActiveNotebook {
-  readonly isDisposed: boolean;
-  readonly content: {
-    activeCellIndex: number;
-    readonly model: {
-      readonly sharedModel: {
-        insertCell(
-          index: number,
-          cell: { cell_type: string; source: string; metadata?: object }
-        ): unknown;
-      };
-    } | null;
-  };
-}
-
-function asNotebook(widget: unknown): ActiveNotebook | null {
-  const content = (widget as { content?: Partial<ActiveNotebook['content']> })
-    ?.content;
-  return content &&
-    typeof content.activeCellIndex === 'number' &&
-    content.model &&
-    typeof content.model.sharedModel?.insertCell === 'function'
-    ? (widget as ActiveNotebook)
-    : null;
-}
-
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
@@ -135,7 +109,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         : undefined
     };
     // the notebook last in focus in the main area (the side panel has the focus now)
-    let activeNotebook: ActiveNotebook | null = null;
+    let activeNotebook: NotebookLike | null = null;
     const noteNotebook = (): void => {
       const current = labShell?.currentWidget ?? app.shell.currentWidget;
       const notebook = asNotebook(current);
