@@ -12,6 +12,7 @@ and ``/notebooks/<path>``) with the extension, in a real browser against real se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +182,21 @@ def _notebook(lab: Lab, name: str) -> None:
     nbformat.write(nb, lab.server.base / "root" / name)
 
 
+def _run_all_cells(page: Page, notebook: Locator) -> None:
+    """Run ▸ Run All Cells, until the first cell has run.  Notebook 7 can ignore the menu
+    command in the moment after its kernel turned idle (seen once in CI: no cell ran, no
+    error); the first cell's prompt then stays ``[ ]:``, so the click is repeated."""
+    first_prompt = notebook.locator(".jp-CodeCell").first.locator(".jp-InputPrompt")
+    for attempt in range(3):
+        menu(page, "Run", "Run All Cells")
+        try:
+            expect(first_prompt).to_have_text(re.compile(r"\[(\d+|\*)\]"), timeout=15_000)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 def _artifact(name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name
@@ -196,7 +212,7 @@ def test_an_agent_cell_in_notebook7(lab: Lab, notebook7: Page) -> None:
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
         1, timeout=60_000
     )
-    menu(page, "Run", "Run All Cells")
+    _run_all_cells(page, notebook)
     cell = notebook.locator(".jp-CodeCell").nth(1)
     chat = cell.locator(".jp-Cell-outputArea .widget-output").first
     expect(chat).to_contain_text(CELL_REPLY, timeout=120_000)
