@@ -42,6 +42,7 @@ from .gateway.pricing import ModelPrice, Pricing
 from .gateway.routes import DEFAULT_ROUTES, RoutePolicy, parse_route
 from .handlers import HandlerContext, route_table
 from .notebooks import NotebookTools
+from .notebooks.shared import SharedNotebooks
 from .presets import PresetRegistry
 from .providers.base import Provider
 from .providers.factory import ProviderSettings, build_provider, local_workspace_root
@@ -497,9 +498,13 @@ class AgClusterApp(ExtensionApp):
         if contents_manager is not None:
             never_sign_agent_output(contents_manager)
         tree_root = getattr(self.serverapp, "root_dir", None)
+        web_app = getattr(self.serverapp, "web_app", None)
         if self.notebook_tools and contents_manager is not None and tree_root:
+            # the live settings: jupyter_server_ydoc may register itself after us
+            shared = SharedNotebooks(web_app.settings if web_app is not None else {})
             self.manager.notebook_access = NotebookAccess(
-                NotebookTools(contents_manager), Path(tree_root).expanduser()
+                NotebookTools(contents_manager, shared=shared),
+                Path(tree_root).expanduser(),
             )
         self._stop_on_sigint()
 

@@ -5,7 +5,8 @@ the session relay hands it here with the session's grants (``grants.py``), built
 for every call.  Everything the agent sends is hostile input: arguments are checked
 field by field, paths against the grants on real paths, and edits all or nothing
 (``cells.py``).  Notebooks are read and written through Jupyter's ContentsManager, as the
-file browser would; an edit outside the workspace folder first keeps the notebook's
+file browser would, or, when a page has one open with real-time collaboration, through
+its shared document (``shared.py``); an edit outside the workspace folder first keeps the notebook's
 previous content in the session's journal (``journal.py``), so restore and rewind undo it.
 
 A :class:`~.grants.ToolError` is what the agent reads as the tool's (error) result; its
@@ -27,6 +28,7 @@ from .cells import EditError, apply_edits, new_notebook, notebook_view, version_
 from .grants import Granted, NotebookGrants, ToolError
 from .journal import NotebookJournal
 from .live import OpenNotebooks
+from .shared import SharedNotebook, SharedNotebooks
 
 __all__ = ["NOTEBOOK_TOOLS", "NotebookTools", "ToolContext"]
 
@@ -52,6 +54,8 @@ class ToolContext:
     session_id: str
     #: the turn the call belongs to (the journal keys earlier contents by it)
     turn: int
+    #: the session's name, as collaborators see it in a shared notebook
+    session_name: str = ""
     journal: NotebookJournal | None = None
     #: the workspace folder is mounted read-only: its notebooks may be read only
     readonly_folder: bool = False
@@ -68,10 +72,17 @@ def _plain(content: Any) -> dict[str, Any]:
 class NotebookTools:
     """The tools over one ContentsManager; edits of one notebook run one at a time."""
 
-    def __init__(self, contents_manager: Any, open_notebooks: OpenNotebooks | None = None) -> None:
+    def __init__(
+        self,
+        contents_manager: Any,
+        open_notebooks: OpenNotebooks | None = None,
+        shared: SharedNotebooks | None = None,
+    ) -> None:
         self.contents = contents_manager
         #: what JupyterLab pages hold unsaved (``live.py``): never written under the user
         self.open_notebooks = open_notebooks or OpenNotebooks()
+        #: the notebooks open with real-time collaboration (none without it)
+        self.shared = shared
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def call(self, tool: str, args: Any, ctx: ToolContext) -> dict[str, Any]:
@@ -92,11 +103,19 @@ class NotebookTools:
             return {"notebooks": listed, "grants": ctx.grants.describe()}
         if tool == "read_notebook":
             granted = ctx.grants.check(args["path"])
-            nb = await self._read(granted)
+            nb, _ = await self._load(granted)
             return notebook_view(granted.api_path, nb)
         if tool == "edit_notebook":
             return await self._edit(ctx, args)
         return await self._create(ctx, args)
+
+    async def _load(self, granted: Granted) -> tuple[dict[str, Any], SharedNotebook | None]:
+        """The notebook as the user has it: its shared document when a page has it open
+        with collaboration (typing included), else the file."""
+        shared = await self.shared.get(granted.api_path) if self.shared is not None else None
+        if shared is not None:
+            return shared.content(), shared
+        return await self._read(granted), None
 
     async def _read(self, granted: Granted) -> dict[str, Any]:
         try:
@@ -112,11 +131,15 @@ class NotebookTools:
             ) from None
         return _plain(model["content"])
 
-    async def _save(self, granted: Granted, nb: dict[str, Any]) -> str:
+    @staticmethod
+    def _still_there(granted: Granted) -> None:
         # the path is resolved again just before the write: a link planted since the
         # check must not lead the write elsewhere
         if granted.real.is_symlink() or granted.real.resolve() != granted.real:
             raise ToolError(f"not granted: {granted.api_path!r} changed into a link; read it again")
+
+    async def _save(self, granted: Granted, nb: dict[str, Any]) -> str:
+        self._still_there(granted)
         model = {"type": "notebook", "format": "json", "content": nb}
         try:
             await ensure_async(self.contents.save(model, granted.api_path))
@@ -151,14 +174,15 @@ class NotebookTools:
         if not isinstance(version, str):
             raise ToolError("invalid: version must be the version string read_notebook returned")
         async with self._lock(granted.api_path):
-            nb = await self._read(granted)
+            nb, shared = await self._load(granted)
             current = version_of(nb)
             if version != current:
                 raise ToolError(
                     f"stale: {granted.api_path!r} changed since version {version!r} was read "
                     f"(it is now {current!r}); read it again and redo the edit"
                 )
-            if self.open_notebooks.dirty(granted.api_path):
+            # a shared document merges the edit with the user's typing; a file would not
+            if shared is None and self.open_notebooks.dirty(granted.api_path):
                 raise ToolError(
                     f"stale: {granted.api_path!r} is open in JupyterLab with unsaved changes; "
                     "the user's typing comes first: ask them to save it, then read it again"
@@ -169,7 +193,10 @@ class NotebookTools:
             except EditError as exc:
                 raise ToolError(f"invalid: {exc}; nothing was changed") from None
             await self._keep_before(ctx, granted, nb)
-            new_version = await self._save(granted, result.notebook)
+            if shared is None:
+                new_version = await self._save(granted, result.notebook)
+            else:
+                new_version = await self._save_shared(ctx, granted, shared, nb, result.notebook)
         ctx.edit = NotebookEditEvent(
             path=granted.api_path,
             version=new_version,
@@ -185,10 +212,34 @@ class NotebookTools:
             "deleted": result.deleted,
         }
 
+    async def _save_shared(
+        self,
+        ctx: ToolContext,
+        granted: Granted,
+        shared: SharedNotebook,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> str:
+        self._still_there(granted)
+        if shared.content() != before:
+            # the journal's await let the user type: the edit was checked against before
+            raise ToolError(
+                f"stale: {granted.api_path!r} changed while the edit was applied; read it "
+                "again and redo the edit"
+            )
+        shared.apply(after)
+        if self.shared is not None and ctx.session_name:
+            self.shared.present(shared, ctx.session_id, ctx.session_name)
+        await shared.save()
+        return version_of(shared.content())
+
     # -- undo: the journal's contents written back (restore, rewind and their undo) -----
 
     async def current(self, api_path: str) -> dict[str, Any] | None:
         """The notebook's content now (None: it does not exist)."""
+        shared = await self.shared.get(api_path) if self.shared is not None else None
+        if shared is not None:
+            return shared.content()
         try:
             model = await ensure_async(self.contents.get(api_path, content=True, type="notebook"))
         except HTTPError as exc:
@@ -205,8 +256,13 @@ class NotebookTools:
                 now = await self.current(api_path)
                 if now == content:
                     continue
+                shared = await self.shared.get(api_path) if self.shared is not None else None
                 if content is None:
                     await ensure_async(self.contents.delete(api_path))
+                elif shared is not None:
+                    # the open pages show it at once, with no out-of-band overwrite
+                    shared.apply(content)
+                    await shared.save()
                 else:
                     model = {"type": "notebook", "format": "json", "content": content}
                     await ensure_async(self.contents.save(model, api_path))

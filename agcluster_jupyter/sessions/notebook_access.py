@@ -69,6 +69,7 @@ class NotebookAccess:
         ctx = ToolContext(
             grants=await asyncio.to_thread(self.grants, session),
             session_id=session.id,
+            session_name=session.record.name or f"agent {session.id[:8]}",
             turn=session.record.turns + 1,  # the running turn (turns counts ended ones)
             journal=session.notebook_journal,
             readonly_folder=session.record.workspace_readonly,

@@ -9,6 +9,10 @@
  *   notebook without unsaved changes from disk when one was edited: the agent's cells
  *   appear, and no "file changed on disk" dialog comes on the next save.
  *
+ * With real-time collaboration a notebook's model is the room's shared document: the
+ * server puts an agent's edits into it (`notebooks/shared.py`) and the page merges them
+ * with the user's typing.  Such a notebook is neither reported nor reloaded here.
+ *
  * Documents are found among the main area's widgets and used through the little of a
  * DocumentWidget's `context` this needs (duck-typed: Lab and Notebook 7 both have it).
  */
@@ -35,6 +39,8 @@ export interface OpenContext {
   readonly disposed: ISignal<unknown, void>;
   readonly model: {
     readonly dirty: boolean;
+    /** the model is a room's shared document (real-time collaboration) */
+    readonly collaborative?: boolean;
     readonly stateChanged: ISignal<unknown, { name: string }>;
     readonly contentChanged: ISignal<unknown, void>;
     /** a notebook model's cells (JupyterLab's CellList) */
@@ -144,7 +150,8 @@ export class LiveNotebooks {
         !context ||
         context.isDisposed ||
         this._contexts.has(context) ||
-        !context.path.endsWith('.ipynb')
+        !context.path.endsWith('.ipynb') ||
+        context.model.collaborative === true
       ) {
         continue;
       }

@@ -17,11 +17,15 @@ class FakeContext implements OpenContext {
   readonly stateChanged = new Signal<unknown, { name: string }>(this);
   readonly contentChanged = new Signal<unknown, void>(this);
   sources = ['x = 1'];
+  collaborative = false;
   private _dirty = false;
   readonly model = {
     owner: this,
     get dirty(): boolean {
       return this.owner._dirty;
+    },
+    get collaborative(): boolean {
+      return this.owner.collaborative;
     },
     get stateChanged(): Signal<unknown, { name: string }> {
       return this.owner.stateChanged;
@@ -169,5 +173,21 @@ describe('LiveNotebooks', () => {
       dirty: false
     });
     expect([...live.open.keys()]).toEqual(['project/clean.ipynb']);
+  });
+
+  it('leaves a shared (collaborative) notebook to its room', async () => {
+    const api = new FakeApi();
+    const shared = new FakeContext('project/shared.ipynb');
+    shared.collaborative = true;
+    live = new LiveNotebooks(api, () => [{ context: shared }]);
+    live.start();
+    expect([...live.open.keys()]).toEqual([]);
+    shared.type(' # typed in the room');
+    await tick(300);
+    expect(api.calls.filter(c => c.path === 'notebooks/open')).toHaveLength(0);
+    api.push(['project/shared.ipynb']);
+    await tick();
+    // the server edited the room itself: a reload from disk would only flicker
+    expect(shared.reverts).toBe(0);
   });
 });

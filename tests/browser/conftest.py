@@ -123,8 +123,14 @@ def lab_server(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]
 
 
 @contextmanager
-def lab_server_process(lab_model: ScriptedModelServer) -> Iterator[JupyterServerProcess]:
-    """A started JupyterLab server as the browser tests use it (stopped on exit)."""
+def lab_server_process(
+    lab_model: ScriptedModelServer, *, collaboration: bool = False
+) -> Iterator[JupyterServerProcess]:
+    """A started JupyterLab server as the browser tests use it (stopped on exit).
+
+    jupyter-collaboration is installed for the tests (the ``[collaboration]`` extra), and
+    it turns real-time collaboration on in every Lab; only ``collaboration`` keeps it on,
+    the others switch it off as a user would (``YDocExtension.disable_rtc``)."""
     server = JupyterServerProcess(lab_model.url, TEST_KEY, token=secrets.token_hex(16))
     # session workspaces in the Jupyter tree, as by default, so files open in Lab
     workspaces = server.base / "root" / "agent-workspaces"
@@ -142,6 +148,10 @@ def lab_server_process(lab_model: ScriptedModelServer) -> Iterator[JupyterServer
         f"--LabApp.workspaces_dir={server.base / 'lab-workspaces'}",
         "--LabApp.expose_app_in_browser=True",
     ]
+    if collaboration:
+        server.cmd.append(f"--SQLiteYStore.db_path={server.base / 'ystore.db'}")
+    else:
+        server.cmd.append("--YDocExtension.disable_rtc=True")
     with serving(server) as started:
         yield started
 
