@@ -264,6 +264,31 @@ def apply_edits(
     return result
 
 
+def changed_under(edits: Any, then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """Which cell that ``edits`` names (to replace, delete, or insert after) changed
+    between the notebook read (``then``) and ``now``: its id, or None when none did and
+    the edits may apply to ``now`` (a collaborator typed elsewhere); ``"order"`` when the
+    edits cannot be read (refused later with their own message)."""
+
+    def cells_of(nb: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        return {
+            cell_id: (cell.get("cell_type"), cell.get("source"))
+            for cell, cell_id in zip(nb.get("cells") or [], cell_ids(nb), strict=True)
+        }
+
+    before, after = cells_of(then), cells_of(now)
+    if not isinstance(edits, list):
+        return "order"
+    for edit in edits:
+        if not isinstance(edit, Mapping):
+            return "order"
+        for key in ("cell_id", "after_cell_id"):
+            cell_id = edit.get(key)
+            if isinstance(cell_id, str) and cell_id and before.get(cell_id) != after.get(cell_id):
+                return cell_id
+    return None
+
+
 def _check_source(source: str, where: str) -> None:
     if len(source) > MAX_SOURCE_CHARS:
         raise EditError(

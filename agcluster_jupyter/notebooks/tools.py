@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,14 @@ from jupyter_core.utils import ensure_async
 from tornado.web import HTTPError
 
 from ..events import NotebookEditEvent
-from .cells import EditError, apply_edits, new_notebook, notebook_view, version_of
+from .cells import (
+    EditError,
+    apply_edits,
+    changed_under,
+    new_notebook,
+    notebook_view,
+    version_of,
+)
 from .grants import Granted, NotebookGrants, ToolError
 from .journal import NotebookJournal
 from .live import OpenNotebooks
@@ -39,6 +47,9 @@ NOTEBOOK_TOOLS: dict[str, tuple[str, ...]] = {
     "edit_notebook": ("path", "version", "edits"),
     "create_notebook": ("path",),
 }
+#: the notebooks last read or written, by (path, version): what an edit given an older
+#: version of a shared notebook is rebased from
+_READS_KEPT = 16
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "read_notebook": ("path",),
     "edit_notebook": ("path", "version", "edits"),
@@ -83,6 +94,7 @@ class NotebookTools:
         self.open_notebooks = open_notebooks or OpenNotebooks()
         #: the notebooks open with real-time collaboration (none without it)
         self.shared = shared
+        self._reads: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def call(self, tool: str, args: Any, ctx: ToolContext) -> dict[str, Any]:
@@ -104,10 +116,25 @@ class NotebookTools:
         if tool == "read_notebook":
             granted = ctx.grants.check(args["path"])
             nb, _ = await self._load(granted)
-            return notebook_view(granted.api_path, nb)
+            view = notebook_view(granted.api_path, nb)
+            self._remember(granted.api_path, nb)
+            return view
         if tool == "edit_notebook":
             return await self._edit(ctx, args)
         return await self._create(ctx, args)
+
+    def _remember(self, api_path: str, nb: dict[str, Any], version: str | None = None) -> None:
+        key = (api_path, version or version_of(nb))
+        self._reads[key] = nb
+        self._reads.move_to_end(key)
+        while len(self._reads) > _READS_KEPT:
+            self._reads.popitem(last=False)
+
+    def _rebasable(self, api_path: str, version: str, nb: dict[str, Any], edits: Any) -> bool:
+        """For a shared notebook a collaborator changed since the agent read it: do the
+        edits still apply to it now (``nb``), none of the cells they name changed?"""
+        then = self._reads.get((api_path, version))
+        return then is not None and changed_under(edits, then, nb) is None
 
     async def _load(self, granted: Granted) -> tuple[dict[str, Any], SharedNotebook | None]:
         """The notebook as the user has it: its shared document when a page has it open
@@ -176,7 +203,11 @@ class NotebookTools:
         async with self._lock(granted.api_path):
             nb, shared = await self._load(granted)
             current = version_of(nb)
-            if version != current:
+            # a shared notebook is typed in while the agent works: its edit still applies
+            # when the cells it names are as the agent read them
+            if version != current and not (
+                shared is not None and self._rebasable(granted.api_path, version, nb, args["edits"])
+            ):
                 raise ToolError(
                     f"stale: {granted.api_path!r} changed since version {version!r} was read "
                     f"(it is now {current!r}); read it again and redo the edit"
@@ -197,6 +228,7 @@ class NotebookTools:
                 new_version = await self._save(granted, result.notebook)
             else:
                 new_version = await self._save_shared(ctx, granted, shared, nb, result.notebook)
+            self._remember(granted.api_path, result.notebook, new_version)
         ctx.edit = NotebookEditEvent(
             path=granted.api_path,
             version=new_version,

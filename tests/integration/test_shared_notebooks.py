@@ -170,6 +170,43 @@ def _room_of(serverapp: Any, document: Any) -> Any:
     raise AssertionError("no room holds the document")
 
 
+async def test_typing_elsewhere_since_the_read_does_not_hold_an_edit_off(
+    jp_serverapp: Any, agcluster_app: Any, jp_root_dir: Path
+) -> None:
+    """The user types in one cell while the agent works on another: the edit, given the
+    version the agent read, applies to the notebook as it is now, the typing kept."""
+    _write(jp_root_dir, "two.ipynb", "a = 1", "b = 2")
+    document = await _open_room(jp_serverapp, "two.ipynb")
+    tools, ctx = _tools(agcluster_app), _ctx(jp_root_dir, "two.ipynb")
+    view = await tools.call("read_notebook", {"path": "two.ipynb"}, ctx)
+    _type(document, 0, "  # the user's")
+    result = await tools.call(
+        "edit_notebook",
+        {
+            "path": "two.ipynb",
+            "version": view["version"],
+            "edits": [
+                {"op": "replace", "cell_id": "c1", "source": "b = 3"},
+                {"op": "insert", "after_cell_id": "c1", "source": "a + b"},
+            ],
+        },
+        ctx,
+    )
+    assert [str(c["source"]) for c in document.ycells] == ["a = 1  # the user's", "b = 3", "a + b"]
+    # the version it returns is what the agent edits next from
+    _type(document, 0, "!")
+    await tools.call(
+        "edit_notebook",
+        {
+            "path": "two.ipynb",
+            "version": result["version"],
+            "edits": [{"op": "delete", "cell_id": result["inserted"][0]}],
+        },
+        ctx,
+    )
+    assert [str(c["source"]) for c in document.ycells] == ["a = 1  # the user's!", "b = 3"]
+
+
 async def test_a_change_in_the_room_since_the_read_is_stale(
     jp_serverapp: Any, agcluster_app: Any, jp_root_dir: Path
 ) -> None:
@@ -177,7 +214,7 @@ async def test_a_change_in_the_room_since_the_read_is_stale(
     document = await _open_room(jp_serverapp, "busy.ipynb")
     tools, ctx = _tools(agcluster_app), _ctx(jp_root_dir, "busy.ipynb")
     view = await tools.call("read_notebook", {"path": "busy.ipynb"}, ctx)
-    _type(document, 0, "\nb = 2")  # the user, after the agent read
+    _type(document, 0, "\nb = 2")  # the user, after the agent read, in the cell it edits
     with pytest.raises(ToolError, match="^stale"):
         await tools.call(
             "edit_notebook",

@@ -13,6 +13,7 @@ from agcluster_jupyter.notebooks.cells import (
     EditError,
     apply_edits,
     cell_ids,
+    changed_under,
     notebook_view,
     version_of,
 )
@@ -193,3 +194,29 @@ def test_a_bad_edit_list_is_refused_whole_with_a_message(edits: Any, says: str) 
         apply_edits(NB, edits)
     assert says in str(info.value)
     assert NB == before
+
+
+def test_changed_under_names_the_cell_an_edit_needs_that_changed() -> None:
+    def nb(*sources: str) -> dict[str, Any]:
+        return {
+            "cells": [
+                {"id": f"c{i}", "cell_type": "code", "source": s} for i, s in enumerate(sources)
+            ]
+        }
+
+    then, now = nb("a", "b", "c"), nb("a typed", "b", "c")
+    # the edit names cells the user left alone: it applies to now
+    assert changed_under([{"op": "replace", "cell_id": "c1", "source": "x"}], then, now) is None
+    assert changed_under([{"op": "insert", "after_cell_id": "c2", "source": ""}], then, now) is None
+    assert changed_under([{"op": "insert", "source": "x"}], then, now) is None
+    # ...or one the user changed, deleted, or turned into markdown
+    assert changed_under([{"op": "delete", "cell_id": "c0"}], then, now) == "c0"
+    assert changed_under([{"op": "insert", "after_cell_id": "c0", "source": ""}], then, now) == "c0"
+    gone = {"cells": now["cells"][1:]}
+    assert changed_under([{"op": "replace", "cell_id": "c0", "source": ""}], then, gone) == "c0"
+    retyped = nb("a", "b", "c")
+    retyped["cells"][2]["cell_type"] = "markdown"
+    assert changed_under([{"op": "delete", "cell_id": "c2"}], then, retyped) == "c2"
+    # edits it cannot read: not for it to judge
+    assert changed_under("nonsense", then, now) == "order"
+    assert changed_under([1], then, now) == "order"
