@@ -33,6 +33,8 @@ __all__ = ["PRESENCE_SECONDS", "SharedNotebook", "SharedNotebooks"]
 PRESENCE_SECONDS = 60.0
 #: clients drop an awareness state not renewed within 30 s (y-protocols' outdated timeout)
 _RENEW_SECONDS = 10.0
+#: the room of JupyterLab's global awareness (who is online, on which document)
+GLOBAL_AWARENESS_ROOM = "JupyterLab:globalAwareness"
 #: the transaction origin of an agent's edit (a page's undo manager tracks only its own)
 EDIT_ORIGIN = "agcluster-agent"
 
@@ -122,42 +124,56 @@ class SharedNotebooks:
     # -- presence: the session among the room's collaborators -----------------------------
 
     def present(self, shared: SharedNotebook, session_id: str, name: str) -> None:
-        """Show the session in the room's awareness (renewed, then dropped
-        :data:`PRESENCE_SECONDS` after its last edit)."""
-        from pycrdt import Awareness, Doc
-
-        key = (session_id, shared.room.room_id)
-        presence = self._present.get(key)
-        if presence is None or presence.room is not shared.room:
-            presence = _Presence(room=shared.room, awareness=Awareness(Doc()))
-            self._present[key] = presence
-            presence.awareness.set_local_state(
-                {
-                    "user": {
-                        "username": f"agent-{session_id[:8]}",
-                        "name": name,
-                        "display_name": name,
-                        "initials": "AI",
-                        "color": _color(session_id),
-                        "avatar_url": None,
-                    },
-                    "agcluster": {"session_id": session_id},
-                }
-            )
-        presence.seen = time.monotonic()
-        self._broadcast(presence)
+        """Show the session in the room's awareness (the pages mark its edits with its
+        name) and in JupyterLab's global awareness (its "Online Collaborators" list, on
+        that notebook); renewed, then dropped :data:`PRESENCE_SECONDS` after its last
+        edit."""
+        user = {
+            "username": f"agent-{session_id[:8]}",
+            "name": name,
+            "display_name": name,
+            "initials": "AI",
+            "color": _color(session_id),
+            "avatar_url": None,
+        }
+        marker = {"session_id": session_id}
+        self._show(
+            (session_id, shared.room.room_id), shared.room, {"user": user, "agcluster": marker}
+        )
+        rooms = getattr(self._settings["jupyter_server_ydoc"].ywebsocket_server, "rooms", {})
+        lobby = rooms.get(GLOBAL_AWARENESS_ROOM)
+        if lobby is not None:
+            state = {
+                "user": user,
+                # as a page names its current widget (the layout restorer's key)
+                "current": f"notebook:{shared.api_path}",
+                "documents": [shared.api_path],
+                "agcluster": marker,
+            }
+            self._show((session_id, GLOBAL_AWARENESS_ROOM), lobby, state)
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew())
+
+    def _show(self, key: tuple[str, str], room: Any, state: dict[str, Any]) -> None:
+        from pycrdt import Awareness, Doc
+
+        presence = self._present.get(key)
+        if presence is None or presence.room is not room:
+            presence = _Presence(room=room, awareness=Awareness(Doc()))
+            self._present[key] = presence
+        presence.awareness.set_local_state(state)
+        presence.seen = time.monotonic()
+        self._broadcast(presence)
 
     def leave(self, session_id: str) -> None:
         """The session leaves every room it was present in (it stopped)."""
         for key in [k for k in self._present if k[0] == session_id]:
             self._drop(key)
 
-    def _broadcast(self, presence: _Presence) -> None:
+    def _broadcast(self, presence: _Presence, renew: bool = False) -> None:
         awareness = presence.awareness
-        # the state again, with a newer clock: clients renew it
-        awareness.set_local_state(awareness.get_local_state())
+        if renew:  # the state again, with a newer clock: clients keep it
+            awareness.set_local_state(awareness.get_local_state())
         update = awareness.encode_awareness_update([awareness.client_id])
         # "local": the room broadcasts it to its clients as its own
         with contextlib.suppress(Exception):  # a room stopping under us
@@ -178,8 +194,4 @@ class SharedNotebooks:
                 if now - presence.seen > PRESENCE_SECONDS:
                     self._drop(key)
                 else:
-                    self._broadcast(presence)
-
-    def present_sessions(self, room_id: str) -> list[str]:
-        """The sessions present in a room now."""
-        return [session for session, room in self._present if room == room_id]
+                    self._broadcast(presence, renew=True)

@@ -6,101 +6,37 @@ browser's "Open an Agent Here…" launches a session on a folder."""
 
 from __future__ import annotations
 
-import os
-import pwd
 import re
 from pathlib import Path
-from typing import Any
 
-import httpx
 import nbformat
 import pytest
 
-from agcluster_jupyter.notebooks.cells import version_of
 from agcluster_jupyter.testing.server import ScriptedModelServer
 
 from .agents_panel import AgentsPanel, expect
 from .conftest import Lab, session_ids
+from .notebook_pages import (
+    chat,
+    edit_scenario,
+    file_version,
+    launch_in,
+    open_notebook,
+    project_folder,
+)
 
 pytestmark = pytest.mark.browser
-
-NOBODY = pwd.getpwnam("nobody")
-
-
-def _folder(lab: Lab, name: str) -> Path:
-    """A folder of the tree the agent user may work in, with one notebook."""
-    folder = lab.server.base / "root" / name
-    folder.mkdir()
-    # as JupyterLab saves one: with its kernel's metadata (else opening it is a change)
-    nb = nbformat.v4.new_notebook(
-        metadata={
-            "kernelspec": {
-                "display_name": "Python 3 (ipykernel)",
-                "language": "python",
-                "name": "python3",
-            },
-            "language_info": {"name": "python"},
-        }
-    )
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", id="first")]
-    nbformat.write(nb, folder / "nb.ipynb")
-    if os.geteuid() == 0:
-        for path in (folder, folder / "nb.ipynb"):
-            os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
-    return folder
-
-
-def _version(lab: Lab, path: str) -> str:
-    response = httpx.get(
-        f"{lab.root}api/contents/{path}", headers=lab.server.headers, params={"content": "1"}
-    )
-    response.raise_for_status()
-    return version_of(response.json()["content"])
-
-
-def _edit_scenario(
-    match: str, path: str, version: str, edits: list[dict[str, Any]]
-) -> dict[str, Any]:
-    call = {
-        "name": "mcp__jupyter__edit_notebook",
-        "input": {"path": path, "version": version, "edits": edits},
-    }
-    return {"match": match, "steps": [[{"tool_use": call}]], "final": "{result}"}
-
-
-def _launch(lab: Lab, folder: str) -> str:
-    reply = lab.server.post("agents/launch", {"config_id": "code-assistant", "workspace": folder})
-    assert reply.status_code == 201, reply.text
-    session_id: str = reply.json()["session_id"]
-    return session_id
-
-
-def _chat(lab: Lab, session_id: str, message: str) -> dict[str, Any]:
-    reply = lab.server.post(f"agents/{session_id}/chat", {"message": message}, timeout=180)
-    assert reply.status_code == 200, reply.text
-    body: dict[str, Any] = reply.json()
-    return body
-
-
-def _open(lab: Lab, path: str) -> Any:
-    lab.execute("docmanager:open", {"path": path})
-    notebook = lab.page.locator(".jp-NotebookPanel:visible")
-    expect(notebook.locator(".jp-Cell").first).to_be_visible()
-    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
-        1, timeout=60_000
-    )
-    return notebook
 
 
 def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
     lab: Lab, lab_model: ScriptedModelServer
 ) -> None:
-    folder = _folder(lab, "live")
-    notebook = _open(lab, "live/nb.ipynb")
-    version = _version(lab, "live/nb.ipynb")
+    folder = project_folder(lab, "live")
+    notebook = open_notebook(lab, "live/nb.ipynb")
+    version = file_version(lab, "live/nb.ipynb")
     lab_model.add_scenarios(
         [
-            _edit_scenario(
+            edit_scenario(
                 "add the next step",
                 "live/nb.ipynb",
                 version,
@@ -111,8 +47,8 @@ def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
             )
         ]
     )
-    session_id = _launch(lab, "live")
-    reply = _chat(lab, session_id, "add the next step")
+    session_id = launch_in(lab, "live")
+    reply = chat(lab, session_id, "add the next step")
     assert "inserted" in reply["text"], reply
     # the page shows the agent's cells: no reload, no dialog
     cells = notebook.locator(".jp-Cell")
@@ -122,10 +58,10 @@ def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
     expect(lab.page.locator(".jp-Dialog")).to_have_count(0)
 
     # the user types and does not save; the agent tries again on what it read
-    version = _version(lab, "live/nb.ipynb")
+    version = file_version(lab, "live/nb.ipynb")
     lab_model.add_scenarios(
         [
-            _edit_scenario(
+            edit_scenario(
                 "rewrite the first cell",
                 "live/nb.ipynb",
                 version,
@@ -139,7 +75,7 @@ def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
     lab.page.keyboard.type("  # mine, unsaved")
     expect(cells.nth(0)).to_contain_text("# mine, unsaved")
     lab.page.wait_for_timeout(1500)  # the typing settles and the page's report arrives
-    reply = _chat(lab, session_id, "rewrite the first cell")
+    reply = chat(lab, session_id, "rewrite the first cell")
     assert "unsaved changes" in reply["text"], reply
     expect(cells.nth(0)).to_contain_text("x = 1  # mine, unsaved")
     on_disk = nbformat.read(folder / "nb.ipynb", as_version=4)
@@ -148,7 +84,7 @@ def test_the_agents_cells_appear_in_the_open_notebook_and_unsaved_typing_wins(
 
 
 def test_open_an_agent_here_on_a_folder_of_the_file_browser(lab: Lab) -> None:
-    _folder(lab, "here")
+    project_folder(lab, "here")
     before = session_ids(lab.server)
     page = lab.page
     lab.execute("filebrowser:activate")
@@ -183,9 +119,9 @@ CODE_REPLY = (
 def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
     lab: Lab, lab_model: ScriptedModelServer, tmp_path: Path
 ) -> None:
-    _folder(lab, "insert")
+    project_folder(lab, "insert")
     lab_model.add_scenarios([{"match": "show me the next step", "steps": [], "final": CODE_REPLY}])
-    notebook = _open(lab, "insert/nb.ipynb")
+    notebook = open_notebook(lab, "insert/nb.ipynb")
     notebook.locator(".jp-Cell").first.click()  # the active cell: the first
     panel = AgentsPanel(lab)
     panel.open()
@@ -217,7 +153,7 @@ def test_insert_as_cells_puts_a_code_block_of_the_chat_into_the_active_notebook(
 def test_agent_cells_writes_the_reply_as_cells_below_once(
     lab: Lab, lab_model: ScriptedModelServer
 ) -> None:
-    folder = _folder(lab, "cells")
+    folder = project_folder(lab, "cells")
     nb = nbformat.read(folder / "nb.ipynb", as_version=4)
     nb.cells = [
         nbformat.v4.new_code_cell("%load_ext agcluster_jupyter", id="load"),
@@ -227,7 +163,7 @@ def test_agent_cells_writes_the_reply_as_cells_below_once(
     nbformat.write(nb, folder / "nb.ipynb")
     reply = "To plot it:\n\n```python\nimport matplotlib\nprint('plotted')\n```\nThat is all."
     lab_model.add_scenarios([{"match": "write me the plot", "steps": [], "final": reply}])
-    notebook = _open(lab, "cells/nb.ipynb")
+    notebook = open_notebook(lab, "cells/nb.ipynb")
     lab.execute("notebook:run-all-cells")
     cells = notebook.locator(".jp-Cell")
     expect(cells).to_have_count(6, timeout=120_000)
@@ -240,7 +176,7 @@ def test_agent_cells_writes_the_reply_as_cells_below_once(
     # a second render of the same output (the notebook reopened) inserts nothing more
     lab.execute("docmanager:save")
     lab.execute("application:close-all")
-    notebook = _open(lab, "cells/nb.ipynb")
+    notebook = open_notebook(lab, "cells/nb.ipynb")
     lab.page.wait_for_timeout(1000)
     expect(notebook.locator(".jp-Cell")).to_have_count(6)
     assert lab.take_errors() == []
