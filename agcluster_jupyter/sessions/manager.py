@@ -659,6 +659,8 @@ class SessionManager:
                     except Exception:
                         log.exception("session %s: provider stop failed", session.id)
                 self.gateway.stop_serving(session.id)
+                if self.notebook_access is not None:  # no longer among collaborators
+                    self.notebook_access.left(session)
                 if was_busy:  # every turn ends with done; clients wait for it
                     session.log.append(DoneEvent())
                 session.set_state("stopped", reason or "stopped; the workspace is kept")

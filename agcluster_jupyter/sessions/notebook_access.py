@@ -60,6 +60,11 @@ class NotebookAccess:
         replaced = await asyncio.to_thread(session.notebook_journal.pop_undo, tag)
         return self._published(session, await self.tools.put_back(replaced) if replaced else [])
 
+    def left(self, session: Session) -> None:
+        """The session stopped: it leaves the shared notebooks it was present in."""
+        if self.tools.shared is not None:
+            self.tools.shared.leave(session.id)
+
     def _published(self, session: Session, paths: list[str]) -> list[str]:
         for path in paths:  # an open notebook shows what the restore put back
             self.feed.publish(path, "", session.id)
