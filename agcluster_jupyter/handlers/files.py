@@ -145,6 +145,11 @@ class DownloadHandler(_FilesHandler):
         self.finish(set_content_type="application/zip")
 
 
+#: an upload refused before its body is read is answered after reading (and dropping) a
+#: body this small; a larger one gets the answer with its connection closed
+DRAIN_BYTES = 1 << 20
+
+
 @web.stream_request_body
 class UploadHandler(_FilesHandler):
     """``POST files/{id}/upload?target_path=&overwrite=false`` with parts named ``files``.
@@ -155,11 +160,26 @@ class UploadHandler(_FilesHandler):
 
     _parser: MultipartParser | None = None
     _error: BaseException | None = None
+    #: an upload refused before its body was read, answered once the body is in
+    _refused: web.HTTPError | AgClusterError | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler's
         self._writers: list[WorkspaceUpload] = []
         self._names: set[str] = set()
         self._current: WorkspaceUpload | None = None
+        try:
+            await self._prepare_upload()
+        except (web.HTTPError, AgClusterError) as exc:
+            # Answering now would close the connection with the body unread, and the
+            # client would see its connection reset instead of the answer (tornado's
+            # only way to skip a body).  A small body is read and dropped first.
+            length = self.request.headers.get("Content-Length", "")
+            if not (length.isdigit() and int(length) <= DRAIN_BYTES):
+                raise
+            self._refused = exc
+            self._parser = None
+
+    async def _prepare_upload(self) -> None:
         await super().prepare()  # Jupyter authentication, XSRF and origin checks
         if self._finished:
             return
@@ -247,6 +267,8 @@ class UploadHandler(_FilesHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str) -> None:
+        if self._refused is not None:
+            raise self._refused
         try:
             error = self._error
             if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -16,9 +16,11 @@ Covered elsewhere, on purpose not repeated here:
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -187,6 +189,34 @@ def test_cookie_requests_need_the_xsrf_token(
         gone = client.delete(url + f"agents/sessions/{other}?purge=true", headers=xsrf)
         assert gone.status_code == 200, gone.text
     (workspace / "via-cookie.txt").unlink()
+
+
+def test_a_refused_upload_is_answered_and_its_connection_stays_usable(
+    live_server: LiveServer, live_session: dict[str, Any]
+) -> None:
+    """An upload refused before its body is read (here: not multipart) gets its 400 on a
+    connection that stays open: tornado closes one whose body it did not read, and with
+    the body still in the socket the client saw a reset instead of the answer."""
+    sid = live_session["session_id"]
+    url = urllib.parse.urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            f"{url.path}files/{sid}/upload",
+            body=b"not a multipart body\n" * 200,
+            headers={**live_server.auth, "Content-Type": "text/plain"},
+        )
+        refused = conn.getresponse()
+        assert refused.status == 400
+        assert "multipart/form-data" in json.loads(refused.read())["message"]
+        sock = conn.sock
+        conn.request("GET", f"{url.path}agents/sessions/{sid}", headers=live_server.auth)
+        again = conn.getresponse()
+        assert again.status == 200 and json.loads(again.read())["session_id"] == sid
+        assert conn.sock is sock  # the same connection, not a new one
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------- the key
