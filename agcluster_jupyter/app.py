@@ -41,6 +41,8 @@ from .gateway import Gateway, GatewayPolicy
 from .gateway.pricing import ModelPrice, Pricing
 from .gateway.routes import DEFAULT_ROUTES, RoutePolicy, parse_route
 from .handlers import HandlerContext, route_table
+from .kernels.door import KernelDoor
+from .kernels.tools import KernelTools
 from .notebooks import NotebookTools
 from .notebooks.shared import SharedNotebooks
 from .presets import PresetRegistry
@@ -268,6 +270,28 @@ class AgClusterApp(ExtensionApp):
         permission_answer by "timeout" and as an error in the chat.""",
     ).tag(config=True)
 
+    kernel_tools = Bool(
+        True,
+        help="""Offer the `jupyter` MCP server's kernel tools (list_variables,
+        inspect_variable, run_cell, run_code) to sessions whose kernel_access is not
+        deny: the agent looks into, and with approval runs code in, the kernel the user
+        runs for a granted notebook, only the kernel process the user granted (a restart
+        needs a new grant), each call checked and logged here.  False: never offered.""",
+    ).tag(config=True)
+
+    kernel_call_timeout = Float(
+        120.0,
+        help="""Seconds a kernel tool call may run in the user's kernel; past it the
+        kernel is interrupted and the agent is told.""",
+    ).tag(config=True)
+
+    allow_unattended_kernel_access = Bool(
+        False,
+        help="""Let a session with permission mode bypassPermissions have
+        kernel_access allow (code of the agent's choosing run in the user's kernel with
+        nobody asked).  Off: such a launch is a 400.""",
+    ).tag(config=True)
+
     notebook_tools = Bool(
         True,
         help="""Offer each session the `jupyter` MCP server (list_notebooks, read_notebook,
@@ -434,8 +458,10 @@ class AgClusterApp(ExtensionApp):
             raise TraitError(str(exc)) from None
 
     def initialize_settings(self) -> None:
-        # the key lives in this process's memory only; runners get per-session tokens
-        self._key: str | None = os.environ.get("ANTHROPIC_API_KEY") or None
+        # the key lives in this process's memory only; runners get per-session tokens.
+        # Out of its environment too: the kernels and terminals this server starts copy
+        # it, and an agent may be let to run code in a kernel (the kernel tools)
+        self._key: str | None = os.environ.pop("ANTHROPIC_API_KEY", None) or None
         self._demo_server: Any = None
         upstream = self.anthropic_base_url
         if self.demo_mode:
@@ -502,9 +528,19 @@ class AgClusterApp(ExtensionApp):
         if self.notebook_tools and contents_manager is not None and tree_root:
             # the live settings: jupyter_server_ydoc may register itself after us
             shared = SharedNotebooks(web_app.settings if web_app is not None else {})
+            notebook_tools = NotebookTools(contents_manager, shared=shared)
+            kernel_manager = getattr(self.serverapp, "kernel_manager", None)
+            session_manager = getattr(self.serverapp, "session_manager", None)
+            kernels = (
+                KernelTools(KernelDoor(kernel_manager, session_manager), notebook_tools)
+                if self.kernel_tools and kernel_manager is not None and session_manager
+                else None
+            )
             self.manager.notebook_access = NotebookAccess(
-                NotebookTools(contents_manager, shared=shared),
+                notebook_tools,
                 Path(tree_root).expanduser(),
+                kernels,
+                kernel_call_timeout=self.kernel_call_timeout,
             )
         self._stop_on_sigint()
 
@@ -545,6 +581,7 @@ class AgClusterApp(ExtensionApp):
             agent_image=self.agent_image,
             demo_mode=self.demo_mode,
             max_upload_bytes=self.max_upload_bytes,
+            allow_unattended_kernel_access=self.allow_unattended_kernel_access,
         )
         self.handlers.extend(route_table(ctx))
 

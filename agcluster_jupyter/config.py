@@ -286,6 +286,9 @@ class AgentConfig(_Strict):
     #: tools taken away again (also from sub-agents)
     disallowed_tools: list[str] = Field(default_factory=list)
     permission_mode: PermissionMode = "acceptEdits"
+    #: the user's kernels through the jupyter tools: deny (not offered), ask (every
+    #: run_cell/run_code is a permission request showing the code), allow (no prompts)
+    kernel_access: Literal["deny", "ask", "allow"] = "ask"
     system_prompt: SystemPrompt | None = None
     agents: dict[str, SubAgent] = Field(default_factory=dict)
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict)

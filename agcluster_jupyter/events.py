@@ -21,6 +21,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "EventBase",
+    "KernelCallEvent",
     "MessageEvent",
     "PermissionAnswerEvent",
     "PermissionRequestEvent",
@@ -130,6 +131,24 @@ class PermissionRequestEvent(EventBase):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+class KernelCallEvent(EventBase):
+    """A kernel tool call that reached a user's kernel (``kernels/tools.py``), logged by the
+    server: what ran where, who allowed it, how it ended.  ``code`` is empty for the
+    inspections (they run the fixed code of ``kernels/snippets.py``)."""
+
+    type: Literal["kernel_call"] = "kernel_call"
+    notebook: str
+    kernel_id: str
+    tool: str
+    code: str = ""
+    #: "inspection" (no approval needed), "kernel_access allow", "ahead" (approved for the
+    #: turn), or who answered the permission request
+    approved_by: str = ""
+    duration_ms: int = 0
+    #: ok | error | timeout | denied | refused
+    outcome: str = "refused"
+
+
 class PermissionAnswerEvent(EventBase):
     """A permission request answered, and by whom: a Jupyter user through the server's
     API (the panel, a widget, REST), or ``timeout`` (``permission_timeout``: a deny).
@@ -222,6 +241,7 @@ Event = Annotated[
         | CheckpointEvent
         | RewindEvent
         | NotebookEditEvent
+        | KernelCallEvent
     ),
     Field(discriminator="type"),
 ]

@@ -95,6 +95,7 @@ LAUNCH_KEYS = (
     "workspace_readonly",
     "share_workspace",
     "notebooks",
+    "kernel_access",
 )
 
 
@@ -110,6 +111,22 @@ class LaunchHandler(AgClusterHandler):
                 field=unknown[0],
             )
         config = self.ctx.presets.resolve_launch(body)
+        kernel_access = body.get("kernel_access")
+        if kernel_access is not None:
+            if kernel_access not in ("deny", "ask", "allow"):
+                raise BadRequest("kernel_access must be deny, ask or allow", field="kernel_access")
+            config = config.model_copy(update={"kernel_access": kernel_access})
+        if (
+            config.kernel_access == "allow"
+            and config.permission_mode == "bypassPermissions"
+            and not self.ctx.allow_unattended_kernel_access
+        ):
+            raise BadRequest(
+                "kernel_access allow with permission mode bypassPermissions would run the "
+                "agent's code in the user's kernel with nobody asked; use kernel_access ask, "
+                "or have the server set AgClusterApp.allow_unattended_kernel_access",
+                field="kernel_access",
+            )
         api_key = body.get("api_key")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise BadRequest("api_key must be a non-empty string", field="api_key")
@@ -143,6 +160,10 @@ class LaunchHandler(AgClusterHandler):
             session.record.notebook = self._tree_path(notebook) if notebook else ""
             session.record.notebooks = notebooks
             session.save()
+            access = self.manager.notebook_access
+            if access is not None:  # the kernels running for them now, granted
+                granted = [session.record.notebook] if session.record.notebook else []
+                await access.grant_kernels(session, granted + notebooks)
         reply: dict[str, Any] = {
             "session_id": session.id,
             "agent_id": session.handle.agent_id if session.handle else None,
@@ -154,6 +175,8 @@ class LaunchHandler(AgClusterHandler):
             "folder": session.record.folder,
             "workspace_readonly": session.record.workspace_readonly,
             "notebooks": session.record.notebooks,
+            "kernel_access": session.record.config.kernel_access,
+            "kernels": sorted(session.record.kernel_grants),
         }
         if not self.manager.provider.isolated:
             reply["warning"] = "no isolation: the local provider runs the agent on this machine"

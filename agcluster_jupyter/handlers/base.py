@@ -35,6 +35,8 @@ class HandlerContext:
     agent_image: str
     demo_mode: bool
     max_upload_bytes: int
+    #: bypassPermissions sessions may have kernel_access allow
+    allow_unattended_kernel_access: bool = False
 
 
 class AgClusterHandler(APIHandler):

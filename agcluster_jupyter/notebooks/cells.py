@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +107,15 @@ def _output_text(output: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _outputs(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return outputs_view(cell.get("outputs") or [])
+
+
+def outputs_view(outputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Outputs as the agent reads them: text capped (each, and together, saying so),
+    ANSI colours stripped, images and rich data as their type and size."""
     shown = []
     budget = CELL_OUTPUT_CHARS
-    for output in cell.get("outputs") or []:
+    for output in outputs:
         item = _output_text(output)
         text = item.get("text")
         if isinstance(text, str):

@@ -28,6 +28,7 @@ from ..events import NotebookEditEvent
 from .cells import (
     EditError,
     apply_edits,
+    cell_ids,
     changed_under,
     new_notebook,
     notebook_view,
@@ -264,6 +265,40 @@ class NotebookTools:
             self.shared.present(shared, ctx.session_id, ctx.session_name)
         await shared.save()
         return version_of(shared.content())
+
+    # -- for the kernel tools ---------------------------------------------------------------
+
+    async def content(self, granted: Granted) -> dict[str, Any]:
+        """The notebook as the user has it (its shared document, or the file)."""
+        nb, _ = await self._load(granted)
+        return nb
+
+    async def set_outputs(
+        self,
+        granted: Granted,
+        cell_id: str,
+        outputs: list[dict[str, Any]],
+        execution_count: int | None,
+    ) -> bool:
+        """A cell's outputs after it ran, into the notebook (False: not written, the open
+        page has unsaved changes that a write of the file would overwrite)."""
+        async with self._lock(granted.api_path):
+            nb, shared = await self._load(granted)
+            if shared is None and self.open_notebooks.dirty(granted.api_path):
+                return False
+            for cell, found in zip(nb.get("cells") or [], cell_ids(nb), strict=True):
+                if found == cell_id and cell.get("cell_type") == "code":
+                    cell["outputs"] = outputs
+                    cell["execution_count"] = execution_count
+                    break
+            else:
+                return False  # the cell went while it ran
+            if shared is not None:
+                shared.apply(nb)
+                await shared.save()
+            else:
+                await self._save(granted, nb)
+        return True
 
     # -- undo: the journal's contents written back (restore, rewind and their undo) -----
 

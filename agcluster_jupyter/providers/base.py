@@ -121,6 +121,8 @@ class RunnerSpec:
     workspace_readonly: bool = False
     #: the runner offers the ``jupyter`` MCP tools, brokered by this server
     jupyter_tools: bool = False
+    #: and its kernel tools (the session's ``kernel_access`` is not ``deny``)
+    kernel_tools: bool = False
 
 
 @dataclass

@@ -33,6 +33,7 @@ from ..runner.protocol import (
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
+    jupyter_tools_env,
     token_digest,
 )
 from .base import RunnerSpec
@@ -199,7 +200,7 @@ def container_kwargs(spec: RunnerSpec, settings: ContainerSettings) -> dict[str,
             # what the agent is told: a container of its own, a network only if asked for
             ENV_ISOLATED: "1",
             ENV_NETWORK: "1" if spec.config.network else "0",
-            ENV_JUPYTER_TOOLS: "1" if spec.jupyter_tools else "0",
+            ENV_JUPYTER_TOOLS: jupyter_tools_env(spec.jupyter_tools, spec.kernel_tools),
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

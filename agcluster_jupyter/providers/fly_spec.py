@@ -39,6 +39,7 @@ from ..runner.protocol import (
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
+    jupyter_tools_env,
     token_digest,
 )
 from .base import RunnerSpec
@@ -178,7 +179,7 @@ def machine_config(spec: RunnerSpec, settings: FlySettings, volume_id: str) -> d
             # (Fly gives every Machine one; config.network changes nothing here)
             ENV_ISOLATED: "1",
             ENV_NETWORK: "1",
-            ENV_JUPYTER_TOOLS: "1" if spec.jupyter_tools else "0",
+            ENV_JUPYTER_TOOLS: jupyter_tools_env(spec.jupyter_tools, spec.kernel_tools),
             "HOME": CONTAINER_HOME,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

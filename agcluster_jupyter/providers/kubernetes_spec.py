@@ -42,6 +42,7 @@ from ..runner.protocol import (
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
+    jupyter_tools_env,
     token_digest,
 )
 from .base import LABEL_SESSION, RunnerSpec
@@ -349,7 +350,10 @@ def pod_spec(spec: RunnerSpec, settings: PodSettings) -> dict[str, Any]:
                         # lets it out only with config.network
                         {"name": ENV_ISOLATED, "value": "1"},
                         {"name": ENV_NETWORK, "value": "1" if spec.config.network else "0"},
-                        {"name": ENV_JUPYTER_TOOLS, "value": "1" if spec.jupyter_tools else "0"},
+                        {
+                            "name": ENV_JUPYTER_TOOLS,
+                            "value": jupyter_tools_env(spec.jupyter_tools, spec.kernel_tools),
+                        },
                         {"name": "HOME", "value": CONTAINER_HOME},
                         {"name": "LANG", "value": "C.UTF-8"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},

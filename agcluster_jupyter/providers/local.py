@@ -30,6 +30,7 @@ from ..runner.protocol import (
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
+    jupyter_tools_env,
     token_digest,
 )
 from .base import (
@@ -178,7 +179,7 @@ class LocalProvider(Provider):
             # what the agent is told: no isolation, and the machine's network
             ENV_ISOLATED: "0",
             ENV_NETWORK: "1",
-            ENV_JUPYTER_TOOLS: "1" if spec.jupyter_tools else "0",
+            ENV_JUPYTER_TOOLS: jupyter_tools_env(spec.jupyter_tools, spec.kernel_tools),
         }
         if "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]

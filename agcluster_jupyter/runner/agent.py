@@ -60,7 +60,13 @@ from ..events import (
     StatusEvent,
 )
 from .eventbuffer import RSEQ_FILE, EventBuffer
-from .jupyter_tools import JUPYTER_SERVER, READ_ONLY_TOOLS, ToolBroker, jupyter_mcp_server
+from .jupyter_tools import (
+    JUPYTER_SERVER,
+    READ_ONLY_TOOLS,
+    SERVER_APPROVED_TOOLS,
+    ToolBroker,
+    jupyter_mcp_server,
+)
 from .normalize import Normalizer
 from .options import build_sdk_options, environment_note
 from .protocol import denial_message
@@ -130,6 +136,8 @@ class RunnerSettings:
     #: offer the ``jupyter`` MCP server (``AGCLUSTER_JUPYTER_TOOLS``): the user's notebooks,
     #: through the Jupyter server
     jupyter_tools: bool = False
+    #: and its kernel tools (the server approves them: never asked here)
+    kernel_tools: bool = False
 
 
 ClientFactory = Callable[..., ClaudeSDKClient]
@@ -268,7 +276,10 @@ class AgentRunner:
             # the uid, not a name: the image need not have a passwd entry for the host's uid
             user=s.agent_user.uid if s.agent_user else None,
             environment=environment_note(str(s.workspace), isolated=s.isolated, network=s.network),
-            jupyter=jupyter_mcp_server(self.tools) if s.jupyter_tools else None,
+            jupyter=(
+                jupyter_mcp_server(self.tools, kernel=s.kernel_tools) if s.jupyter_tools else None
+            ),
+            jupyter_kernel=s.kernel_tools,
         )
         client = self._client_factory(options)
         try:
@@ -541,6 +552,8 @@ class AgentRunner:
         if tool_name.startswith(f"mcp__{JUPYTER_SERVER}__"):
             if tool_name.rpartition("__")[2] in READ_ONLY_TOOLS:
                 return PermissionResultAllow()  # reading asks no one, as Read does not
+            if tool_name.rpartition("__")[2] in SERVER_APPROVED_TOOLS:
+                return PermissionResultAllow()  # the Jupyter server asks, per call
         request_id = context.tool_use_id or ""
         if not request_id or request_id in self._permissions:
             request_id = f"perm_{secrets.token_hex(8)}"

@@ -26,7 +26,9 @@ from ..errors import BadRequest, NotFound
 __all__ = [
     "JUPYTER_SERVER",
     "JUPYTER_TOOLS",
+    "KERNEL_TOOLS",
     "READ_ONLY_TOOLS",
+    "SERVER_APPROVED_TOOLS",
     "TOOL_CALL_TIMEOUT",
     "ToolBroker",
     "jupyter_mcp_server",
@@ -110,13 +112,77 @@ JUPYTER_TOOLS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
+_NOTEBOOK = {
+    "type": "string",
+    "description": "the notebook whose kernel to use: its path relative to the Jupyter tree",
+}
+
+#: the kernel tools (offered when the session's kernel_access is not deny)
+KERNEL_TOOLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "list_variables": (
+        "List the variables in the user's running kernel of a notebook: names, types and "
+        "sizes (capped). Look here before asking the user to paste data.",
+        {
+            "type": "object",
+            "properties": {"notebook": _NOTEBOOK},
+            "required": ["notebook"],
+            "additionalProperties": False,
+        },
+    ),
+    "inspect_variable": (
+        "A bounded summary of one variable in the user's kernel of a notebook: its type; "
+        "shape, dtypes and the first rows of a DataFrame or array; a capped repr. Runs no "
+        "code of yours and asks no one.",
+        {
+            "type": "object",
+            "properties": {
+                "notebook": _NOTEBOOK,
+                "name": {"type": "string", "description": "the variable's name"},
+            },
+            "required": ["notebook", "name"],
+            "additionalProperties": False,
+        },
+    ),
+    "run_cell": (
+        "Run one cell of the notebook in the user's kernel, as if the user pressed "
+        "Shift+Enter: its outputs go into the notebook and come back to you (text capped). "
+        "The user may be asked to approve it first; a denial is an error you can read.",
+        {
+            "type": "object",
+            "properties": {
+                "notebook": _NOTEBOOK,
+                "cell_id": {"type": "string", "description": "the cell's id (read_notebook)"},
+            },
+            "required": ["notebook", "cell_id"],
+            "additionalProperties": False,
+        },
+    ),
+    "run_code": (
+        "Run code in the user's kernel of a notebook without adding a cell (for a quick "
+        "look where a cell would be noise). The user may be asked to approve the exact "
+        "code first. Run only what is needed: it runs in the user's own session.",
+        {
+            "type": "object",
+            "properties": {"notebook": _NOTEBOOK, "code": {"type": "string"}},
+            "required": ["notebook", "code"],
+            "additionalProperties": False,
+        },
+    ),
+}
 #: the tools that change nothing: never a permission prompt
 READ_ONLY_TOOLS = frozenset({"list_notebooks", "read_notebook"})
+#: the tools the Jupyter server itself asks the user about (under kernel_access ask): the
+#: runner lets them through in every mode, so the user is never asked twice
+SERVER_APPROVED_TOOLS = frozenset(KERNEL_TOOLS)
 
 
-def tool_names(prefix: bool = True) -> list[str]:
+def _offered(kernel: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {**JUPYTER_TOOLS, **(KERNEL_TOOLS if kernel else {})}
+
+
+def tool_names(prefix: bool = True, *, kernel: bool = False) -> list[str]:
     """The tools as the CLI names them (``mcp__jupyter__<tool>``), or bare."""
-    return [f"mcp__{JUPYTER_SERVER}__{n}" if prefix else n for n in JUPYTER_TOOLS]
+    return [f"mcp__{JUPYTER_SERVER}__{n}" if prefix else n for n in _offered(kernel)]
 
 
 def _text_result(text: str, *, error: bool) -> dict[str, Any]:
@@ -175,7 +241,7 @@ class ToolBroker:
                 future.set_result({"error": f"error: {why}"})
 
 
-def jupyter_mcp_server(broker: ToolBroker) -> Any:
+def jupyter_mcp_server(broker: ToolBroker, *, kernel: bool = False) -> Any:
     """The in-process SDK MCP server (``mcp_servers={"jupyter": ...}``) whose every tool
     forwards to the server through ``broker``.  Imported here, not at module load: the
     SDK's MCP support is only paid for by sessions that offer these tools."""
@@ -189,6 +255,6 @@ def jupyter_mcp_server(broker: ToolBroker) -> Any:
 
     tools = [
         tool(name, description, schema)(forwarder(name))
-        for name, (description, schema) in JUPYTER_TOOLS.items()
+        for name, (description, schema) in _offered(kernel).items()
     ]
     return create_sdk_mcp_server(name=JUPYTER_SERVER, version="1.0.0", tools=tools)

@@ -99,7 +99,7 @@ from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from claude_agent_sdk.types import CanUseTool, SystemPromptPreset
 
 from ..config import MAIN_AGENT_NAME, AgentConfig, PresetSystemPrompt, cli_tool_names
-from .jupyter_tools import JUPYTER_SERVER, READ_ONLY_TOOLS, tool_names
+from .jupyter_tools import JUPYTER_SERVER, READ_ONLY_TOOLS, SERVER_APPROVED_TOOLS, tool_names
 
 __all__ = [
     "BUILTIN_AGENTS",
@@ -244,6 +244,7 @@ def build_sdk_options(
     user: str | int | None = None,
     environment: str | None = None,
     jupyter: Any | None = None,
+    jupyter_kernel: bool = False,
 ) -> ClaudeAgentOptions:
     """The SDK options for one session of ``config`` working in ``cwd``.
 
@@ -252,10 +253,11 @@ def build_sdk_options(
     the system prompt and to each sub-agent's prompt.  ``jupyter`` (an SDK MCP server,
     ``runner/jupyter_tools.py``) adds the notebook tools: listed in ``tools=`` so the model
     gets them directly (not deferred behind ToolSearch), auto-approved where every tool
-    is, and in plan mode the read-only ones.
+    is, and in plan mode the read-only ones; with ``jupyter_kernel`` the kernel tools too,
+    allowed in every mode (the Jupyter server asks the user about them itself).
     """
     plan = plan_tools(config)
-    notebook_tools = tool_names() if jupyter is not None else []
+    notebook_tools = tool_names(kernel=jupyter_kernel) if jupyter is not None else []
     system_prompt = _system_prompt(config, environment)
 
     agents: dict[str, AgentDefinition] = {
@@ -293,7 +295,11 @@ def build_sdk_options(
             allowed += [t for t in tools or [] if t.startswith("mcp__") and t not in allowed]
         allowed += notebook_tools
     elif config.permission_mode == "plan":
-        allowed = [f"mcp__{JUPYTER_SERVER}__{t}" for t in sorted(READ_ONLY_TOOLS) if jupyter]
+        allowed = [
+            f"mcp__{JUPYTER_SERVER}__{t}"
+            for t in sorted(READ_ONLY_TOOLS | (SERVER_APPROVED_TOOLS if jupyter_kernel else set()))
+            if jupyter
+        ]
     else:
         allowed = []  # can_use_tool answers (the notebook reads without asking)
 

@@ -55,6 +55,7 @@ from .protocol import (
     ENV_NETWORK,
     ENV_RUNNER_TOKEN_SHA256,
     ENV_SESSION_TOKEN,
+    JUPYTER_TOOLS_KERNEL,
     MAX_BODY_BYTES,
     token_matches,
 )
@@ -225,7 +226,9 @@ async def serve(args: argparse.Namespace) -> int:
     # unknown means the cautious story: not isolated, and maybe a network
     isolated = os.environ.pop(ENV_ISOLATED, "0").strip() == "1"
     network = os.environ.pop(ENV_NETWORK, "1").strip() != "0"
-    jupyter_tools = os.environ.pop(ENV_JUPYTER_TOOLS, "0").strip() == "1"
+    tools_env = os.environ.pop(ENV_JUPYTER_TOOLS, "0").strip()
+    jupyter_tools = tools_env in ("1", JUPYTER_TOOLS_KERNEL)
+    kernel_tools = tools_env == JUPYTER_TOOLS_KERNEL
     if not config_json:
         raise UsageError(f"{ENV_CONFIG} must hold the AgentConfig JSON")
     try:
@@ -287,6 +290,7 @@ async def serve(args: argparse.Namespace) -> int:
             isolated=isolated,
             network=network,
             jupyter_tools=jupyter_tools,
+            kernel_tools=kernel_tools,
         )
     )
     checkpoints = None

@@ -83,6 +83,8 @@ __all__ = [
     "ENV_CONFIG",
     "ENV_ISOLATED",
     "ENV_JUPYTER_TOOLS",
+    "JUPYTER_TOOLS_KERNEL",
+    "jupyter_tools_env",
     "ENV_NETWORK",
     "ENV_RUNNER_TOKEN_SHA256",
     "ENV_SESSION_TOKEN",
@@ -106,6 +108,17 @@ ENV_RUNNER_TOKEN_SHA256 = "AGCLUSTER_RUNNER_TOKEN_SHA256"
 ENV_ISOLATED = "AGCLUSTER_ISOLATED"
 #: "1" when the server brokers the ``jupyter`` MCP tools (the user's notebooks) for it
 ENV_JUPYTER_TOOLS = "AGCLUSTER_JUPYTER_TOOLS"
+#: its values: "0" none, "1" the notebook tools, "kernel" the notebook and kernel tools
+JUPYTER_TOOLS_KERNEL = "kernel"
+
+
+def jupyter_tools_env(notebooks: bool, kernel: bool) -> str:
+    """The value of ``AGCLUSTER_JUPYTER_TOOLS`` for a runner."""
+    if not notebooks:
+        return "0"
+    return JUPYTER_TOOLS_KERNEL if kernel else "1"
+
+
 #: "1" when the agent's tools can reach the network, "0" when they cannot
 ENV_NETWORK = "AGCLUSTER_NETWORK"
 #: a served file's own name (URL-quoted UTF-8), for the server's Content-Disposition

@@ -566,6 +566,9 @@ class SessionManager:
             folder_workspace=session.record.folder is not None,
             workspace_readonly=session.record.workspace_readonly,
             jupyter_tools=self.notebook_access is not None,
+            kernel_tools=self.notebook_access is not None
+            and self.notebook_access.kernels is not None
+            and session.record.config.kernel_access != "deny",
             labels={
                 LABEL_SESSION: session.id,
                 LABEL_CONFIG: session.record.config_id,

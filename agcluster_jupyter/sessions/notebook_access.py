@@ -14,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ..kernels.door import NoKernel
+from ..kernels.tools import KERNEL_TOOLS, RUN_TOOLS, KernelCallContext, KernelTools
 from ..notebooks.grants import NotebookGrants, ToolError
 from ..notebooks.live import EditFeed
 from ..notebooks.tools import NotebookTools, ToolContext
@@ -25,9 +27,19 @@ __all__ = ["NotebookAccess"]
 class NotebookAccess:
     """The server's side of the ``jupyter`` MCP server, for every session."""
 
-    def __init__(self, tools: NotebookTools, root_dir: Path) -> None:
+    def __init__(
+        self,
+        tools: NotebookTools,
+        root_dir: Path,
+        kernels: KernelTools | None = None,
+        *,
+        kernel_call_timeout: float = 120.0,
+    ) -> None:
         self.tools = tools
         self.root_dir = root_dir
+        #: the kernel tools (None: not offered, whatever a session's kernel_access says)
+        self.kernels = kernels
+        self.kernel_call_timeout = kernel_call_timeout
         #: every edit, for the pages that reload open notebooks (``notebooks/live.py``)
         self.feed = EditFeed()
 
@@ -70,7 +82,50 @@ class NotebookAccess:
             self.feed.publish(path, "", session.id)
         return paths
 
+    async def grant_kernels(self, session: Session, paths: list[str]) -> dict[str, str]:
+        """The user grants the session the kernels running now for these notebooks (at
+        launch, or again after a restart): notebook -> kernel id of those running."""
+        if self.kernels is None or session.record.config.kernel_access == "deny":
+            return {}
+        granted = {}
+        for path in paths:
+            try:
+                ref = await self.kernels.door.kernel_of(path)
+            except NoKernel:
+                continue
+            session.record.kernel_grants[path] = ref.grant()
+            granted[path] = ref.kernel_id
+        if granted:
+            session.save()
+        return granted
+
+    async def _kernel_call(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
+        assert self.kernels is not None
+        config = session.record.config
+        if config.permission_mode == "plan" and tool in RUN_TOOLS:
+            return {"error": "not granted: in plan mode nothing runs in the user's kernel"}
+        ctx = KernelCallContext(
+            grants=await asyncio.to_thread(self.grants, session),
+            kernel_access=config.kernel_access,
+            kernel_grants=dict(session.record.kernel_grants),
+            approve=session.ask_permission,
+            timeout=self.kernel_call_timeout,
+        )
+        try:
+            result = await self.kernels.call(tool, args, ctx)
+        except ToolError as exc:
+            if ctx.call is not None:
+                session.log.append(ctx.call)
+            return {"error": str(exc)}
+        if ctx.call is not None:
+            session.log.append(ctx.call)
+        return {"result": result}
+
     async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
+        if tool in KERNEL_TOOLS:
+            if self.kernels is None or session.record.config.kernel_access == "deny":
+                return {"error": "not granted: this session has no access to the user's kernels"}
+            return await self._kernel_call(session, tool, args)
         ctx = ToolContext(
             grants=await asyncio.to_thread(self.grants, session),
             session_id=session.id,

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -54,6 +55,10 @@ from .eventlog import EventLog
 from .state import ACTIVE_STATES, can_transition
 
 __all__ = ["Session", "SessionRecord"]
+
+#: events only this server logs: a runner line claiming one is dropped (the runner shares
+#: its container with the agent, so it could be made to forge the audit)
+SERVER_LOGGED_EVENTS = frozenset({"permission_answer", "notebook_edit", "kernel_call"})
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,8 @@ class SessionRecord(BaseModel):
     workspace_baseline_bytes: int = 0
     #: notebooks of the Jupyter tree the launch granted the ``jupyter`` tools
     notebooks: list[str] = Field(default_factory=list)
+    #: notebook path -> the kernel process the user granted for it (kernels/door.py)
+    kernel_grants: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Session:
@@ -127,6 +134,8 @@ class Session:
         #: seconds a permission request may wait before it is denied; 0: it waits
         self.permission_timeout = 0.0
         self._permission_timers: dict[str, asyncio.TimerHandle] = {}
+        #: permission requests of this server's own (the kernel tools), by request id
+        self._server_requests: dict[str, asyncio.Future[tuple[bool, str, str]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self.record_dir = record_dir
         self.log = EventLog(record.session_id, record_dir / "events.jsonl")
@@ -301,6 +310,7 @@ class Session:
     async def detach(self) -> None:
         """Stop relaying (the runner itself is the provider's to stop)."""
         self._stopping = True
+        self._deny_server_requests("the session stopped")
         task, self._relay_task = self._relay_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -389,6 +399,13 @@ class Session:
             return
         if rseq <= self.log.last_rseq:
             return  # already have it (a reconnect overlapped)
+        if event.type in SERVER_LOGGED_EVENTS:
+            # who answered, what was edited, what ran in a kernel: this server's word only
+            log.warning(
+                "session %s: a runner line claiming a %s event dropped", self.id, event.type
+            )
+            self.log.skip(rseq)
+            return
         self.touch()
         if isinstance(event, StatusEvent):
             if event.state in {"busy", "idle"}:
@@ -557,6 +574,11 @@ class Session:
     ) -> None:
         """Answer a waiting request (only the server can: the runner wants its control
         token) and log who did."""
+        own = self._server_requests.get(request_id)
+        if own is not None and not own.done():
+            own.set_result((decision == "allow", answered_by, message))
+            self._log_answer(request_id, decision, answered_by, reason, note)
+            return
         handle = self.handle
         if handle is None or self.state not in ACTIVE_STATES:
             raise Conflict(f"the session is {self.state}; no permission request is waiting")
@@ -566,16 +588,45 @@ class Session:
             raise NotFound(f"no permission request {request_id!r} is waiting in this session")
         if response.status_code >= 400:
             raise BadRequest(_message(response))
+        self._log_answer(request_id, decision, answered_by, reason, note)
+
+    def _log_answer(
+        self, request_id: str, decision: str, answered_by: str, reason: str, note: str
+    ) -> None:
         self._forget_permission(request_id)
         self.log.append(
             PermissionAnswerEvent(
                 request_id=request_id,
                 decision="allow" if decision == "allow" else "deny",
                 answered_by=answered_by,
-                reason=reason,
+                reason="timeout" if reason == "timeout" else "user",
                 message=note,
             )
         )
+
+    async def ask_permission(
+        self, tool_name: str, tool_input: dict[str, Any]
+    ) -> tuple[bool, str, str]:
+        """A permission request of this server's own (the kernel tools: asked here, so a
+        runner cannot skip it), logged and answered like the runner's, through the same
+        REST call and ``permission_timeout``.  (allowed, who answered, their message);
+        denied when the turn ends or the session stops first."""
+        request_id = f"srv_{secrets.token_hex(8)}"
+        future: asyncio.Future[tuple[bool, str, str]] = asyncio.get_running_loop().create_future()
+        self._server_requests[request_id] = future
+        event = PermissionRequestEvent(request_id=request_id, tool_name=tool_name, input=tool_input)
+        self.log.append(event)
+        self._track_permission(event)
+        try:
+            return await future
+        finally:
+            self._server_requests.pop(request_id, None)
+            self._forget_permission(request_id)
+
+    def _deny_server_requests(self, why: str) -> None:
+        for future in self._server_requests.values():
+            if not future.done():
+                future.set_result((False, "", why))
 
     # -- permission timeouts --------------------------------------------------------------
 
@@ -592,6 +643,7 @@ class Session:
         elif isinstance(event, DoneEvent):
             for request_id in list(self._permission_timers):
                 self._forget_permission(request_id)
+            self._deny_server_requests("the turn ended")
 
     def _forget_permission(self, request_id: str) -> None:
         timer = self._permission_timers.pop(request_id, None)

@@ -135,6 +135,18 @@ export interface NotebookEditEvent extends EventBase {
   deleted: string[];
 }
 
+/** A kernel tool call that reached one of the user's kernels, as this server logged it. */
+export interface KernelCallEvent extends EventBase {
+  type: 'kernel_call';
+  notebook: string;
+  kernel_id: string;
+  tool: string;
+  code: string;
+  approved_by: string;
+  duration_ms: number;
+  outcome: string;
+}
+
 export type AgentEvent =
   | StatusEvent
   | TextDeltaEvent
@@ -150,7 +162,8 @@ export type AgentEvent =
   | DoneEvent
   | CheckpointEvent
   | RewindEvent
-  | NotebookEditEvent;
+  | NotebookEditEvent
+  | KernelCallEvent;
 
 export type EventType = AgentEvent['type'];
 
@@ -169,7 +182,8 @@ export const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'done',
   'checkpoint',
   'rewind',
-  'notebook_edit'
+  'notebook_edit',
+  'kernel_call'
 ]);
 
 /**

@@ -570,6 +570,13 @@ export interface components {
     /** @enum {string} */
     PermissionMode: 'default' | 'acceptEdits' | 'plan' | 'bypassPermissions';
     /**
+     * @description the user's kernels through the jupyter tools: deny (not offered), ask (the default:
+     *     every run_cell/run_code is a permission request showing the code), allow (no
+     *     prompts; refused with bypassPermissions unless allow_unattended_kernel_access)
+     * @enum {string}
+     */
+    KernelAccess: 'deny' | 'ask' | 'allow';
+    /**
      * @description An agent config, as preset YAML files hold it and `agents/launch` accepts inline.
      *     Unknown fields are refused; a 400 names the field at fault
      *     (`config.resource_limits.memory`, `config.agents.frontend.tools.2`).
@@ -581,6 +588,7 @@ export interface components {
       allowed_tools?: string[];
       disallowed_tools?: string[];
       permission_mode?: components['schemas']['PermissionMode'];
+      kernel_access?: components['schemas']['KernelAccess'];
       system_prompt?:
         | null
         | string
@@ -649,6 +657,7 @@ export interface components {
        *     not exist yet (create_notebook makes it) but its folder must, inside the tree
        */
       notebooks?: string[];
+      kernel_access?: components['schemas']['KernelAccess'];
     } & (unknown | unknown);
     Launched: {
       session_id: string;
@@ -663,6 +672,9 @@ export interface components {
       workspace_readonly?: boolean;
       /** @description the notebooks the launch granted, as resolved (relative to root_dir) */
       notebooks?: string[];
+      kernel_access?: components['schemas']['KernelAccess'];
+      /** @description the notebooks whose running kernel the launch granted */
+      kernels?: string[];
       warning?: string;
     };
     Usage: {
@@ -739,7 +751,8 @@ export interface components {
       | 'done'
       | 'checkpoint'
       | 'rewind'
-      | 'notebook_edit';
+      | 'notebook_edit'
+      | 'kernel_call';
     /**
      * @description One server-sent event (the stream is `id: {seq}\nevent: {type}\ndata: {json}\n\n`
      *     frames, plus a `: heartbeat` comment when idle).  As in OpenAPI 3.2's

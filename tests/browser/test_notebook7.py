@@ -81,6 +81,12 @@ def notebook7(lab: Lab) -> Iterator[Any]:
     # and its own console error at start-up, the same with this extension blocked
     # (checked with a route that aborts labextensions/agcluster-jupyter/)
     lab.take_errors(r"^notebook 7 console: Cannot convert undefined or null to object \(")
+    # jupyter-collaboration (installed for the tests, the [collaboration] extra): its
+    # timeline plugin needs JupyterLab's status bar, which Notebook 7 does not have
+    lab.take_errors(
+        r"^notebook 7 console: Plugin '@jupyter/docprovider-extension:statusBarTimeline' "
+        r"failed to activate\. TypeError: No provider for: @jupyterlab/statusbar:IStatusBar"
+    )
 
 
 def menu(page: Page, *path: str) -> None:
