@@ -344,10 +344,12 @@ class AgClusterClient:
         name: str | None = None,
         notebook: str | None = None,
         workspace: str | None = None,
+        kernel_access: str | None = None,
     ) -> dict[str, Any]:
         """Start a session of a preset (or an inline ``config``); → ``{session_id, ...}``.
         ``notebook``: the path of the notebook that starts it (shown with the session, and
-        its jupyter tools may edit it); ``workspace``: a folder of the tree to work in."""
+        its jupyter tools may edit it, and its running kernel is granted unless
+        ``kernel_access`` is ``deny``); ``workspace``: a folder of the tree to work in."""
         body: dict[str, Any] = {"config": config} if config is not None else {}
         if config is None:
             body["config_id"] = config_id or "code-assistant"
@@ -359,6 +361,8 @@ class AgClusterClient:
             body["notebook"] = notebook
         if workspace is not None:
             body["workspace"] = workspace
+        if kernel_access is not None:
+            body["kernel_access"] = kernel_access
         return self._json("POST", "agents/launch", json=body, timeout=120.0)
 
     def sessions(self) -> list[dict[str, Any]]:

@@ -85,6 +85,8 @@ class CellArgs:
     workspace: str | None = None
     #: the reply is written as new cells below the cell (``--cells``)
     cells: bool = False
+    #: the session is not granted this notebook's kernel (``--no-kernel``)
+    no_kernel: bool = False
 
     @property
     def key(self) -> str:
@@ -108,6 +110,7 @@ def _cell_parser() -> _Parser:
     parser.add_argument("--here", action="store_true")
     parser.add_argument("--workspace", metavar="PATH")
     parser.add_argument("--cells", action="store_true")
+    parser.add_argument("--no-kernel", dest="no_kernel", action="store_true")
     return parser
 
 
@@ -147,6 +150,7 @@ def parse_cell_args(line: str) -> CellArgs:
         approve,
         workspace,
         ns.cells,
+        ns.no_kernel,
     )
 
 

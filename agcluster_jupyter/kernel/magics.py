@@ -228,6 +228,7 @@ class AgentMagics(Magics):
             name=name,
             notebook=os.environ.get("JPY_SESSION_NAME") or None,
             workspace=self._workspace_path(args.workspace),
+            kernel_access="deny" if args.no_kernel else None,
         )
         session_id: str = reply["session_id"]
         self.sessions[args.key] = session_id
@@ -285,7 +286,9 @@ class AgentMagics(Magics):
     def _auto_approve(self, turn: _Turn, event: Event) -> None:
         if event.type != "permission_request" or not turn.approve:
             return
-        if "*" in turn.approve or "all" in turn.approve or event.tool_name in turn.approve:
+        # the jupyter tools by their short names too: --approve run_cell
+        short = event.tool_name.removeprefix("mcp__jupyter__")
+        if {"*", "all", event.tool_name, short} & turn.approve:
             self.client.permission(turn.session_id, event.request_id, "allow")
 
     def _finish(self, args: CellArgs, turn: _Turn) -> dict[str, Any]:
@@ -316,10 +319,12 @@ class AgentMagics(Magics):
     def agent(self, line: str, cell: str) -> None:
         """Send the cell to an agent: ``%%agent [PRESET] [--session NAME] [--new]
         [--out VAR] [--quiet] [--with VAR[:FORMAT]] [--mode MODE] [--approve TOOLS]
-        [--here | --workspace PATH] [--cells]``.  ``{name}`` in the cell is replaced by that
-        variable; ``--here`` has the agent work in the notebook's folder, ``--workspace`` in
-        that one (from the notebook's folder), instead of a folder of its own; ``--cells``
-        writes the reply as new cells below (code blocks as code cells)."""
+        [--here | --workspace PATH] [--cells] [--no-kernel]``.  ``{name}`` in the cell is
+        replaced by that variable; ``--here`` has the agent work in the notebook's folder,
+        ``--workspace`` in that one (from the notebook's folder), instead of a folder of
+        its own; ``--cells`` writes the reply as new cells below (code blocks as code
+        cells).  The session is granted this notebook's kernel (every run asks first;
+        ``--approve run_cell`` approves those for this cell), unless ``--no-kernel``."""
         args, prompt = self._prepare(line, cell)
         renderer = TurnRenderer(self._rich(), args.quiet)
         turn = _Turn("", prompt)

@@ -187,6 +187,13 @@ def test_with_mode_and_approve_options() -> None:
             parse_cell_args(line)
 
 
+def test_no_kernel_and_approving_kernel_runs() -> None:
+    args = parse_cell_args("data-analysis --no-kernel")
+    assert args.no_kernel is True
+    assert parse_cell_args("data-analysis").no_kernel is False
+    assert parse_cell_args("-a run_cell,run_code").approve == ("run_cell", "run_code")
+
+
 def test_agent_cells_become_awaits_in_a_kernel() -> None:
     from agcluster_jupyter.kernel.magics import await_agent_cells
 
