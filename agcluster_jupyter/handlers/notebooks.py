@@ -7,14 +7,20 @@ Routes (relative to ``{base_url}api/agcluster/``)::
     GET notebooks/edits   ?after=N&timeout=S: the jupyter tools' edits after N, waiting up
                           to S seconds (at most 30) for one: {edits: [{n, path, version,
                           session_id}], last}
+    POST agents/{id}/kernels  {notebook}: the user grants the session the kernel running
+                          now for that notebook (again, after a restart): {notebook,
+                          kernel_id}
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import BadRequest, Conflict
+from ..notebooks.grants import ToolError
 from ..notebooks.live import DIRTY_TTL
 from ..queryargs import parse_int
 from ..sessions.notebook_access import NotebookAccess
@@ -70,7 +76,42 @@ class EditsHandler(_NotebooksHandler):
         self.write_json({"edits": [item.to_json() for item in items], "last": feed.last})
 
 
+class KernelGrantHandler(_NotebooksHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = self.manager.get_session(session_id)  # NotFound for unknown ids
+        body = self.get_json_object()
+        unknown = sorted(set(body) - {"notebook"})
+        if unknown:
+            raise BadRequest(
+                f"unknown field {unknown[0]!r}; a kernel grant takes notebook", field=unknown[0]
+            )
+        notebook = body.get("notebook")
+        if not isinstance(notebook, str) or not notebook or len(notebook) > 4096:
+            raise BadRequest(
+                "notebook must be a notebook's path in the Jupyter tree", field="notebook"
+            )
+        access = self.access
+        if access.kernels is None or session.record.config.kernel_access == "deny":
+            raise Conflict("this session has no access to kernels (kernel_access deny)")
+        grants = await asyncio.to_thread(access.grants, session)
+        try:
+            granted = grants.check(notebook)
+        except ToolError as exc:
+            raise BadRequest(
+                f"{exc}; grant the session the notebook first", field="notebook"
+            ) from None
+        kernels = await access.grant_kernels(session, [granted.api_path])
+        if granted.api_path not in kernels:
+            raise Conflict(
+                f"{granted.api_path!r} has no running kernel: open it and start its kernel first"
+            )
+        self.write_json({"notebook": granted.api_path, "kernel_id": kernels[granted.api_path]})
+
+
 NOTEBOOK_ROUTES: list[tuple[str, type[AgClusterHandler]]] = [
     (r"notebooks/open", OpenNotebookHandler),
     (r"notebooks/edits", EditsHandler),
+    (r"agents/(?P<session_id>[A-Za-z0-9_-]+)/kernels/?", KernelGrantHandler),
 ]

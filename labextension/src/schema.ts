@@ -456,6 +456,30 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/agents/{session_id}/kernels': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Grant the session the kernel running now for one of its notebooks.
+     * @description The kernel tools reach only the kernel process the user granted: at launch, the
+     *     kernels running for the launch's notebooks; after a restart (a new process), this
+     *     grants the new one.  The notebook must be granted to the session already.
+     */
+    post: operations['grantKernel'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/notebooks/edits': {
     parameters: {
       query?: never;
@@ -1700,6 +1724,42 @@ export interface operations {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
+      409: components['responses']['Conflict'];
+    };
+  };
+  grantKernel: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        session_id: components['parameters']['SessionId'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          notebook: string;
+        };
+      };
+    };
+    responses: {
+      /** @description granted */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            notebook: string;
+            kernel_id: string;
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
       409: components['responses']['Conflict'];
     };
   };

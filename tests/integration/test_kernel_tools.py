@@ -254,6 +254,31 @@ async def test_timeouts_caps_and_a_restarted_kernel(
     (result,) = _results(await chat_sse(api, sid, "after the restart"))
     assert result["is_error"] and "restarted since the user granted it" in result["output"]
 
+    # until the user grants it again
+    granted = await api(f"agents/{sid}/kernels", method="POST", body={"notebook": "long.ipynb"})
+    assert granted == {"notebook": "long.ipynb", "kernel_id": ref.kernel_id}
+    scripted_model.add_scenarios(
+        [
+            {
+                "match": "granted again",
+                "steps": [[_tool("list_variables", notebook="long.ipynb")]],
+                "final": "{result}",
+            }
+        ]
+    )
+    (result,) = _results(await chat_sse(api, sid, "granted again"))
+    assert not result["is_error"] and json.loads(result["output"])["variables"] == []
+    # a notebook the session was not granted, or one without a kernel: said so
+    error = await expect_error(
+        api(f"agents/{sid}/kernels", method="POST", body={"notebook": "other.ipynb"}), 400
+    )
+    assert "not granted" in error["message"]
+    await jp_serverapp.kernel_manager.shutdown_kernel(ref.kernel_id)
+    error = await expect_error(
+        api(f"agents/{sid}/kernels", method="POST", body={"notebook": "long.ipynb"}), 409
+    )
+    assert "no running kernel" in error["message"]
+
 
 async def test_kernel_access_deny_and_the_unattended_rule(
     api: Any, launched: Any, scripted_model: Any, jp_root_dir: Path

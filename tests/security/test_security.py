@@ -93,6 +93,8 @@ def body_for(method: str, path: str) -> dict[str, Any]:
         return {"json": {"config_id": "code-assistant"}}
     if path.endswith("notebooks/open"):
         return {"json": {"path": "x.ipynb", "dirty": True}}
+    if path.endswith("/kernels"):
+        return {"json": {"notebook": "x.ipynb"}}
     return {}
 
 
@@ -163,7 +165,7 @@ def test_cookie_requests_need_the_xsrf_token(
         url = live_server.url
         assert client.get(url + f"agents/sessions/{sid}").status_code == 200  # the cookie works
         unsafe = [(m, p) for m, p in concrete_routes(sid) if m in ("POST", "DELETE", "PUT")]
-        assert {m for m, _ in unsafe} == {"POST", "DELETE", "PUT"} and len(unsafe) == 12
+        assert {m for m, _ in unsafe} == {"POST", "DELETE", "PUT"} and len(unsafe) == 13
         for method, path in unsafe:
             response = client.request(method, url + path, **body_for(method, path))
             assert response.status_code == 403, (method, path, response.status_code)
