@@ -53,7 +53,12 @@ export function ChatTab({
           ))}
         </div>
         {view.permissions.map(p => (
-          <Permission key={p.request_id} request={p} session={session} />
+          <Permission
+            key={p.request_id}
+            request={p}
+            session={session}
+            rendermime={rendermime}
+          />
         ))}
         <ToolTimeline view={view} />
         <TaskList view={view} />

@@ -6,6 +6,8 @@
  *
  *   permission-request     (data-request-id, data-tool-name)
  *   permission-approve, permission-deny
+ *   permission-kernel-run  a run in the user's kernel: permission-notebook (where) and
+ *                          permission-code (the exact code, highlighted)
  *   tool-timeline          the tool calls (ul)
  *   tool-call              one call (data-tool-name, data-status: running|ok|error|
  *                          waiting|interrupted, data-tool-use-id); nested under its Task
@@ -14,9 +16,11 @@
  *   task-list, task-item   tasks (data-status: pending|in_progress|completed)
  */
 
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
+import { Markdown } from './markdown';
 import { seconds } from './format';
 import {
   PendingPermission,
@@ -30,14 +34,34 @@ import {
 import { Section } from './section';
 import { SessionModel } from './session';
 
-/** A request of the agent to use a tool, waiting for the user's answer. */
+/** The tools that run code in the user's kernel (the server asks about each run). */
+const KERNEL_RUNS = new Set([
+  'mcp__jupyter__run_cell',
+  'mcp__jupyter__run_code'
+]);
+
+/** ``code`` as a fenced Markdown block no line of it can close early. */
+export function fencedPython(code: string): string {
+  const longest = Math.max(2, ...(code.match(/`+/g) ?? []).map(r => r.length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}python\n${code}\n${fence}`;
+}
+
+/** A request of the agent to use a tool, waiting for the user's answer.  A run in the
+ * user's kernel shows the notebook it runs in and the whole code, highlighted (as
+ * untrusted agent content), never a summary. */
 export function Permission({
   request,
-  session
+  session,
+  rendermime = null
 }: {
   request: PendingPermission;
   session: SessionModel;
+  rendermime?: IRenderMimeRegistry | null;
 }): JSX.Element {
+  const input = request.input ?? {};
+  const kernelRun =
+    KERNEL_RUNS.has(request.tool_name) && typeof input.code === 'string';
   return (
     <div
       className="jp-AgentsPanel-permission"
@@ -45,12 +69,37 @@ export function Permission({
       data-request-id={request.request_id}
       data-tool-name={request.tool_name}
     >
-      <div>
-        Allow <b>{request.tool_name}</b>?
-      </div>
-      <code className="jp-AgentsPanel-permissionInput">
-        {summarizeInput(request.input, 200)}
-      </code>
+      {kernelRun ? (
+        <div data-testid="permission-kernel-run">
+          <div>
+            Run this {request.tool_name.endsWith('run_cell') ? 'cell' : 'code'}{' '}
+            in the kernel of{' '}
+            <b data-testid="permission-notebook">{String(input.notebook)}</b>?
+          </div>
+          <div
+            className="jp-AgentsPanel-permissionCode"
+            data-testid="permission-code"
+          >
+            {rendermime ? (
+              <Markdown
+                text={fencedPython(input.code as string)}
+                rendermime={rendermime}
+              />
+            ) : (
+              <pre>{input.code as string}</pre>
+            )}
+          </div>
+        </div>
+      ) : (
+        <>
+          <div>
+            Allow <b>{request.tool_name}</b>?
+          </div>
+          <code className="jp-AgentsPanel-permissionInput">
+            {summarizeInput(request.input, 200)}
+          </code>
+        </>
+      )}
       <div className="jp-AgentsPanel-buttons">
         <button
           className="jp-mod-styled jp-mod-accept"

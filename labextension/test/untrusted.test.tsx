@@ -169,6 +169,13 @@ const HOSTILE = stamp([
     input: { file_path: '/workspace/x.html', content: TEXT }
   },
   {
+    // a run in the user's kernel: its whole code and its notebook, shown as text
+    type: 'permission_request',
+    request_id: 'srv_k1',
+    tool_name: 'mcp__jupyter__run_code',
+    input: { notebook: XSS.payloads['script'], kernel_id: 'k', code: TEXT }
+  },
+  {
     type: 'todo_update',
     todos: NAMES.map((n, i) => ({
       content: `${marker(n)} ${XSS.payloads[n]}`,
@@ -297,6 +304,27 @@ describe('the panel with a hostile session', () => {
     expect(chatSurfaces.permission.textContent).toContain(
       XSS.payloads['svg-onload']
     );
+    const run = $('permission-kernel-run')!;
+    expect(problems(run)).toEqual([]);
+    expect(
+      run.querySelector('[data-testid=permission-notebook]')?.textContent
+    ).toBe(XSS.payloads['script']);
+    const code = await until(
+      () =>
+        run
+          .querySelector('[data-testid=permission-code]')
+          ?.textContent?.includes(marker(NAMES[NAMES.length - 1]))
+          ? run.querySelector('[data-testid=permission-code]')
+          : null,
+      'the code rendered'
+    );
+    for (const name of NAMES) {
+      // all of it: no summary cuts a run's code short
+      expect([name, code.textContent?.includes(marker(name))]).toEqual([
+        name,
+        true
+      ]);
+    }
 
     (await until(() => $('tab-files'), 'the files tab')).click();
     const entry = await until(() => $('file-entry'), 'the hostile file name');
