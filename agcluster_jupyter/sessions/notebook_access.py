@@ -119,6 +119,9 @@ class NotebookAccess:
             return {"error": str(exc)}
         if ctx.call is not None:
             session.log.append(ctx.call)
+        if result.get("written_to_notebook"):
+            # the open page shows the outputs (it reloads the file; a room has them)
+            self.feed.publish(ctx.grants.check(args["notebook"]).api_path, "", session.id)
         return {"result": result}
 
     async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:

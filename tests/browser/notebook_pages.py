@@ -78,7 +78,7 @@ def chat(lab: Lab, session_id: str, message: str) -> dict[str, Any]:
 
 
 def open_notebook(lab: Lab, path: str) -> Any:
-    lab.execute("docmanager:open", {"path": path})
+    lab.execute_for_widget("docmanager:open", {"path": path})
     notebook = lab.page.locator(".jp-NotebookPanel:visible")
     expect(notebook.locator(".jp-Cell").first).to_be_visible()
     expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
