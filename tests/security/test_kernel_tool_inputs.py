@@ -34,7 +34,7 @@ from agcluster_jupyter.kernels import KERNEL_TOOLS, KernelDoor, KernelTools
 from agcluster_jupyter.kernels.tools import KernelCallContext
 from agcluster_jupyter.notebooks import NotebookGrants, NotebookTools, ToolError
 
-PROPS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+PROPS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 T = TypeVar("T")
 
 _NOTEBOOKS = st.sampled_from(
@@ -132,6 +132,7 @@ def kernel_world() -> Iterator[dict[str, Any]]:
 
             async def stop() -> None:
                 await kernels.shutdown_all()
+                sessions.close()  # its sqlite cursor, in the thread that made it
 
             loop.run(stop())
             loop.close()
