@@ -182,6 +182,8 @@ def test_widget_surfaces_are_inert_and_readable() -> None:
              "input": {"command": text}},
             {"type": "permission_request", "request_id": "t2", "tool_name": PAYLOADS["svg-onload"],
              "input": {"command": text}},
+            {"type": "permission_request", "request_id": "srv_k", "tool_name":
+             "mcp__jupyter__run_code", "input": {"notebook": PAYLOADS["script"], "code": text}},
             {"type": "tool_result", "tool_use_id": "t1", "is_error": True, "output": text},
             {"type": "todo_update", "todos": [
                 {"content": f"{marker(n)} {p}", "status": s, "activeForm": f"{marker(n)} {p}"}
@@ -203,6 +205,11 @@ def test_widget_surfaces_are_inert_and_readable() -> None:
     assert_inert_and_readable(widget._rows["t1"].line.value, names)
     assert_inert_and_readable(widget.tasks.value, names[:3])
     assert_inert_and_readable(widget.chat.outputs[-1]["data"]["text/html"], names)
+    # a run in the user's kernel: all of its code (no summary), and its notebook, as text
+    (run,) = [r for r in widget.permission_box.children if r.request_id == "srv_k"]
+    card = run.children[0].value
+    assert_inert_and_readable(card, names)
+    assert "<pre" in card and html.escape(PAYLOADS["script"]) in card
 
 
 class _FakeFiles:

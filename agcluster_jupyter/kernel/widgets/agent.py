@@ -44,6 +44,24 @@ _STATE_COLOURS = {
 _RENDER_INTERVAL = 0.1
 #: events rendered the moment they arrive; the rest are coalesced
 _RENDER_AT_ONCE = frozenset({"permission_request", "error", "done"})
+#: the tools that run code in the user's kernel (the server asks about each run)
+KERNEL_RUNS = frozenset({"mcp__jupyter__run_cell", "mcp__jupyter__run_code"})
+
+
+def highlighted_python(code: str) -> str:
+    """The agent's code as HTML: highlighted by Pygments (which escapes every token), in a
+    scrolling block; plain escaped text if Pygments is missing."""
+    style = "max-height: 24em; overflow: auto; margin: 4px 0"
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:  # pragma: no cover - IPython depends on Pygments
+        return f'<pre style="{style}">{html.escape(code)}</pre>'
+    formatter = HtmlFormatter(noclasses=True, nowrap=True)
+    return f'<pre style="{style}">{highlight(code, PythonLexer(), formatter)}</pre>'
+
+
 #: characters of a tool's input or output shown when its row is expanded
 _DETAIL_LIMIT = 20_000
 
@@ -404,11 +422,21 @@ class AgentWidget(widgets.VBox):
             deny = widgets.Button(description="Deny", icon="times", button_style="danger")
             approve.on_click(lambda _b, rid=request.request_id: self.decide(rid, "allow"))
             deny.on_click(lambda _b, rid=request.request_id: self.decide(rid, "deny"))
-            label = widgets.HTML(
-                f"✋ <b>{html.escape(request.tool_name)}</b> wants to run "
-                f"<code>{html.escape(request.summary)}</code>"
-            )
-            row = widgets.HBox([label, approve, deny], layout={"align_items": "center"})
+            code = request.input.get("code")
+            if request.tool_name in KERNEL_RUNS and isinstance(code, str):
+                # a run in the user's kernel: where, and all of the code, never a summary
+                where = html.escape(str(request.input.get("notebook", "")))
+                label = widgets.HTML(
+                    f"✋ Run this in the kernel of <b>{where}</b>?{highlighted_python(code)}"
+                )
+                buttons = widgets.HBox([approve, deny])
+                row = widgets.VBox([label, buttons])
+            else:
+                label = widgets.HTML(
+                    f"✋ <b>{html.escape(request.tool_name)}</b> wants to run "
+                    f"<code>{html.escape(request.summary)}</code>"
+                )
+                row = widgets.HBox([label, approve, deny], layout={"align_items": "center"})
             row.request_id = request.request_id
             row.approve, row.deny = approve, deny
             rows.append(row)
