@@ -160,10 +160,9 @@ class LaunchHandler(AgClusterHandler):
             session.record.notebook = self._tree_path(notebook) if notebook else ""
             session.record.notebooks = notebooks
             session.save()
-            access = self.manager.notebook_access
-            if access is not None:  # the kernels running for them now, granted
-                granted = [session.record.notebook] if session.record.notebook else []
-                await access.grant_kernels(session, granted + notebooks)
+        access = self.manager.notebook_access
+        if access is not None:  # the kernels running now for its notebooks, granted
+            await access.grant_kernels_at_launch(session)
         reply: dict[str, Any] = {
             "session_id": session.id,
             "agent_id": session.handle.agent_id if session.handle else None,

@@ -66,6 +66,14 @@ class KernelDoor:
         self.kernels = kernel_manager
         self.sessions = session_manager
 
+    async def notebooks_running(self) -> list[str]:
+        """The notebooks that have a running kernel now (their tree paths)."""
+        return sorted(
+            str(session["path"])
+            for session in await ensure_async(self.sessions.list_sessions())
+            if session.get("type") == "notebook" and (session.get("kernel") or {}).get("id")
+        )
+
     async def kernel_of(self, api_path: str) -> KernelRef:
         """The running kernel of the notebook at ``api_path``, or :class:`NoKernel`."""
         for session in await ensure_async(self.sessions.list_sessions()):

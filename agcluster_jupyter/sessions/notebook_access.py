@@ -99,6 +99,23 @@ class NotebookAccess:
             session.save()
         return granted
 
+    async def grant_kernels_at_launch(self, session: Session) -> list[str]:
+        """At launch, the user grants the kernels running for the notebooks the session is
+        granted: its %%agent notebook, the launch's ``notebooks``, and those in its
+        folder workspace.  The notebooks whose kernel was granted."""
+        if self.kernels is None or session.record.config.kernel_access == "deny":
+            return []
+        grants = await asyncio.to_thread(self.grants, session)
+        wanted = [session.record.notebook] if session.record.notebook else []
+        wanted += session.record.notebooks
+        for path in await self.kernels.door.notebooks_running():
+            try:
+                if grants.check(path).in_workspace:
+                    wanted.append(path)
+            except ToolError:
+                continue
+        return sorted(await self.grant_kernels(session, sorted(set(wanted))))
+
     async def _kernel_call(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
         assert self.kernels is not None
         config = session.record.config

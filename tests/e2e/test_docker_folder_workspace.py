@@ -5,6 +5,7 @@ jupyter tools by the agent in the container."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 
 import nbformat
 import pytest
+from jupyter_server.services.sessions.sessionmanager import KernelName, ModelName
 
+from agcluster_jupyter.kernels.door import KernelDoor
 from agcluster_jupyter.notebooks.cells import version_of
 
-from ..support import bash_scenario, chat_sse, expect_error
+from ..support import bash_scenario, chat_sse, expect_error, parse_sse
 from .docker_support import containers_of, inspect
 
 pytestmark = [pytest.mark.docker, pytest.mark.cli]
@@ -151,3 +154,86 @@ async def test_the_agent_in_docker_edits_the_users_notebook_through_the_server(
     assert [c.source for c in nbformat.read(path, as_version=4).cells] == ["x = 1", "y = x + 1"]
     await api(f"agents/{sid}/checkpoints/1/restore", method="POST", body={})
     assert [c.source for c in nbformat.read(path, as_version=4).cells] == ["x = 1"]
+
+
+async def test_the_agent_in_docker_looks_into_the_users_kernel_and_runs_what_was_approved(
+    api: Any,
+    launched: Any,
+    require_docker: Any,
+    scripted_model: Any,
+    jp_serverapp: Any,
+    project: Path,
+) -> None:
+    """ "Why does my model underfit?": the data-analysis agent, isolated in its container,
+    looks at ``df`` in the kernel the user runs for a notebook of the folder, proposes a
+    cell and, approved, runs it there; the output lands in the notebook and nothing it was
+    not allowed ran (a denied run left the kernel as it was)."""
+    path = project / "fit.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(len(df), 'rows')", id="check")]
+    nbformat.write(nb, path)
+    os.chown(path, *OWNER)
+    await jp_serverapp.session_manager.create_session(
+        path="project/fit.ipynb",
+        name=ModelName("fit.ipynb"),
+        type="notebook",
+        kernel_name=KernelName("python3"),
+    )
+    door = KernelDoor(jp_serverapp.kernel_manager, jp_serverapp.session_manager)
+    ref = await door.kernel_of("project/fit.ipynb")
+    setup = "import pandas as pd\ndf = pd.DataFrame({'x': range(5), 'y': [0, 1, 0, 1, 0]})"
+    assert (await door.execute(ref, setup, timeout=60)).status == "ok"
+
+    def call(tool: str, **args: Any) -> list[dict[str, Any]]:
+        return [{"tool_use": {"name": f"mcp__jupyter__{tool}", "input": args}}]
+
+    scripted_model.add_scenarios(
+        [
+            {
+                "match": "why does my model underfit",
+                "steps": [
+                    call("inspect_variable", notebook="project/fit.ipynb", name="df"),
+                    call("run_code", notebook="project/fit.ipynb", code="df = None"),
+                    call("run_cell", notebook="project/fit.ipynb", cell_id="check"),
+                ],
+                "final": "Looked and ran the check.",
+            }
+        ]
+    )
+    session = await launched("data-analysis", workspace="project")
+    assert session["kernels"] == ["project/fit.ipynb"], session
+    sid = session["session_id"]
+    turn = asyncio.ensure_future(chat_sse(api, sid, "why does my model underfit?"))
+    answers = iter(["deny", "allow"])
+    asked: list[dict[str, Any]] = []
+    while len(asked) < 2:
+        log = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
+        waiting = [
+            e
+            for e in log
+            if e["type"] == "permission_request"
+            and e["request_id"] not in {a["request_id"] for a in asked}
+        ]
+        if waiting:
+            asked.append(waiting[0])
+            await api(
+                f"agents/{sid}/permissions/{waiting[0]['request_id']}",
+                method="POST",
+                body={"decision": next(answers)},
+            )
+        else:
+            assert not turn.done(), "the turn ended before both runs asked"
+            await asyncio.sleep(0.1)
+    events = await asyncio.wait_for(turn, 180)
+    inspected, denied, ran = [e for e in events if e["type"] == "tool_result"]
+    assert json.loads(inspected["output"])["shape"] == [5, 2]
+    assert denied["is_error"] and "denied" in denied["output"]
+    assert "5 rows" in json.loads(ran["output"])["outputs"][0]["text"]
+    assert [a["input"]["code"] for a in asked] == ["df = None", "print(len(df), 'rows')"]
+    cell = nbformat.read(path, as_version=4).cells[0]
+    assert "5 rows" in cell.outputs[0]["text"]
+    # the denied run did not run: df is still the user's
+    check = await door.execute(
+        ref, "", timeout=30, silent=True, store_history=False, user_expressions={"n": "len(df)"}
+    )
+    assert check.user_expressions["n"]["data"]["text/plain"] == "5"
