@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .events import CheckpointEvent, Event
+from .events import CheckpointEvent, Event, KernelCallEvent
 from .untrusted import MARKER_KEY, details_html, markdown_cell_source, text_html
 
 __all__ = ["EXPORT_FORMATS", "TurnDiffs", "to_jsonl", "to_markdown", "to_notebook"]
@@ -59,6 +59,17 @@ def _file_text(f: dict[str, Any]) -> str:
     return str(f.get("diff") or "")[:_EXPORT_DIFF_CHARS]
 
 
+def _kernel_call(e: KernelCallEvent) -> str:
+    """What an agent did in the user's kernel, as Markdown: where, what, who allowed it,
+    how it ended; the code itself fenced (never as a runnable cell)."""
+    who = f", approved by {e.approved_by}" if e.approved_by else ""
+    head = (
+        f"**In the kernel of `{e.notebook}`** (kernel `{e.kernel_id}`): `{e.tool}`{who}, "
+        f"{e.outcome} in {e.duration_ms / 1000:.1f} s"
+    )
+    return f"{head}\n\n{_fence(e.code, 'python')}" if e.code else head
+
+
 def to_markdown(events: Iterable[Event], title: str, diffs: TurnDiffs | None = None) -> str:
     out = [f"# {title}", ""]
     for e in events:
@@ -97,6 +108,8 @@ def to_markdown(events: Iterable[Event], title: str, diffs: TurnDiffs | None = N
             out += ["</details>", ""]
         elif e.type == "rewind":
             out += [f"_Rewound to before turn {e.turn}: the later turns were undone._", ""]
+        elif e.type == "kernel_call":
+            out += [_kernel_call(e), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -224,6 +237,8 @@ def to_notebook(
             nb.html(details_html(_changes_summary(e), body))
         elif e.type == "rewind":
             nb.markdown(f"_Rewound to before turn {e.turn}: the later turns were undone._")
+        elif e.type == "kernel_call":
+            nb.markdown(_kernel_call(e))
     nb.flush_tools()
     return {
         "nbformat": 4,

@@ -11,6 +11,7 @@ from agcluster_jupyter.events import (
     DoneEvent,
     ErrorEvent,
     Event,
+    KernelCallEvent,
     MessageEvent,
     ResultEvent,
     TextDeltaEvent,
@@ -18,7 +19,7 @@ from agcluster_jupyter.events import (
     ToolResultEvent,
     ToolUseEvent,
 )
-from agcluster_jupyter.export import EXPORT_FORMATS, to_notebook
+from agcluster_jupyter.export import EXPORT_FORMATS, to_markdown, to_notebook
 from agcluster_jupyter.untrusted import markdown_cell_source
 
 
@@ -131,3 +132,38 @@ def test_sub_agent_text_and_odd_inputs() -> None:
     assert len(odd) < 250
     assert read == "<li><strong>Read</strong> <code>a`b`</code></li>"
     assert bash.startswith("<li><strong>Bash</strong>")  # not a command: no code cell
+
+
+def test_what_ran_in_the_users_kernel_is_in_both_exports() -> None:
+    events: list[Event] = [
+        KernelCallEvent(
+            notebook="fit.ipynb",
+            kernel_id="k-1",
+            tool="inspect_variable",
+            approved_by="inspection",
+            duration_ms=12,
+            outcome="ok",
+        ),
+        KernelCallEvent(
+            notebook="fit.ipynb",
+            kernel_id="k-1",
+            tool="run_code",
+            code="model.fit(X, y)\nprint('```')",
+            approved_by="alice",
+            duration_ms=1500,
+            outcome="ok",
+        ),
+        KernelCallEvent(
+            notebook="fit.ipynb", kernel_id="k-1", tool="run_code", code="del df", outcome="denied"
+        ),
+    ]
+    markdown = to_markdown(events, "audit")
+    assert "**In the kernel of `fit.ipynb`** (kernel `k-1`): `inspect_variable`" in markdown
+    assert "`run_code`, approved by alice, ok in 1.5 s" in markdown
+    assert "````python\nmodel.fit(X, y)\nprint('```')\n````" in markdown
+    assert "`run_code`, denied in 0.0 s\n\n```python\ndel df\n```" in markdown
+    nb = _valid(to_notebook(events, "audit"))
+    # shown, never runnable: no code cell holds the kernel's code
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown"] * 4
+    assert "model.fit(X, y)" in _source(nb["cells"][2])
+    assert "del df" in _source(nb["cells"][3]) and "denied" in _source(nb["cells"][3])
