@@ -236,3 +236,24 @@ def test_new_or_changed_images_of_a_turn() -> None:
         )
     )
     assert new_images(before, after) == ["new.JPG", "old.png"]
+
+
+def test_approve_matches_the_jupyter_tools_by_their_short_names() -> None:
+    from types import SimpleNamespace
+
+    from agcluster_jupyter.events import PermissionRequestEvent
+    from agcluster_jupyter.kernel.magics import AgentMagics, _Turn
+
+    answered: list[tuple[str, str, str]] = []
+    client = SimpleNamespace(permission=lambda *a: answered.append(a))
+    magics = SimpleNamespace(client=client)
+    turn = _Turn("s1", "hi", approve={"run_cell"})
+
+    def ask(request_id: str, tool: str) -> None:
+        event = PermissionRequestEvent(request_id=request_id, tool_name=tool, input={})
+        AgentMagics._auto_approve(magics, turn, event)  # type: ignore[arg-type]
+
+    ask("a", "mcp__jupyter__run_cell")
+    ask("b", "mcp__jupyter__run_code")  # not the one approved ahead
+    ask("c", "mcp__other__run_cell")  # another MCP server's tool: only by its full name
+    assert answered == [("s1", "a", "allow")]
