@@ -21,6 +21,7 @@ from ..support import (
     chat_sse,
     descendants,
     expect_error,
+    next_permission_request,
     parse_sse,
     runner_pids,
 )
@@ -275,14 +276,7 @@ async def test_permission_request_waits_for_approval(
     session = await launched(config=CAREFUL)
     sid = session["session_id"]
     turn = asyncio.ensure_future(chat_sse(api, sid, "make marker please"))
-    request = None
-    for _ in range(300):
-        events = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
-        request = next((e for e in events if e["type"] == "permission_request"), None)
-        if request:
-            break
-        await asyncio.sleep(0.1)
-    assert request is not None, "no permission_request event"
+    request = await next_permission_request(api, sid, turn)
     assert request["tool_name"] == "Bash"
     assert not (Path(session["workspace"]) / "marker.txt").exists()
     await expect_error(

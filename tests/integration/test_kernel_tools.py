@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,12 @@ import pytest
 
 from agcluster_jupyter.kernels.door import KernelDoor
 
-from ..support import chat_sse, event_log, expect_error, parse_sse
+from ..support import chat_sse, event_log, expect_error, next_permission_request
+from .agent_tree import AGENT, agent_reachable_root
 
 pytestmark = pytest.mark.cli
 
-AGENT = pwd.getpwnam("nobody")
-
-
-@pytest.fixture
-def jp_root_dir(agent_dirs: dict[str, Path]) -> Path:
-    """The Jupyter tree, where the agent user can reach it (tmp_path is 0700)."""
-    root = agent_dirs["base"] / "tree"
-    root.mkdir()
-    root.chmod(0o755)
-    return root
+jp_root_dir = pytest.fixture(agent_reachable_root, name="jp_root_dir")
 
 
 @pytest.fixture
@@ -83,24 +74,14 @@ def _results(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _answer_next_request(api: Any, sid: str, turn: Any, decision: str) -> dict[str, Any]:
-    """Wait for the turn's (next unanswered) permission request and answer it."""
-    for _ in range(600):
-        log = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
-        answered = {e["request_id"] for e in log if e["type"] == "permission_answer"}
-        waiting = [
-            e for e in log if e["type"] == "permission_request" and e["request_id"] not in answered
-        ]
-        if waiting:
-            request = waiting[0]
-            await api(
-                f"agents/{sid}/permissions/{request['request_id']}",
-                method="POST",
-                body={"decision": decision, "message": "" if decision == "allow" else "not now"},
-            )
-            return request
-        assert not turn.done(), "the turn ended without a permission request"
-        await asyncio.sleep(0.1)
-    raise AssertionError("no permission request")
+    """Wait for the turn's next unanswered permission request and answer it."""
+    request = await next_permission_request(api, sid, turn)
+    await api(
+        f"agents/{sid}/permissions/{request['request_id']}",
+        method="POST",
+        body={"decision": decision, "message": "" if decision == "allow" else "not now"},
+    )
+    return request
 
 
 async def test_the_agent_looks_at_a_dataframe_and_an_array_without_running_anything(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,18 @@ import pytest
 
 from agcluster_jupyter.notebooks.cells import version_of
 
-from ..support import CAREFUL, chat_sse, event_log, expect_error, parse_sse
+from ..support import (
+    CAREFUL,
+    chat_sse,
+    event_log,
+    expect_error,
+    next_permission_request,
+)
+from .agent_tree import AGENT, agent_reachable_root
 
 pytestmark = pytest.mark.cli
 
-AGENT = pwd.getpwnam("nobody")
-
-
-@pytest.fixture
-def jp_root_dir(agent_dirs: dict[str, Path]) -> Path:
-    """The Jupyter tree, where the agent user can reach it (tmp_path is 0700)."""
-    root = agent_dirs["base"] / "tree"
-    root.mkdir()
-    root.chmod(0o755)
-    return root
+jp_root_dir = pytest.fixture(agent_reachable_root, name="jp_root_dir")
 
 
 def _notebook(path: Path, *sources: str) -> dict[str, Any]:
@@ -278,14 +275,7 @@ async def test_default_mode_asks_before_an_edit_and_a_denial_changes_nothing(
     session = await launched(config=CAREFUL, notebooks=["nb.ipynb"])
     sid = session["session_id"]
     turn = asyncio.ensure_future(chat_sse(api, sid, "careful edit"))
-    request = None
-    for _ in range(600):
-        log = parse_sse(await api(f"agents/{sid}/events", params={"follow": "false"}))
-        request = next((e for e in log if e["type"] == "permission_request"), None)
-        if request or turn.done():
-            break
-        await asyncio.sleep(0.1)
-    assert request is not None, "no permission_request for the edit"
+    request = await next_permission_request(api, sid, turn)
     # the read asked no one; the edit asks, showing what it would do
     assert request["tool_name"] == "mcp__jupyter__edit_notebook"
     assert request["input"]["edits"] == [{"op": "delete", "cell_id": "c0"}]

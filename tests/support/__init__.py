@@ -33,6 +33,7 @@ __all__ = [
     "descendants",
     "event_log",
     "expect_error",
+    "next_permission_request",
     "parse_sse",
     "runner_pids",
     "serving",
@@ -99,6 +100,23 @@ async def chat_sse(api: Any, session_id: str, message: str, **kwargs: Any) -> li
         **kwargs,
     )
     return parse_sse(text)
+
+
+async def next_permission_request(
+    api: Any, session_id: str, turn: Any = None, *, answered: set[str] | None = None
+) -> dict[str, Any]:
+    """The session's first permission request not in ``answered``, once it is logged
+    (polling its event log; ``turn``, the running chat, must not end first)."""
+    for _ in range(600):
+        log = parse_sse(await api(f"agents/{session_id}/events", params={"follow": "false"}))
+        done = {e["request_id"] for e in log if e["type"] == "permission_answer"}
+        done |= answered or set()
+        for event in log:
+            if event["type"] == "permission_request" and event["request_id"] not in done:
+                return event
+        assert turn is None or not turn.done(), "the turn ended without a permission request"
+        await asyncio.sleep(0.1)
+    raise AssertionError("no permission request")
 
 
 async def expect_error(coro: Any, status: int) -> dict[str, Any]:
