@@ -368,6 +368,19 @@ export class AgClusterAPI {
     );
   }
 
+  /** The user grants the session the kernel running now for one of its notebooks. */
+  grantKernel(
+    sessionId: string,
+    notebook: string
+  ): Promise<RestReply<'grantKernel'>> {
+    const body: RestBody<'grantKernel'> = { notebook };
+    return this.json<RestReply<'grantKernel'>>(
+      `agents/${enc(sessionId)}/kernels`,
+      'POST',
+      body
+    );
+  }
+
   files(sessionId: string): Promise<FileTree> {
     return this.json<RestReply<'tree'>>(`files/${enc(sessionId)}`);
   }

@@ -60,7 +60,10 @@ export function ChatTab({
             rendermime={rendermime}
           />
         ))}
-        <ToolTimeline view={view} />
+        <ToolTimeline
+          view={view}
+          onGrantKernel={notebook => session.grantKernel(notebook)}
+        />
         <TaskList view={view} />
       </div>
       {session.errors.chat && (

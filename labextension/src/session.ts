@@ -153,6 +153,17 @@ export class SessionModel {
     this._emit();
   }
 
+  /** Grant the session the notebook's running kernel (after a restart); the outcome as
+   * a line for the tool call it came from. */
+  async grantKernel(notebook: string): Promise<string> {
+    try {
+      const reply = await this.agents.api.grantKernel(this.sessionId, notebook);
+      return `Granted: the kernel ${reply.kernel_id} of ${reply.notebook}. Ask the agent to try again.`;
+    } catch (error) {
+      return `Not granted: ${message(error)}`;
+    }
+  }
+
   /** Stop the session (its workspace is kept). */
   stop(): Promise<void> {
     return this.agents.stop(this.sessionId);

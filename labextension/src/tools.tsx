@@ -13,6 +13,8 @@
  *                          waiting|interrupted, data-tool-use-id); nested under its Task
  *   tool-call-row          its title row (click: input and output)
  *   tool-call-detail       its input and output
+ *   grant-kernel           on a kernel tool refused for an ungranted (restarted) kernel:
+ *                          grants the notebook's running kernel; grant-kernel-result
  *   task-list, task-item   tasks (data-status: pending|in_progress|completed)
  */
 
@@ -122,9 +124,12 @@ export function Permission({
 
 /** The tool calls of the session, in the order they started (none: nothing shown). */
 export function ToolTimeline({
-  view
+  view,
+  onGrantKernel
 }: {
   view: SessionView;
+  /** given: a kernel tool refused for want of a grant offers to grant it */
+  onGrantKernel?: (notebook: string) => Promise<string>;
 }): JSX.Element | null {
   const tree = callTree(view);
   if (tree.length === 0) {
@@ -134,7 +139,12 @@ export function ToolTimeline({
     <Section title={`Tools (${Object.keys(view.calls).length})`} name="tools">
       <ul className="jp-AgentsPanel-timeline" data-testid="tool-timeline">
         {tree.map(call => (
-          <Call key={call.tool_use_id} call={call} sessionId={view.sessionId} />
+          <Call
+            key={call.tool_use_id}
+            call={call}
+            sessionId={view.sessionId}
+            onGrantKernel={onGrantKernel}
+          />
         ))}
       </ul>
     </Section>
@@ -169,14 +179,29 @@ export function TaskList({ view }: { view: SessionView }): JSX.Element | null {
   );
 }
 
+/** A kernel tool the server refused because the notebook's kernel is not (or no longer)
+ * granted: the notebook to grant, else null. */
+export function kernelToGrant(call: ToolCallNode): string | null {
+  const notebook = call.input?.notebook;
+  const refused =
+    call.status === 'error' &&
+    call.name.startsWith('mcp__jupyter__') &&
+    /not granted: the kernel of /.test(call.output ?? '');
+  return refused && typeof notebook === 'string' ? notebook : null;
+}
+
 function Call({
   call,
-  sessionId
+  sessionId,
+  onGrantKernel
 }: {
   call: ToolCallNode;
   sessionId: string;
+  onGrantKernel?: (notebook: string) => Promise<string>;
 }): JSX.Element {
   const [open, setOpen] = useState(false);
+  const [granted, setGranted] = useState<string | null>(null);
+  const grantable = onGrantKernel ? kernelToGrant(call) : null;
   const Caret = open ? caretDownIcon : caretRightIcon;
   return (
     <li
@@ -218,10 +243,33 @@ function Call({
           )}
         </div>
       )}
+      {grantable && (
+        <div className="jp-AgentsPanel-callNote">
+          {granted === null ? (
+            <button
+              className="jp-mod-styled jp-mod-accept"
+              data-testid="grant-kernel"
+              onClick={() => {
+                setGranted('Granting…');
+                void onGrantKernel!(grantable).then(setGranted);
+              }}
+            >
+              Grant the kernel of {grantable}
+            </button>
+          ) : (
+            <span data-testid="grant-kernel-result">{granted}</span>
+          )}
+        </div>
+      )}
       {call.childNodes.length > 0 && (
         <ul className="jp-AgentsPanel-timeline jp-AgentsPanel-children">
           {call.childNodes.map(child => (
-            <Call key={child.tool_use_id} call={child} sessionId={sessionId} />
+            <Call
+              key={child.tool_use_id}
+              call={child}
+              sessionId={sessionId}
+              onGrantKernel={onGrantKernel}
+            />
           ))}
         </ul>
       )}

@@ -5,6 +5,7 @@ A denied run changes nothing in the kernel."""
 
 from __future__ import annotations
 
+import httpx
 import nbformat
 import pytest
 
@@ -77,3 +78,58 @@ def test_the_approval_card_shows_the_code_and_approve_runs_it_in_the_open_notebo
     calls = [e for e in log if e["type"] == "kernel_call"]
     assert [(c["tool"], c["outcome"]) for c in calls] == [("run_cell", "ok")]
     assert lab.take_errors() == []
+
+
+def test_a_restarted_kernel_is_granted_again_from_the_refused_call(
+    lab: Lab, lab_model: ScriptedModelServer
+) -> None:
+    folder = project_folder(lab, "restart")
+    nb = nbformat.read(folder / "nb.ipynb", as_version=4)
+    nbformat.write(nb, folder / "nb.ipynb")
+    open_notebook(lab, "restart/nb.ipynb")
+    lab.wait_until(lambda: _kernel_id(lab, "restart/nb.ipynb"), "the notebook's kernel")
+    look = {
+        "name": "mcp__jupyter__list_variables",
+        "input": {"notebook": "restart/nb.ipynb"},
+    }
+    lab_model.add_scenarios(
+        [
+            {"match": "look at my kernel", "steps": [[{"tool_use": look}]], "final": "Looked."},
+            {"match": "look once more", "steps": [[{"tool_use": look}]], "final": "{result}"},
+        ]
+    )
+    reply = lab.server.post(
+        "agents/launch", {"config_id": "code-assistant", "notebooks": ["restart/nb.ipynb"]}
+    )
+    assert reply.json()["kernels"] == ["restart/nb.ipynb"], reply.text
+    session_id = reply.json()["session_id"]
+    # the user restarts the kernel: a new process, not the one they granted
+    kernel_id = _kernel_id(lab, "restart/nb.ipynb")
+    restarted = httpx.post(
+        f"{lab.root}api/kernels/{kernel_id}/restart", headers=lab.server.headers, timeout=60
+    )
+    assert restarted.status_code == 200, restarted.text
+
+    panel = AgentsPanel(lab)
+    panel.open()
+    panel.root.locator(f"[data-testid=session-row][data-session-id='{session_id}']").click()
+    panel.send("look at my kernel")
+    panel.assistant_says("Looked.")
+    call = panel.tool_call("mcp__jupyter__list_variables")
+    expect(call).to_have_attribute("data-status", "error")
+    call.get_by_test_id("grant-kernel").click()
+    expect(call.get_by_test_id("grant-kernel-result")).to_contain_text(
+        f"Granted: the kernel {kernel_id} of restart/nb.ipynb"
+    )
+    panel.send("look once more")
+    said = panel.assistant_says('"variables"')
+    expect(said).not_to_contain_text("not granted")
+    assert lab.take_errors() == []
+
+
+def _kernel_id(lab: Lab, path: str) -> str:
+    sessions = httpx.get(f"{lab.root}api/sessions", headers=lab.server.headers).json()
+    for session in sessions:
+        if session["path"] == path and session.get("kernel"):
+            return str(session["kernel"]["id"])
+    return ""
