@@ -145,7 +145,8 @@ class KernelCallEvent(EventBase):
     #: turn), or who answered the permission request
     approved_by: str = ""
     duration_ms: int = 0
-    #: ok | error | timeout | denied | refused
+    #: ok | error | timeout | busy (the kernel did not answer; nothing ran) | denied |
+    #: refused
     outcome: str = "refused"
 
 

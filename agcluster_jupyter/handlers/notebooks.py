@@ -99,9 +99,9 @@ class KernelGrantHandler(_NotebooksHandler):
         try:
             granted = grants.check(notebook)
         except ToolError as exc:
-            raise BadRequest(
-                f"{exc}; grant the session the notebook first", field="notebook"
-            ) from None
+            # a well-formed path the session is not granted: the session's state, not the
+            # request, is what stands in the way
+            raise Conflict(f"{exc}; grant the session the notebook first") from None
         kernels = await access.grant_kernels(session, [granted.api_path])
         if granted.api_path not in kernels:
             raise Conflict(

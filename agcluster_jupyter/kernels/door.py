@@ -51,7 +51,7 @@ class KernelRef:
 class Execution:
     """What one execute request gave back."""
 
-    status: str = "ok"  # ok | error | aborted | timeout
+    status: str = "ok"  # ok | error | aborted | timeout | busy (nothing was sent)
     execution_count: int | None = None
     #: nbformat output dicts, in order (consecutive stream text merged)
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -65,6 +65,10 @@ class KernelDoor:
     def __init__(self, kernel_manager: Any, session_manager: Any) -> None:
         self.kernels = kernel_manager
         self.sessions = session_manager
+        #: one request of ours per kernel at a time: two clients of this process running
+        #: requests in one kernel at once lose the first one's replies (seen with
+        #: jupyter_client 8: the first never sees its idle status)
+        self._running: dict[str, asyncio.Lock] = {}
 
     async def notebooks_running(self) -> list[str]:
         """The notebooks that have a running kernel now (their tree paths)."""
@@ -105,14 +109,49 @@ class KernelDoor:
         user_expressions: dict[str, str] | None = None,
     ) -> Execution:
         """Run ``code`` in the kernel and collect its outputs; past ``timeout`` seconds the
-        kernel is interrupted and the execution's status is ``timeout``."""
+        kernel is interrupted and the execution's status is ``timeout``.  While another
+        request of ours runs there it waits (up to ``timeout``: then ``busy``)."""
+        lock = self._running.setdefault(ref.kernel_id, asyncio.Lock())
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout)
+        except asyncio.TimeoutError:
+            return Execution(status="busy", duration_ms=int((time.monotonic() - started) * 1000))
+        try:
+            return await self._execute(
+                ref,
+                code,
+                timeout=max(0.1, timeout - (time.monotonic() - started)),
+                silent=silent,
+                store_history=store_history,
+                user_expressions=user_expressions,
+            )
+        finally:
+            lock.release()
+
+    async def _execute(
+        self,
+        ref: KernelRef,
+        code: str,
+        *,
+        timeout: float,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, str] | None,
+    ) -> Execution:
         manager = self.kernels.get_kernel(ref.kernel_id)
         client = manager.client()
         client.start_channels()
         started = time.monotonic()
         result = Execution()
         try:
-            await asyncio.wait_for(client.wait_for_ready(), timeout=min(timeout, 30.0))
+            try:
+                await asyncio.wait_for(client.wait_for_ready(), timeout=min(timeout, 30.0))
+            except (asyncio.TimeoutError, RuntimeError):
+                # busy with the user's own cell (or dying): nothing was sent to run, and
+                # the user's cell is not ours to interrupt
+                result.status = "busy"
+                return result
             msg_id = client.execute(
                 code,
                 silent=silent,

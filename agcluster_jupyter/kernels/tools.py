@@ -121,7 +121,7 @@ class KernelTools:
         call.duration_ms = run.duration_ms
         call.outcome = _outcome(run)
         reply = _run_reply(run, ctx.timeout)
-        if tool == "run_cell":
+        if tool == "run_cell" and run.status != "busy":
             written = await self.notebooks.set_outputs(
                 granted, args["cell_id"], run.outputs, run.execution_count
             )
@@ -176,10 +176,11 @@ class KernelTools:
         )
         call.duration_ms = run.duration_ms
         call.outcome = _outcome(run)
+        if run.status == "busy":
+            raise ToolError(_BUSY)
         if run.status == "timeout":
             raise ToolError(
-                f"timeout: the kernel was busy for {ctx.timeout:g} s and was interrupted; "
-                "it may be running the user's code"
+                f"timeout: the inspection ran past {ctx.timeout:g} s and was interrupted"
             )
         try:
             return parse_result({"user_expressions": run.user_expressions}, "summary")
@@ -188,8 +189,14 @@ class KernelTools:
             raise ToolError(str(exc)) from None
 
 
+_BUSY = (
+    "timeout: the kernel did not answer (it is busy, likely with the user's own cell); "
+    "nothing ran: try again later"
+)
+
+
 def _outcome(run: Execution) -> str:
-    return run.status if run.status in ("ok", "error", "timeout") else "error"
+    return run.status if run.status in ("ok", "error", "timeout", "busy") else "error"
 
 
 def _run_reply(run: Execution, timeout: float) -> dict[str, Any]:
@@ -201,4 +208,6 @@ def _run_reply(run: Execution, timeout: float) -> dict[str, Any]:
     }
     if run.status == "timeout":
         reply["note"] = f"it ran past {timeout:g} s (kernel_call_timeout) and was interrupted"
+    elif run.status == "busy":
+        reply["note"] = _BUSY
     return reply

@@ -108,12 +108,13 @@ class NotebookAccess:
         grants = await asyncio.to_thread(self.grants, session)
         wanted = [session.record.notebook] if session.record.notebook else []
         wanted += session.record.notebooks
-        for path in await self.kernels.door.notebooks_running():
-            try:
-                if grants.check(path).in_workspace:
-                    wanted.append(path)
-            except ToolError:
-                continue
+        if session.record.folder is not None:  # a folder workspace: its open notebooks
+            for path in await self.kernels.door.notebooks_running():
+                try:
+                    if grants.check(path).in_workspace:
+                        wanted.append(path)
+                except ToolError:
+                    continue
         return sorted(await self.grant_kernels(session, sorted(set(wanted))))
 
     async def _kernel_call(self, session: Session, tool: str, args: Any) -> dict[str, Any]:

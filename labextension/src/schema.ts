@@ -471,7 +471,8 @@ export interface paths {
      * Grant the session the kernel running now for one of its notebooks.
      * @description The kernel tools reach only the kernel process the user granted: at launch, the
      *     kernels running for the launch's notebooks; after a restart (a new process), this
-     *     grants the new one.  The notebook must be granted to the session already.
+     *     grants the new one.  The notebook must be granted to the session already (else a
+     *     409, as for a notebook without a running kernel).
      */
     post: operations['grantKernel'];
     delete?: never;

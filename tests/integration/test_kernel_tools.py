@@ -251,7 +251,7 @@ async def test_timeouts_caps_and_a_restarted_kernel(
     assert not result["is_error"] and json.loads(result["output"])["variables"] == []
     # a notebook the session was not granted, or one without a kernel: said so
     error = await expect_error(
-        api(f"agents/{sid}/kernels", method="POST", body={"notebook": "other.ipynb"}), 400
+        api(f"agents/{sid}/kernels", method="POST", body={"notebook": "other.ipynb"}), 409
     )
     assert "not granted" in error["message"]
     await jp_serverapp.kernel_manager.shutdown_kernel(ref.kernel_id)

@@ -133,6 +133,7 @@ def kernel_world() -> Iterator[dict[str, Any]]:
             async def stop() -> None:
                 await kernels.shutdown_all()
                 sessions.close()  # its sqlite cursor, in the thread that made it
+                kernels.context.destroy(linger=0)  # the kernels' zmq context: ours here
 
             loop.run(stop())
             loop.close()

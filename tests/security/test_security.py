@@ -462,6 +462,12 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
         {"path": "a.ipynb", "dirty": False, "page": 3},
         {"path": "a.ipynb", "dirty": False, "extra": 1},
     ],
+    "agents/{sid}/kernels": [
+        {"notebook": 1},
+        {"notebook": ""},
+        {},
+        {"notebook": "a.ipynb", "x": 1},
+    ],
 }
 
 
