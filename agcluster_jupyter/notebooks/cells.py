@@ -63,6 +63,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def plain(content: Any) -> dict[str, Any]:
+    """A notebook (a NotebookNode, a shared document's dict) as plain JSON data: what the
+    version hash and the edits work on."""
+    data: dict[str, Any] = json.loads(json.dumps(content))
+    return data
+
+
 def version_of(nb: Mapping[str, Any]) -> str:
     """A short hash of the notebook's content: changes whenever anything in it does."""
     canonical = json.dumps(nb, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .cells import plain
 
 __all__ = ["PRESENCE_SECONDS", "SharedNotebook", "SharedNotebooks"]
 
@@ -37,11 +38,6 @@ _RENEW_SECONDS = 10.0
 GLOBAL_AWARENESS_ROOM = "JupyterLab:globalAwareness"
 #: the transaction origin of an agent's edit (a page's undo manager tracks only its own)
 EDIT_ORIGIN = "agcluster-agent"
-
-
-def _plain(content: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(json.dumps(content))
-    return data
 
 
 def _color(session_id: str) -> str:
@@ -60,7 +56,7 @@ class SharedNotebook:
 
     def content(self) -> dict[str, Any]:
         """The notebook as the room holds it now (the pages' state, typing included)."""
-        return _plain(self.document.get())
+        return plain(self.document.get())
 
     def apply(self, notebook: Mapping[str, Any]) -> None:
         """Bring the room to ``notebook`` (an edit of what :meth:`content` gave, with no

@@ -16,7 +16,6 @@ text starts with why: ``invalid``, ``not granted``, ``not found``, ``stale``, ``
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from .cells import (
     changed_under,
     new_notebook,
     notebook_view,
+    plain,
     version_of,
 )
 from .grants import Granted, NotebookGrants, ToolError
@@ -73,12 +73,6 @@ class ToolContext:
     readonly_folder: bool = False
     #: filled by an edit or create: the session logs it
     edit: NotebookEditEvent | None = None
-
-
-def _plain(content: Any) -> dict[str, Any]:
-    """A NotebookNode as plain JSON data (what the hash and the edits work on)."""
-    data: dict[str, Any] = json.loads(json.dumps(content))
-    return data
 
 
 class NotebookTools:
@@ -157,7 +151,7 @@ class NotebookTools:
                 f"invalid: {granted.api_path!r} cannot be read as a notebook "
                 f"({exc.log_message or exc.reason})"
             ) from None
-        return _plain(model["content"])
+        return plain(model["content"])
 
     @staticmethod
     def _still_there(granted: Granted) -> None:
@@ -313,7 +307,7 @@ class NotebookTools:
             if exc.status_code == 404:
                 return None
             raise
-        return _plain(model["content"])
+        return plain(model["content"])
 
     async def put_back(self, contents: dict[str, dict[str, Any] | None]) -> list[str]:
         """Write each notebook as given (None: delete it); the paths that changed."""

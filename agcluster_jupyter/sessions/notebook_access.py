@@ -132,14 +132,13 @@ class NotebookAccess:
         try:
             result = await self.kernels.call(tool, args, ctx)
         except ToolError as exc:
-            if ctx.call is not None:
-                session.log.append(ctx.call)
             return {"error": str(exc)}
-        if ctx.call is not None:
-            session.log.append(ctx.call)
-        if result.get("written_to_notebook"):
+        finally:
+            if ctx.call is not None:  # every call that reached a kernel, refused or run
+                session.log.append(ctx.call)
+        if ctx.call is not None and result.get("written_to_notebook"):
             # the open page shows the outputs (it reloads the file; a room has them)
-            self.feed.publish(ctx.grants.check(args["notebook"]).api_path, "", session.id)
+            self.feed.publish(ctx.call.notebook, "", session.id)
         return {"result": result}
 
     async def __call__(self, session: Session, tool: str, args: Any) -> dict[str, Any]:
