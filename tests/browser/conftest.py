@@ -275,10 +275,21 @@ class Lab:
         return bool(self.page.evaluate("id => window.jupyterapp.commands.hasCommand(id)", command))
 
     def execute(self, command: str, args: dict[str, Any] | None = None) -> Any:
-        """Run a JupyterLab command the way a menu or shortcut would."""
-        return self.page.evaluate(
-            "([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}]
-        )
+        """Run a JupyterLab command the way a menu or shortcut would; its answer as JSON,
+        or None for one that cannot be (a command like docmanager:open answers with its
+        widget, whose object graph Playwright at times fails to serialize after the
+        command ran)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            return self.page.evaluate(
+                "([id, args]) => window.jupyterapp.commands.execute(id, args)",
+                [command, args or {}],
+            )
+        except PlaywrightError as exc:
+            if "serialize" not in str(exc):
+                raise
+            return None
 
     def execute_for_widget(self, command: str, args: dict[str, Any] | None = None) -> None:
         """``execute`` for a command that answers with a widget (no JSON to bring back)."""

@@ -78,14 +78,7 @@ def chat(lab: Lab, session_id: str, message: str) -> dict[str, Any]:
 
 
 def open_notebook(lab: Lab, path: str) -> Any:
-    try:
-        lab.execute("docmanager:open", {"path": path})
-    except Exception as exc:  # playwright's Error: the widget it answers with, as JSON
-        # the command ran; only bringing its widget back failed ("object reference chain
-        # is too long", seen at times).  Awaiting it in the page instead stalls a later
-        # run-all of the notebook, so the call stays as it was.
-        if "serialize" not in str(exc):
-            raise
+    lab.execute("docmanager:open", {"path": path})
     notebook = lab.page.locator(".jp-NotebookPanel:visible")
     expect(notebook.locator(".jp-Cell").first).to_be_visible()
     expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
