@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_client.session import Session
 from jupyter_core.utils import ensure_async
 
 __all__ = ["Execution", "KernelDoor", "KernelRef", "NoKernel"]
@@ -65,9 +66,8 @@ class KernelDoor:
     def __init__(self, kernel_manager: Any, session_manager: Any) -> None:
         self.kernels = kernel_manager
         self.sessions = session_manager
-        #: one request of ours per kernel at a time: two clients of this process running
-        #: requests in one kernel at once lose the first one's replies (seen with
-        #: jupyter_client 8: the first never sees its idle status)
+        #: one request of ours per kernel at a time (the kernel runs one at a time anyway;
+        #: this keeps a second call of ours from counting the first's run as its wait)
         self._running: dict[str, asyncio.Lock] = {}
 
     async def notebooks_running(self) -> list[str]:
@@ -140,7 +140,13 @@ class KernelDoor:
         user_expressions: dict[str, str] | None,
     ) -> Execution:
         manager = self.kernels.get_kernel(ref.kernel_id)
-        client = manager.client()
+        # a session of its own: ``manager.client()`` copies the manager's session, whose
+        # id is the shell socket's identity, so every other client made that way in this
+        # process (an extension's) would share one identity and take each other's replies
+        session = Session(
+            key=manager.session.key, signature_scheme=manager.session.signature_scheme
+        )
+        client = manager.client(session=session)
         client.start_channels()
         started = time.monotonic()
         result = Execution()
