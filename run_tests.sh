@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/venv.sh
-"$VENV/bin/pip" install --quiet -e '.[dev]'
+"$VENV/bin/pip" install --quiet -c scripts/constraints.txt -e '.[dev]'
 
 echo "== ruff"
 "$VENV/bin/ruff" check .
